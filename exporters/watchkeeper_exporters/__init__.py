@@ -1,0 +1,1 @@
+"""Exporters for watchkeeper: in-process instrumentation and a sidecar exporter."""
