@@ -1,0 +1,69 @@
+"""Assemble the pieces every signal builds into one Prometheus rule file per service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from watchkeeper.model import Alert, Piece, Recording, Scenario
+from watchkeeper.signals import BUILDERS
+from watchkeeper.spec import Service
+from watchkeeper.units import prometheus_duration
+
+
+@dataclass
+class Group:
+    """A rule group: recordings first, then the alerts that read them (same evaluation)."""
+
+    name: str
+    recordings: list[Recording] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    scenarios: list[Scenario] = field(default_factory=list)
+
+
+def build_groups(service: Service) -> list[Group]:
+    """Run every registered builder and merge their pieces into groups, in registry order.
+
+    Two signals may need the same recording (latency and errors both read the request
+    rate); identical recordings are kept once, since a series written twice per evaluation
+    would be a duplicate sample.
+    """
+    groups: dict[str, Group] = {}
+    for builder in BUILDERS:
+        for piece in builder(service):
+            _merge(groups.setdefault(piece.group, Group(f"{service.name}-{piece.group}")), piece)
+    return list(groups.values())
+
+
+def _merge(group: Group, piece: Piece) -> None:
+    for recording in piece.recordings:
+        if recording not in group.recordings:
+            group.recordings.append(recording)
+    group.alerts.extend(piece.alerts)
+    group.scenarios.extend(piece.scenarios)
+
+
+def _recording_rule(recording: Recording) -> dict:
+    rule: dict = {"record": recording.record, "expr": recording.expr}
+    if recording.labels:
+        rule["labels"] = dict(recording.labels)
+    return rule
+
+
+def _alert_rule(alert: Alert) -> dict:
+    rule: dict = {"alert": alert.name, "expr": alert.expr}
+    if alert.for_:
+        rule["for"] = prometheus_duration(alert.for_)
+    if alert.keep_firing_for:
+        rule["keep_firing_for"] = prometheus_duration(alert.keep_firing_for)
+    rule["labels"] = dict(alert.labels)
+    rule["annotations"] = dict(alert.annotations)
+    return rule
+
+
+def rule_file(groups: list[Group]) -> dict:
+    """The YAML document of a Prometheus rule file."""
+    return {"groups": [
+        {"name": group.name,
+         "rules": [*map(_recording_rule, group.recordings), *map(_alert_rule, group.alerts)]}
+        for group in groups
+    ]}

@@ -1,0 +1,142 @@
+"""Helpers shared by the signal modules: test timing, recordings of histograms and traffic."""
+
+from __future__ import annotations
+
+import math
+
+from watchkeeper import promql
+from watchkeeper.model import Recording, Series
+from watchkeeper.signals.threshold import Synthesis
+from watchkeeper.spec import Service
+from watchkeeper.units import format_number
+
+INSTANCE = "host-a:9090"  # the instance label of synthesized test series
+SAMPLES_PER_STEP = 1000  # events per test step: enough to clear any sensible min_events
+
+
+def test_step(service: Service) -> float:
+    """The promtool test interval: at most 1m, and fine enough for the service's windows.
+
+    A rate needs several samples in its window and a leak's quarter-window needs a few
+    too, so shorter windows (as in end-to-end specs) get a shorter step.
+    """
+    finest = service.rate_window / 4
+    if service.runtime:
+        for budget in (service.runtime.goroutines, service.runtime.threads,
+                       service.runtime.tasks):
+            if budget is not None and budget.leak is not None:
+                finest = min(finest, budget.leak.window / 8)
+    for step in (60.0, 30.0, 15.0, 10.0, 5.0, 1.0):
+        if step <= finest:
+            return step
+    return 1.0
+
+
+def window(service: Service) -> str:
+    return promql.window_suffix(service.rate_window)
+
+
+def service_selector(record: str, service: Service, **extra: str) -> str:
+    """Selector of a per-service recording: ``record{service="x"}``."""
+    return record + promql.matchers({"service": service.name}, **extra)
+
+
+def counter(per_step: float, samples: int) -> str:
+    """promtool notation of a counter growing by `per_step` each step: ``0+1000x12``."""
+    return f"0+{format_number(per_step)}x{samples}"
+
+
+def gauge(value: float, samples: int) -> str:
+    return f"{format_number(value)}x{samples}"
+
+
+def target_labels(service: Service) -> dict[str, str]:
+    """Labels of a synthesized series scraped from one instance of the service."""
+    return {**service.selector, "instance": INSTANCE}
+
+
+# --- Request rate and traffic guard ------------------------------------------------------------
+
+
+def rate_recording(service: Service, metric: str) -> Recording:
+    """Events per second of the whole service, e.g. requests from a histogram's _count."""
+    sel = promql.matchers(service.selector)
+    return Recording(
+        record=f"service:{metric}:rate{window(service)}",
+        expr=f"sum(rate({metric}{sel}[{window(service)}]))",
+        labels={"service": service.name},
+    )
+
+
+def traffic_guard(service: Service, metric: str, on: str = "service") -> str:
+    """PromQL that holds only with at least `min_events` events in the rate window.
+
+    Quantiles and ratios over a handful of events are noise; this keeps a single slow
+    request from paging anyone.
+    """
+    rate = service_selector(f"service:{metric}:rate{window(service)}", service)
+    return (f"on({on}) {rate} * {format_number(service.rate_window)} "
+            f">= {service.min_events}")
+
+
+def traffic_per_step(service: Service, step: float) -> float:
+    """Events per step that make the guard pass comfortably."""
+    needed = service.min_events * step / service.rate_window
+    return max(SAMPLES_PER_STEP, 1000 * math.ceil(needed * 4 / 1000))
+
+
+def sparse_per_step(service: Service, step: float) -> float:
+    """Events per step that leave the guard short: half of `min_events` per window."""
+    return service.min_events / 2 * step / service.rate_window
+
+
+# --- Histograms --------------------------------------------------------------------------------
+
+
+def quantile_recordings(service: Service, histogram: str, quantiles: list[tuple[str, float]],
+                        level: str = "service", aggregate: str = "sum by (le)",
+                        ) -> list[Recording]:
+    """Bucket rates summed to `level` by `aggregate`, then one recording per quantile.
+
+    ``level="service"`` sums every instance (request latency); ``level="instance"`` with
+    ``aggregate="sum without (generation)"`` keeps each instance (GC pauses).
+    """
+    w = window(service)
+    sel = promql.matchers(service.selector)
+    buckets = f"{level}_le:{histogram}_bucket:rate{w}"
+    records = [Recording(buckets, f"{aggregate} (rate({histogram}_bucket{sel}[{w}]))",
+                         {"service": service.name})]
+    for name, q in quantiles:
+        records.append(Recording(
+            record=f"{level}:{histogram}:{name}_rate{w}",
+            expr=f"histogram_quantile({format_number(q)}, "
+                 f"{service_selector(buckets, service)})",
+            labels={"service": service.name},
+        ))
+    return records
+
+
+def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value: float,
+                        per_step: float, samples: int, result: dict[str, str]) -> Synthesis:
+    """Bucket series whose q-quantile is exactly `value` (up to rounding of the bounds).
+
+    Two finite buckets (value/2 and 3·value/2) hold the observations; the lower one is filled
+    so that rank q·N falls in the middle of the upper one, where histogram_quantile's linear
+    interpolation lands on their midpoint.
+    """
+    low, high = float(f"{value / 2:.6g}"), float(f"{value * 1.5:.6g}")
+    below = round(max(0.0, 2 * q - 1) * per_step, 9)
+    exact = low + (high - low) * (q * per_step - below) / (per_step - below)
+    return Synthesis(
+        series=(
+            Series(promql.series(f"{histogram}_bucket", {**labels, "le": format_number(low)}),
+                   counter(below, samples)),
+            Series(promql.series(f"{histogram}_bucket", {**labels, "le": format_number(high)}),
+                   counter(per_step, samples)),
+            Series(promql.series(f"{histogram}_bucket", {**labels, "le": "+Inf"}),
+                   counter(per_step, samples)),
+            Series(promql.series(f"{histogram}_count", labels), counter(per_step, samples)),
+        ),
+        value=exact,
+        labels=result,
+    )

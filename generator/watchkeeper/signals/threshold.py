@@ -1,0 +1,221 @@
+"""The shape every budgeted signal shares: alerts per severity, and the scenarios proving them.
+
+A signal module describes *what* is measured (the PromQL value, its unit, how to synthesize
+input series that produce a chosen value); this module derives the alerting rules for each
+severity and the promtool scenarios: quiet just on the good side of the lowest budget,
+each severity just past its budget (not firing one step before `for` has elapsed, firing
+at it), and, where traffic matters, quiet despite a bad value when there is too little traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from watchkeeper import units
+from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, ExprCheck, Scenario, Series
+from watchkeeper.spec import Service, _Thresholds
+
+SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a signal's values read: the template function Prometheus renders them with."""
+
+    template: str
+    humanize: Callable[[float], str]
+    suffix: str = ""
+    whole: bool = False  # test values are rounded to whole numbers (counts, bytes)
+
+    def render(self, value: float) -> str:
+        return self.humanize(value) + self.suffix
+
+    def template_text(self) -> str:
+        return "{{ $value | " + self.template + " }}" + self.suffix
+
+
+DURATION = Unit("humanizeDuration", units.humanize_duration)
+RATIO = Unit("humanizePercentage", units.humanize_percentage)
+BYTES = Unit("humanize1024", units.humanize_1024, suffix="B", whole=True)
+COUNT = Unit("humanize", units.humanize, whole=True)
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """Input series that make the signal's expression return `value` with `labels`."""
+
+    series: tuple[Series, ...]
+    value: float
+    labels: dict[str, str]
+
+
+# (value wanted, samples to write) -> series producing it
+Synthesizer = Callable[[float, int], Synthesis]
+
+
+@dataclass(frozen=True)
+class ThresholdSignal:
+    """Everything needed to alert on one budget and to prove the alerts with promtool."""
+
+    signal: str
+    alert: str
+    subject: str  # "p99 HTTP latency", used in summary and description
+    where: str  # "of {service}" or "on {instance}": str.format with result label names
+    unit: Unit
+    budget: _Thresholds
+    value_expr: str  # PromQL whose value is compared with the budget
+    synthesize: Synthesizer
+    onset_steps: int  # evaluation steps before the expression first has a value (rates: 1)
+    guard: str | None = None  # PromQL joined with `and`: e.g. enough traffic to judge
+    sparse: Synthesizer | None = None  # a bad value with too little traffic: must stay quiet
+    recording: str | None = None  # selector of the recording holding the value, to check it
+    upper_bound: float | None = None  # values cannot exceed this (ratios: 1)
+    over: str = ""  # " over the last 5m" for values computed over a window
+
+
+def severities(budget: _Thresholds) -> list[tuple[str, float]]:
+    return [(sev, value) for sev in SEVERITIES if (value := getattr(budget, sev)) is not None]
+
+
+def alert_labels(service: Service, signal: str, severity: str) -> dict[str, str]:
+    return {"service": service.name, "signal": signal, "severity": severity, **service.labels}
+
+
+def runbook(service: Service, alert: str, signal: str) -> dict[str, str]:
+    if not service.runbook_url:
+        return {}
+    return {"runbook_url": service.runbook_url.format(service=service.name, alert=alert,
+                                                       signal=signal)}
+
+
+def _where(template: str, labels: dict[str, str] | None, service: Service) -> str:
+    """Render `where` either as a Go template (labels None) or with concrete labels."""
+    names = {name for name in _placeholders(template) if name != "service"}
+    values = {name: ("{{ $labels.%s }}" % name if labels is None else labels[name])
+              for name in names}
+    return template.format(service=service.name, **values)
+
+
+def _placeholders(template: str) -> list[str]:
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def _annotations(sig: ThresholdSignal, service: Service, severity: str, threshold: float,
+                 value_text: str, labels: dict[str, str] | None) -> dict[str, str]:
+    worse = "below" if sig.budget.lower_is_worse else "above"
+    where = _where(sig.where, labels, service)
+    return {
+        "summary": f"{sig.subject} {where} is {worse} its {severity} budget of "
+                   f"{sig.unit.render(threshold)}",
+        "description": f"{sig.subject} {where} is {value_text}{sig.over}; the {severity} "
+                       f"budget is {sig.unit.render(threshold)}.",
+        **runbook(service, sig.alert, sig.signal),
+    }
+
+
+def build_alerts(sig: ThresholdSignal, service: Service) -> list[Alert]:
+    """One alerting rule per declared severity, all under the signal's alert name."""
+    op = "<" if sig.budget.lower_is_worse else ">"
+    alerts = []
+    for severity, threshold in severities(sig.budget):
+        expr = f"{sig.value_expr} {op} {units.format_number(threshold)}"
+        if sig.guard:
+            expr += f"\nand {sig.guard}"
+        alerts.append(Alert(
+            name=sig.alert,
+            expr=expr,
+            for_=service.for_of(sig.budget),
+            labels=alert_labels(service, sig.signal, severity),
+            annotations=_annotations(sig, service, severity, threshold,
+                                     sig.unit.template_text(), None),
+            keep_firing_for=service.keep_firing_for,
+        ))
+    return alerts
+
+
+# --- Scenarios -------------------------------------------------------------------------------
+
+
+def _round(value: float, unit: Unit) -> float:
+    if unit.whole:
+        return float(round(value))
+    return float(f"{value:.3g}")
+
+
+def test_values(sig: ThresholdSignal) -> list[tuple[float, list[str]]]:
+    """Values on either side of each budget, each with the severities it must fire.
+
+    "Just past" is 10% of the budget (or half the gap to the next budget, if nearer),
+    so each case lands unambiguously on one side and nowhere near the other budget.
+    """
+    budget, bound = sig.budget, sig.upper_bound
+    levels = severities(budget)
+    sign = -1.0 if budget.lower_is_worse else 1.0
+    cases: list[tuple[float, list[str]]] = []
+    first = levels[0][1]
+    if budget.lower_is_worse:
+        quiet = first + ((bound or first * 2) - first) / 2
+    else:
+        quiet = first * 0.9
+    cases.append((quiet, []))
+    for index, (_, threshold) in enumerate(levels):
+        step = threshold * 0.1
+        if index + 1 < len(levels):
+            step = min(step, abs(levels[index + 1][1] - threshold) / 2)
+        value = threshold + sign * step
+        if bound is not None and value >= bound:
+            value = threshold + (bound - threshold) / 2
+        cases.append((value, [sev for sev, _ in levels[: index + 1]]))
+    return [(_round(value, sig.unit), fires) for value, fires in cases]
+
+
+def steps_for(duration: float, step: float) -> int:
+    return math.ceil(duration / step - 1e-9)
+
+
+def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario]:
+    """Quiet, each severity, and (where relevant) too-little-traffic scenarios for one signal."""
+    for_steps = steps_for(service.for_of(sig.budget), step)
+    onset = sig.onset_steps * step
+    fire_at = onset + for_steps * step
+    samples = sig.onset_steps + for_steps + 3
+    thresholds = dict(severities(sig.budget))
+    scenarios = []
+    for value, firing in test_values(sig):
+        synthesis = sig.synthesize(value, samples)
+        expected = tuple(
+            ExpectedAlert(
+                labels={**synthesis.labels, **alert_labels(service, sig.signal, sev)},
+                annotations=_annotations(sig, service, sev, thresholds[sev],
+                                         sig.unit.render(synthesis.value), synthesis.labels),
+            )
+            for sev in firing
+        )
+        checks: list[AlertCheck] = []
+        if firing and for_steps > 0:
+            checks.append(AlertCheck(fire_at - step, sig.alert))
+        checks.append(AlertCheck(fire_at, sig.alert, expected))
+        exprs = ()
+        if sig.recording:
+            exprs = (ExprCheck(fire_at, sig.recording, ((synthesis.labels, synthesis.value),)),)
+        label = "+".join(firing) if firing else "quiet"
+        scenarios.append(Scenario(
+            name=f"{sig.alert} {label} at {sig.unit.render(synthesis.value)}",
+            series=synthesis.series,
+            alert_checks=tuple(checks),
+            expr_checks=exprs,
+        ))
+    if sig.sparse is not None:
+        worst = severities(sig.budget)[-1][1]
+        bad = worst / 2 if sig.budget.lower_is_worse else worst * 2
+        synthesis = sig.sparse(bad, samples)
+        scenarios.append(Scenario(
+            name=f"{sig.alert} quiet with too little traffic to judge",
+            series=synthesis.series,
+            alert_checks=(AlertCheck(fire_at, sig.alert),),
+        ))
+    return scenarios

@@ -1,0 +1,385 @@
+"""The spec model (version 1): validated, typed, with defaults resolved.
+
+Two layers: the *input* models mirror the YAML exactly (every key optional where the
+contract says so, unknown keys forbidden) and are what pydantic validates; ``resolve()``
+then turns them into :class:`Service` objects whose every value is concrete (defaults
+merged, metric names chosen by language), which is all the builders ever see.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+from watchkeeper import units
+
+SPEC_VERSION = 1
+
+# --- Unit-typed scalars ----------------------------------------------------------------------
+
+Duration = Annotated[float, BeforeValidator(units.parse_duration)]
+Ratio = Annotated[float, BeforeValidator(units.parse_ratio)]
+Bytes = Annotated[float, BeforeValidator(units.parse_bytes)]
+Count = Annotated[float, BeforeValidator(units.parse_count)]
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+RESERVED_LABELS = ("service", "signal", "severity")
+
+
+def _check_label_names(labels: dict[str, str]) -> dict[str, str]:
+    for name in labels:
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(f"{name!r} is not a valid Prometheus label name")
+    return labels
+
+
+def _check_alert_labels(labels: dict[str, str]) -> dict[str, str]:
+    _check_label_names(labels)
+    if taken := [name for name in labels if name in RESERVED_LABELS]:
+        raise ValueError(f"label {taken[0]!r} is set by watchkeeper on every alert; "
+                         "choose another name")
+    return labels
+
+
+def _check_metric_name(name: str) -> str:
+    if not _METRIC_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid Prometheus metric name")
+    return name
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_label_names)]
+AlertLabels = Annotated[dict[str, str], AfterValidator(_check_alert_labels)]
+MetricName = Annotated[str, AfterValidator(_check_metric_name)]
+LabelName = Annotated[str, AfterValidator(lambda n: next(iter(_check_label_names({n: ""}))))]
+
+
+class _Strict(BaseModel):
+    """Base for every input model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- Thresholds ------------------------------------------------------------------------------
+
+
+class _Thresholds(_Strict):
+    """A budget with up to two severities and an optional `for` of its own.
+
+    Subclasses fix the unit of the values and whether lower values are worse.
+    """
+
+    lower_is_worse: ClassVar[bool] = False
+
+    warning: float | None = None
+    critical: float | None = None
+    for_: Duration | None = Field(None, alias="for")
+
+    @model_validator(mode="after")
+    def _severities_in_order(self) -> _Thresholds:
+        if self.warning is None and self.critical is None:
+            raise ValueError("set at least one of 'warning' or 'critical'")
+        if self.warning is not None and self.critical is not None:
+            if self.lower_is_worse and not self.warning > self.critical:
+                raise ValueError(
+                    "lower is worse for this signal, so 'warning' must be above 'critical'"
+                )
+            if not self.lower_is_worse and not self.warning < self.critical:
+                raise ValueError("'warning' must be below 'critical' (higher is worse here)")
+        return self
+
+
+class DurationThresholds(_Thresholds):
+    warning: Duration | None = None
+    critical: Duration | None = None
+
+
+class RatioThresholds(_Thresholds):
+    warning: Ratio | None = None
+    critical: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _exceedable(self) -> RatioThresholds:
+        if not self.lower_is_worse and 1.0 in (self.warning, self.critical):
+            raise ValueError("a ratio cannot exceed 100%, so a budget of 100% never fires")
+        return self
+
+
+class LowRatioThresholds(RatioThresholds):
+    """A ratio where lower is worse (cache hit ratio)."""
+
+    lower_is_worse: ClassVar[bool] = True
+
+
+class BytesThresholds(_Thresholds):
+    warning: Bytes | None = None
+    critical: Bytes | None = None
+
+
+class Leak(_Strict):
+    """Predict the resource over `window` and alert when it will cross critical within `horizon`."""
+
+    window: Duration
+    horizon: Duration
+    for_: Duration | None = Field(None, alias="for")
+
+
+class CountThresholds(_Thresholds):
+    warning: Count | None = None
+    critical: Count | None = None
+    leak: Leak | None = None
+
+    @model_validator(mode="after")
+    def _leak_needs_critical(self) -> CountThresholds:
+        if self.leak is not None and self.critical is None:
+            raise ValueError("'leak' predicts when 'critical' is crossed, so set 'critical'")
+        return self
+
+
+# --- Sections --------------------------------------------------------------------------------
+
+QUANTILES: dict[str, float] = {
+    "p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999,
+}
+
+
+class LatencyBudgets(_Strict):
+    p50: DurationThresholds | None = None
+    p75: DurationThresholds | None = None
+    p90: DurationThresholds | None = None
+    p95: DurationThresholds | None = None
+    p99: DurationThresholds | None = None
+    p999: DurationThresholds | None = None
+
+    def items(self) -> list[tuple[str, DurationThresholds]]:
+        """The declared quantiles in ascending order."""
+        return [(name, budget) for name in QUANTILES if (budget := getattr(self, name))]
+
+
+class HttpSection(_Strict):
+    histogram: MetricName = "http_request_duration_seconds"
+    status_label: LabelName = "code"
+    latency: LatencyBudgets | None = None
+    error_ratio: RatioThresholds | None = None
+
+
+class PoolSection(_Strict):
+    utilization: RatioThresholds | None = None
+
+
+class DatabaseSection(_Strict):
+    histogram: MetricName = "db_query_duration_seconds"
+    latency: LatencyBudgets | None = None
+    pool: PoolSection | None = None
+
+
+class CacheSpec(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    hit_ratio: LowRatioThresholds
+
+
+class RuntimeSection(_Strict):
+    memory: BytesThresholds | None = None
+    goroutines: CountThresholds | None = None
+    threads: CountThresholds | None = None
+    tasks: CountThresholds | None = None
+    gc_pause: DurationThresholds | None = None
+
+
+# --- Metric names by language ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """Every metric name a service's rules read; a spec's `metrics:` block overrides any."""
+
+    up: str = "up"
+    resident_memory: str = "process_resident_memory_bytes"
+    cache_hits: str = "cache_hits_total"
+    cache_misses: str = "cache_misses_total"
+    cache_label: str = "cache"
+    goroutines: str = "go_goroutines"
+    threads: str = "go_threads"
+    tasks: str = "python_asyncio_tasks"
+    gc_pause: str = "go_gc_duration_seconds"
+    pool_in_use: str = "go_sql_in_use_connections"
+    pool_max: str = "go_sql_max_open_connections"
+    pool_label: str = "db_name"
+    pool_wait_seconds: str = "go_sql_wait_duration_seconds_total"
+    pool_waits: str = "go_sql_wait_count_total"
+
+
+LANGUAGE_METRICS: dict[str, MetricNames] = {
+    "go": MetricNames(),
+    "python": MetricNames(
+        threads="python_threads",
+        gc_pause="python_gc_pause_seconds",
+        pool_in_use="db_client_connection_count",
+        pool_max="db_client_connection_max",
+        pool_label="pool",
+        pool_wait_seconds="db_client_connection_wait_time_seconds",
+        pool_waits="db_client_connection_wait_time_seconds",
+    ),
+}
+METRIC_KEYS = tuple(MetricNames.__dataclass_fields__)
+
+
+def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
+    for key, value in names.items():
+        if key not in METRIC_KEYS:
+            raise ValueError(f"unknown metric key {key!r}; known keys: {', '.join(METRIC_KEYS)}")
+        pattern = _LABEL_NAME if key.endswith("_label") else _METRIC_NAME
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a valid Prometheus name for {key!r}")
+    return names
+
+
+MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrides)]
+
+
+# --- Defaults and services ---------------------------------------------------------------------
+
+
+class _Inheritable(_Strict):
+    """Keys a service may set and `defaults` may set for every service."""
+
+    labels: AlertLabels | None = None
+    runbook_url: str | None = None
+    grafana_url: str | None = None
+    rate_window: Duration | None = None
+    for_: Duration | None = Field(None, alias="for")
+    keep_firing_for: Duration | None = None
+    min_events: Annotated[int, Field(gt=0)] | None = None
+    metrics: MetricOverrides | None = None
+
+
+class Defaults(_Inheritable):
+    pass
+
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class ServiceSpec(_Inheritable):
+    name: Annotated[str, Field(pattern=SERVICE_NAME.pattern, max_length=40)]
+    selector: Annotated[Labels, Field(min_length=1)]
+    language: Literal["go", "python"]
+    http: HttpSection | None = None
+    database: DatabaseSection | None = None
+    caches: list[CacheSpec] = []
+    runtime: RuntimeSection | None = None
+
+    @model_validator(mode="after")
+    def _runtime_matches_language(self) -> ServiceSpec:
+        if self.runtime is None:
+            return self
+        if self.language == "python" and self.runtime.goroutines is not None:
+            raise ValueError("'runtime.goroutines' is for go services; python services have "
+                             "'runtime.tasks' (asyncio tasks) instead")
+        if self.language == "go" and self.runtime.tasks is not None:
+            raise ValueError("'runtime.tasks' (asyncio tasks) is for python services; go "
+                             "services have 'runtime.goroutines' instead")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_caches(self) -> ServiceSpec:
+        names = [cache.name for cache in self.caches]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"cache names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+
+class SpecFile(_Strict):
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    services: Annotated[list[ServiceSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_service_names(self) -> SpecFile:
+        names = [service.name for service in self.services]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+
+# --- Resolved model (what builders consume) ----------------------------------------------------
+
+BUILTIN_RATE_WINDOW = 300.0
+BUILTIN_FOR = 300.0
+BUILTIN_KEEP_FIRING_FOR = 0.0
+BUILTIN_MIN_EVENTS = 10
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service with every default applied; builders read only this."""
+
+    name: str
+    selector: dict[str, str]
+    language: str
+    labels: dict[str, str]
+    runbook_url: str | None
+    grafana_url: str | None
+    rate_window: float
+    for_: float
+    keep_firing_for: float
+    min_events: int
+    metrics: MetricNames
+    http: HttpSection | None = None
+    database: DatabaseSection | None = None
+    caches: tuple[CacheSpec, ...] = ()
+    runtime: RuntimeSection | None = None
+
+    def for_of(self, budget: _Thresholds | Leak) -> float:
+        """The `for` of one budget: its own when set, else the service's."""
+        return budget.for_ if budget.for_ is not None else self.for_
+
+
+def _pick(service_value, default_value, builtin):
+    if service_value is not None:
+        return service_value
+    if default_value is not None:
+        return default_value
+    return builtin
+
+
+def resolve(spec: SpecFile) -> list[Service]:
+    """Merge `defaults` into every service (service keys win) and pick metric names."""
+    defaults = spec.defaults
+    services = []
+    for s in spec.services:
+        overrides = {**(defaults.metrics or {}), **(s.metrics or {})}
+        metrics = LANGUAGE_METRICS[s.language]
+        if overrides:
+            metrics = MetricNames(**{**metrics.__dict__, **overrides})
+        services.append(Service(
+            name=s.name,
+            selector=dict(s.selector),
+            language=s.language,
+            labels={**(defaults.labels or {}), **(s.labels or {})},
+            runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
+            grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),
+            rate_window=_pick(s.rate_window, defaults.rate_window, BUILTIN_RATE_WINDOW),
+            for_=_pick(s.for_, defaults.for_, BUILTIN_FOR),
+            keep_firing_for=_pick(s.keep_firing_for, defaults.keep_firing_for,
+                                  BUILTIN_KEEP_FIRING_FOR),
+            min_events=_pick(s.min_events, defaults.min_events, BUILTIN_MIN_EVENTS),
+            metrics=metrics,
+            http=s.http,
+            database=s.database,
+            caches=tuple(s.caches),
+            runtime=s.runtime,
+        ))
+    return services

@@ -1,0 +1,207 @@
+"""Parsing and formatting of the spec's units: durations, ratios, byte sizes and counts.
+
+The grammar is deliberately strict (no spaces inside a number, a unit is required where
+one is ambiguous) because a budget that silently parses to the wrong magnitude is worse
+than an error. General-purpose parsers such as humanfriendly accept ``"20 0ms"`` or a bare
+``80`` for a percentage, which is exactly what the spec must reject, hence the small
+hand-written grammar here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_NUMBER = r"(?P<number>\d+(?:\.\d+)?|\.\d+)"
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_BYTE_UNITS = {
+    "B": 1,
+    "kB": 1000,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
+
+_DURATION_RE = re.compile(rf"^{_NUMBER}(?P<unit>ns|us|µs|ms|s|m|h|d|w)$")
+_BYTES_RE = re.compile(rf"^{_NUMBER}(?P<unit>B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+_PERCENT_RE = re.compile(rf"^{_NUMBER}%$")
+
+
+class UnitError(ValueError):
+    """A value that does not follow the unit grammar; the message says what was expected."""
+
+
+def parse_duration(value: object) -> float:
+    """Return seconds for ``"250us"``, ``"50ms"``, ``"1.5s"``, ``"2m"``; bare numbers are refused.
+
+    A bare number is refused because ``200`` could mean milliseconds or seconds.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise UnitError(f"expected a duration with a unit such as 250us, 50ms, 1.5s or 2m, got {value!r}")
+    match = _DURATION_RE.match(value.strip())
+    if not match:
+        raise UnitError(f"expected a duration such as 250us, 50ms, 1.5s or 2m, got {value!r}")
+    seconds = float(match["number"]) * _DURATION_UNITS[match["unit"]]
+    if seconds <= 0:
+        raise UnitError(f"a duration must be greater than zero, got {value!r}")
+    return seconds
+
+
+def parse_ratio(value: object) -> float:
+    """Return a fraction in (0, 1] for ``"80%"``, ``"0.1%"`` or a bare fraction ``0.8``.
+
+    A bare number above 1 (``80``) is refused: it is almost certainly a percentage
+    written without its sign, and reading it as 8000% would make the alert meaningless.
+    """
+    if isinstance(value, bool):
+        raise UnitError(f"expected a ratio such as 80%, 0.1% or 0.8, got {value!r}")
+    if isinstance(value, int | float):
+        fraction = float(value)
+    elif isinstance(value, str) and (match := _PERCENT_RE.match(value.strip())):
+        fraction = float(match["number"]) / 100
+    elif isinstance(value, str) and re.fullmatch(_NUMBER, value.strip()):
+        fraction = float(value)
+    else:
+        raise UnitError(f"expected a ratio such as 80%, 0.1% or 0.8, got {value!r}")
+    if not 0 < fraction <= 1 or math.isnan(fraction):
+        raise UnitError(
+            f"a ratio must be above 0 and at most 100% (or a fraction up to 1), got {value!r}"
+        )
+    return fraction
+
+
+def parse_bytes(value: object) -> float:
+    """Return bytes for ``"512MB"`` (decimal, 10^6) or ``"512MiB"`` (binary, 2^20)."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a size such as 512MiB or 2GB, got {value!r}")
+    if isinstance(value, int) and value > 0:
+        return float(value)
+    if not isinstance(value, str) or not (match := _BYTES_RE.match(value.strip())):
+        raise UnitError(f"expected a size such as 512MiB (binary) or 512MB (decimal), got {value!r}")
+    size = float(match["number"]) * _BYTE_UNITS[match["unit"]]
+    if size <= 0:
+        raise UnitError(f"a size must be greater than zero, got {value!r}")
+    return size
+
+
+def parse_count(value: object) -> float:
+    """Return a positive whole count such as ``5000``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UnitError(f"expected a positive whole number such as 5000, got {value!r}")
+    return float(value)
+
+
+def prometheus_duration(seconds: float) -> str:
+    """Format seconds in Prometheus' duration syntax (``1h30m``, ``90s``, ``250ms``).
+
+    Prometheus durations accept no fractions, so ``1.5s`` becomes ``1s500ms``.
+    """
+    millis = round(seconds * 1000)
+    if millis <= 0:
+        raise UnitError(f"{seconds}s is shorter than Prometheus' 1ms resolution")
+    parts = []
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
+                       ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def format_number(value: float) -> str:
+    """Shortest decimal text for a threshold in PromQL (``0.2``, ``536870912``, ``1e-05``)."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+# --- Humanizing, mirroring Prometheus' template functions -----------------------------------
+# The generated promtool tests compare annotations literally, so the Python side must render
+# a value exactly as Go's humanizeDuration / humanizePercentage / humanize1024 would.
+
+
+def _go_g4(value: float) -> str:
+    """Go's ``%.4g`` (identical to C's for finite values)."""
+    return f"{value:.4g}"
+
+
+def humanize_duration(seconds: float) -> str:
+    """Render like Prometheus' ``humanizeDuration``: ``220ms``, ``1.5s``, ``2m 30s``."""
+    if math.isnan(seconds) or math.isinf(seconds):
+        return _go_g4(seconds)
+    if seconds == 0:
+        return "0s"
+    if abs(seconds) >= 1:
+        sign = "-" if seconds < 0 else ""
+        whole = int(abs(seconds))
+        secs, minutes = whole % 60, (whole // 60) % 60
+        hours, days = (whole // 3600) % 24, whole // 86400
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {secs}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {secs}s"
+        if minutes:
+            return f"{sign}{minutes}m {secs}s"
+        return f"{sign}{_go_g4(abs(seconds))}s"
+    prefix = ""
+    for candidate in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(seconds) >= 1:
+            break
+        prefix = candidate
+        seconds *= 1000
+    return f"{_go_g4(seconds)}{prefix}s"
+
+
+def humanize_percentage(fraction: float) -> str:
+    """Render like Prometheus' ``humanizePercentage``: ``0.5`` → ``50%``."""
+    return f"{_go_g4(fraction * 100)}%"
+
+
+def humanize_1024(value: float) -> str:
+    """Render like Prometheus' ``humanize1024``: ``536870912`` → ``512Mi``."""
+    if abs(value) <= 1 or math.isnan(value) or math.isinf(value):
+        return _go_g4(value)
+    prefix = ""
+    for candidate in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
+        if abs(value) < 1024:
+            break
+        prefix = candidate
+        value /= 1024
+    return f"{_go_g4(value)}{prefix}"
+
+
+def humanize(value: float) -> str:
+    """Render like Prometheus' ``humanize`` (SI prefixes): ``12000`` → ``12k``."""
+    if value == 0 or math.isnan(value) or math.isinf(value):
+        return _go_g4(value)
+    if abs(value) >= 1:
+        prefix = ""
+        for candidate in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+            if abs(value) < 1000:
+                break
+            prefix = candidate
+            value /= 1000
+        return f"{_go_g4(value)}{prefix}"
+    prefix = ""
+    for candidate in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(value) >= 1:
+            break
+        prefix = candidate
+        value *= 1000
+    return f"{_go_g4(value)}{prefix}"
