@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from watchkeeper.model import Piece
-from watchkeeper.signals import db_latency, errors, latency
+from watchkeeper.signals import (
+    absent,
+    cache,
+    db_latency,
+    db_pool,
+    errors,
+    gc,
+    latency,
+    leak,
+    runtime,
+)
 from watchkeeper.spec import Service
 
 Builder = Callable[[Service], list[Piece]]
@@ -19,4 +29,10 @@ BUILDERS: tuple[Builder, ...] = (
     latency.build,
     errors.build,
     db_latency.build,
+    db_pool.build,
+    cache.build,
+    runtime.build,
+    leak.build,
+    gc.build,
+    absent.build,
 )

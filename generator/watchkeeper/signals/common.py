@@ -68,13 +68,18 @@ def rate_recording(service: Service, metric: str) -> Recording:
     )
 
 
-def traffic_guard(service: Service, metric: str, on: str = "service") -> str:
-    """PromQL that holds only with at least `min_events` events in the rate window.
+def rate_selector(service: Service, metric: str) -> str:
+    """Selector of the service-wide rate recording of `metric` (see `rate_recording`)."""
+    return service_selector(f"service:{metric}:rate{window(service)}", service)
+
+
+def traffic_guard(service: Service, rate: str, on: str = "service") -> str:
+    """PromQL that holds only when the events-per-second `rate` selector, over the rate
+    window, adds up to at least `min_events`.
 
     Quantiles and ratios over a handful of events are noise; this keeps a single slow
     request from paging anyone.
     """
-    rate = service_selector(f"service:{metric}:rate{window(service)}", service)
     return (f"on({on}) {rate} * {format_number(service.rate_window)} "
             f">= {service.min_events}")
 

@@ -65,7 +65,7 @@ def build(service: Service) -> list[Piece]:
         unit=RATIO,
         budget=http.error_ratio,
         value_expr=common.service_selector(record, service),
-        guard=common.traffic_guard(service, count),
+        guard=common.traffic_guard(service, common.rate_selector(service, count)),
         synthesize=synthesize,
         sparse=sparse,
         onset_steps=1,

@@ -31,7 +31,7 @@ def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subjec
             unit=DURATION,
             budget=budget,
             value_expr=record,
-            guard=common.traffic_guard(service, count),
+            guard=common.traffic_guard(service, common.rate_selector(service, count)),
             synthesize=partial(_synthesize, histogram, labels, q, per_step, result),
             sparse=partial(_synthesize, histogram, labels, q,
                            common.sparse_per_step(service, step), result),

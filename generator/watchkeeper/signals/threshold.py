@@ -73,14 +73,17 @@ class ThresholdSignal:
     recording: str | None = None  # selector of the recording holding the value, to check it
     upper_bound: float | None = None  # values cannot exceed this (ratios: 1)
     over: str = ""  # " over the last 5m" for values computed over a window
+    labels: tuple[tuple[str, str], ...] = ()  # extra alert labels telling rules apart (cache)
 
 
 def severities(budget: _Thresholds) -> list[tuple[str, float]]:
     return [(sev, value) for sev in SEVERITIES if (value := getattr(budget, sev)) is not None]
 
 
-def alert_labels(service: Service, signal: str, severity: str) -> dict[str, str]:
-    return {"service": service.name, "signal": signal, "severity": severity, **service.labels}
+def alert_labels(service: Service, signal: str, severity: str,
+                 extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+    return {"service": service.name, "signal": signal, "severity": severity, **dict(extra),
+            **service.labels}
 
 
 def runbook(service: Service, alert: str, signal: str) -> dict[str, str]:
@@ -129,7 +132,7 @@ def build_alerts(sig: ThresholdSignal, service: Service) -> list[Alert]:
             name=sig.alert,
             expr=expr,
             for_=service.for_of(sig.budget),
-            labels=alert_labels(service, sig.signal, severity),
+            labels=alert_labels(service, sig.signal, severity, sig.labels),
             annotations=_annotations(sig, service, severity, threshold,
                                      sig.unit.template_text(), None),
             keep_firing_for=service.keep_firing_for,
@@ -177,24 +180,28 @@ def steps_for(duration: float, step: float) -> int:
     return math.ceil(duration / step - 1e-9)
 
 
+def expected_alert(sig: ThresholdSignal, service: Service, severity: str, value: float,
+                   labels: dict[str, str]) -> ExpectedAlert:
+    """The alert promtool must see firing for `value` with result `labels`."""
+    threshold = getattr(sig.budget, severity)
+    return ExpectedAlert(
+        labels={**labels, **alert_labels(service, sig.signal, severity, sig.labels)},
+        annotations=_annotations(sig, service, severity, threshold, sig.unit.render(value),
+                                 labels),
+    )
+
+
 def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario]:
     """Quiet, each severity, and (where relevant) too-little-traffic scenarios for one signal."""
     for_steps = steps_for(service.for_of(sig.budget), step)
     onset = sig.onset_steps * step
     fire_at = onset + for_steps * step
     samples = sig.onset_steps + for_steps + 3
-    thresholds = dict(severities(sig.budget))
     scenarios = []
     for value, firing in test_values(sig):
         synthesis = sig.synthesize(value, samples)
-        expected = tuple(
-            ExpectedAlert(
-                labels={**synthesis.labels, **alert_labels(service, sig.signal, sev)},
-                annotations=_annotations(sig, service, sev, thresholds[sev],
-                                         sig.unit.render(synthesis.value), synthesis.labels),
-            )
-            for sev in firing
-        )
+        expected = tuple(expected_alert(sig, service, sev, synthesis.value, synthesis.labels)
+                         for sev in firing)
         checks: list[AlertCheck] = []
         if firing and for_steps > 0:
             checks.append(AlertCheck(fire_at - step, sig.alert))

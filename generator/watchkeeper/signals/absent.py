@@ -1,0 +1,121 @@
+"""Availability: a dead or vanished service must never look healthy.
+
+Every other alert needs series to compare; when a service is down or gone from service
+discovery they all go quiet. These alerts cover that gap: a target that is down, no target
+up at all (including no `up` series, i.e. vanished), and a metric the budgets read that the
+service stopped exposing while it is up.
+"""
+
+from __future__ import annotations
+
+from watchkeeper import promql
+from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Scenario, Series
+from watchkeeper.signals import common
+from watchkeeper.signals.runtime import GAUGES, metric_of
+from watchkeeper.signals.threshold import alert_labels, runbook, steps_for
+from watchkeeper.spec import Service
+from watchkeeper.units import prometheus_duration
+
+SIGNAL = "absent"
+OTHER_INSTANCE = "host-b:9090"
+
+
+def always_exposed(service: Service) -> list[str]:
+    """Metrics the budgets read that an instance exposes from start-up, whatever its traffic.
+
+    Histograms with labels appear only after their first observation, so an idle service
+    legitimately lacks them; they are left out to keep this alert free of noise.
+    """
+    metrics = [metric_of(service, g.key) for g in GAUGES
+               if service.runtime and getattr(service.runtime, g.key) is not None]
+    if service.database and service.database.pool and service.database.pool.utilization:
+        metrics.append(service.metrics.pool_max)
+    return metrics
+
+
+def _alerts(service: Service) -> list[Alert]:
+    up = service.metrics.up + promql.matchers(service.selector)
+    duration = prometheus_duration(service.for_)
+
+    def alert(name, expr, severity, summary, description, **labels):
+        return Alert(name, expr, service.for_,
+                     {**alert_labels(service, SIGNAL, severity), **labels},
+                     {"summary": summary, "description": description,
+                      **runbook(service, name, SIGNAL)})
+
+    alerts = [
+        alert("ServiceDown", f"absent({up} == 1)", "critical",
+              f"{service.name} has no target up",
+              f"No target of {service.name} has been up for {duration}: every target is "
+              "down, or the service has vanished from service discovery."),
+        alert("TargetDown", f"{up} == 0", "warning",
+              f"{service.name} target {{{{ $labels.instance }}}} is down",
+              f"Prometheus has failed to scrape {{{{ $labels.instance }}}} of {service.name} "
+              f"for {duration}."),
+    ]
+    for metric in always_exposed(service):
+        alerts.append(alert(
+            "ServiceMetricsAbsent",
+            f"absent({metric}{promql.matchers(service.selector)})\nand on() count({up} == 1) > 0",
+            "warning",
+            f"{service.name} stopped exposing {metric}",
+            f"{service.name} is up but has not exposed {metric} for {duration}, so the "
+            "budgets that read it cannot fire.",
+            metric=metric))
+    return alerts
+
+
+def _render(alert: Alert, labels: dict[str, str]) -> ExpectedAlert:
+    instance = labels.get("instance", "")
+    return ExpectedAlert(
+        labels={**labels, **alert.labels},
+        annotations={key: value.replace("{{ $labels.instance }}", instance)
+                     for key, value in alert.annotations.items()},
+    )
+
+
+def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
+    step = common.test_step(service)
+    fire_at = steps_for(service.for_, step) * step
+    samples = round(fire_at / step) + 3
+    down, target_down, *metric_alerts = alerts
+    up_name = service.metrics.up
+    a = common.target_labels(service)
+    b = {**service.selector, "instance": OTHER_INSTANCE}
+    exposed = tuple(Series(promql.series(m, a), common.gauge(1, samples))
+                    for m in always_exposed(service))
+
+    def up(labels, value):
+        return Series(promql.series(up_name, labels), common.gauge(value, samples))
+
+    def fires(alert, *expected):
+        pending = (AlertCheck(fire_at - step, alert.name),) if fire_at else ()
+        return (*pending, AlertCheck(fire_at, alert.name, expected))
+
+    scenarios = [
+        Scenario("availability quiet while every target is up", (up(a, 1), up(b, 1), *exposed),
+                 (AlertCheck(fire_at, "ServiceDown"), AlertCheck(fire_at, "TargetDown"),
+                  AlertCheck(fire_at, "ServiceMetricsAbsent"))),
+        Scenario("TargetDown names the one target that is down", (up(a, 1), up(b, 0), *exposed),
+                 (*fires(target_down, _render(target_down, b)),
+                  AlertCheck(fire_at, "ServiceDown"))),
+        Scenario("ServiceDown fires when every target is down", (up(a, 0), up(b, 0)),
+                 fires(down, _render(down, {}))),
+        Scenario("ServiceDown fires when the service vanished from discovery",
+                 (up({**service.selector, "job": f"not-{service.name}"} | {"instance": "x"}, 1)
+                  if "job" in service.selector else up({"job": "elsewhere"}, 1),),
+                 fires(down, _render(down, {}))),
+    ]
+    for index, alert in enumerate(metric_alerts):
+        others = tuple(s for i, s in enumerate(exposed) if i != index)
+        scenarios.append(Scenario(
+            f"ServiceMetricsAbsent fires when {alert.labels['metric']} is missing",
+            (up(a, 1), *others),
+            fires(alert, _render(alert, dict(service.selector))),
+        ))
+    return scenarios
+
+
+def build(service: Service) -> list[Piece]:
+    alerts = _alerts(service)
+    return [Piece(group="availability", alerts=alerts, scenarios=_scenarios(service, alerts))]

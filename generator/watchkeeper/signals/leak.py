@@ -1,0 +1,174 @@
+"""Leaks: a runtime count (goroutines, threads, tasks) climbing steadily towards its budget.
+
+The alert fires when a linear prediction over `window` crosses the critical budget within
+`horizon` *and* the most recent quarter of the window never dips to the level of its
+oldest quarter. The second condition is what separates a leak from a sawtooth: goroutines
+that spike with load and fall back, or a pool that grows and shrinks, return to their
+baseline inside the window, and a leak does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+from watchkeeper import promql
+from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Recording, Scenario, Series
+from watchkeeper.signals import common
+from watchkeeper.signals.runtime import GAUGES, gauge_signal, metric_of
+from watchkeeper.signals.threshold import (
+    alert_labels,
+    expected_alert,
+    runbook,
+    severities,
+    steps_for,
+)
+from watchkeeper.spec import CountThresholds, Leak, Service
+from watchkeeper.units import format_number, humanize, prometheus_duration
+
+LEAK_ALERTS = {"goroutines": "GoroutineLeak", "threads": "ThreadLeak", "tasks": "AsyncioTaskLeak"}
+
+
+def _record(metric: str, leak: Leak) -> str:
+    return (f"instance:{metric}:predict_linear{prometheus_duration(leak.window)}_"
+            f"{prometheus_duration(leak.horizon)}")
+
+
+def _recording(service: Service, metric: str, leak: Leak) -> Recording:
+    sel = promql.matchers(service.selector)
+    return Recording(
+        record=_record(metric, leak),
+        expr=f"predict_linear({metric}{sel}[{prometheus_duration(leak.window)}], "
+             f"{format_number(leak.horizon)})",
+        labels={"service": service.name},
+    )
+
+
+def _steady_growth(service: Service, metric: str, leak: Leak) -> str:
+    sel = promql.matchers(service.selector)
+    quarter = prometheus_duration(leak.window / 4)
+    rest = prometheus_duration(leak.window * 3 / 4)
+    return (f"min_over_time({metric}{sel}[{quarter}])\n"
+            f"  > ignoring(service) max_over_time({metric}{sel}[{quarter}] offset {rest})")
+
+
+def _annotations(service, key, subject, leak, critical, value_text, labels):
+    instance = "{{ $labels.instance }}" if labels is None else labels["instance"]
+    horizon = prometheus_duration(leak.horizon)
+    return {
+        "summary": f"{subject} of {service.name} on {instance} is growing towards its "
+                   f"critical budget of {humanize(critical)}",
+        "description": f"{subject} of {service.name} on {instance} has grown steadily over "
+                       f"the last {prometheus_duration(leak.window)} and is predicted to reach "
+                       f"{value_text} within {horizon}; the critical budget is "
+                       f"{humanize(critical)}.",
+        **runbook(service, LEAK_ALERTS[key], key),
+    }
+
+
+def _alert(service: Service, key: str, subject: str, metric: str, budget: CountThresholds):
+    leak = budget.leak
+    assert leak is not None and budget.critical is not None
+    predicted = common.service_selector(_record(metric, leak), service)
+    return Alert(
+        name=LEAK_ALERTS[key],
+        expr=(f"{predicted} > {format_number(budget.critical)}\n"
+              f"and ignoring(service)\n{_steady_growth(service, metric, leak)}"),
+        for_=service.for_of(leak),
+        labels=alert_labels(service, key, "warning"),
+        annotations=_annotations(service, key, subject, leak, budget.critical,
+                                 "{{ $value | humanize }}", None),
+        keep_firing_for=service.keep_firing_for,
+    )
+
+
+# --- Scenarios -------------------------------------------------------------------------------
+
+
+def _static_expected(service, gauge, values, step, at) -> tuple[ExpectedAlert, ...]:
+    """Which static-budget alerts fire at `at` for a gauge taking these per-step values.
+
+    Mirrors Prometheus' evaluation: an alert is active from the first step of an unbroken
+    run past its budget and fires once `for` has elapsed since then.
+    """
+    sig = gauge_signal(service, gauge)
+    index = round(at / step)
+    expected = []
+    for severity, threshold in severities(sig.budget):
+        run_start = index
+        while run_start >= 0 and values[run_start] > threshold:
+            run_start -= 1
+        active_since = (run_start + 1) * step
+        if values[index] > threshold and at - active_since >= service.for_of(sig.budget):
+            expected.append(expected_alert(sig, service, severity, values[index],
+                                           common.target_labels(service)))
+    return tuple(expected)
+
+
+def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) -> list[Scenario]:
+    leak = budget.leak
+    assert leak is not None and budget.critical is not None
+    critical, step = budget.critical, common.test_step(service)
+    name = LEAK_ALERTS[gauge.key]
+    labels = common.target_labels(service)
+    series_name = promql.series(metric, labels)
+    for_steps = steps_for(service.for_of(leak), step)
+    # The steady-growth gate opens once the window's oldest quarter has a sample.
+    onset = math.ceil(leak.window * 3 / 4 / step - 1e-9) * step
+    fire_at = onset + for_steps * step
+    samples = round(fire_at / step) + 3
+    # Climb so that at the onset the prediction is 10% past critical.
+    base = float(round(severities(budget)[0][1] * 0.1))
+    per_step = float(f"{(critical * 1.1 - base) / (onset + leak.horizon) * step:.6g}")
+    values = [base + per_step * i for i in range(samples + 1)]
+    predicted = base + per_step * (fire_at + leak.horizon) / step
+    expected = ExpectedAlert(
+        labels={**labels, **alert_labels(service, gauge.key, "warning")},
+        annotations=_annotations(service, gauge.key, gauge.subject, leak, critical,
+                                 humanize(predicted), labels))
+    climb = Scenario(
+        name=f"{name} fires on a steady climb before the static budget",
+        series=(Series(series_name, f"{format_number(base)}+{format_number(per_step)}x{samples}"),),
+        alert_checks=(
+            *((AlertCheck(fire_at - step, name),) if for_steps else ()),
+            AlertCheck(fire_at, name, (expected,)),
+            AlertCheck(fire_at, gauge.alert,
+                       _static_expected(service, gauge, values, step, fire_at)),
+        ),
+    )
+    flat = Scenario(
+        name=f"{name} quiet on a flat value just under critical",
+        series=(Series(series_name, common.gauge(round(critical * 0.9), samples)),),
+        alert_checks=(AlertCheck(fire_at, name),),
+    )
+    return [climb, flat, _sawtooth(service, name, series_name, leak, critical, step)]
+
+
+def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
+    """Rises to 90% of critical and falls back to baseline, eight times per window."""
+    period = max(2, round(leak.window / 8 / step))
+    low, high = round(critical * 0.1), round(critical * 0.9)
+    rise = (high - low) / (period - 1)
+    tooth = f"{low}+{format_number(float(f'{rise:.6g}'))}x{period - 1}"
+    teeth = math.ceil(3 * leak.window / step / period) + 1
+    checks = tuple(AlertCheck(at, name) for at in (
+        (math.ceil(leak.window / step) + k * period - 1) * step for k in range(0, 16, 4)))
+    return Scenario(
+        name=f"{name} quiet on a sawtooth that returns to baseline",
+        series=(Series(series_name, " ".join([tooth] * teeth)),),
+        alert_checks=checks,
+    )
+
+
+def build(service: Service) -> list[Piece]:
+    if service.runtime is None:
+        return []
+    piece = Piece(group="runtime")
+    for gauge in GAUGES:
+        budget = getattr(service.runtime, gauge.key)
+        if not isinstance(budget, CountThresholds) or budget.leak is None:
+            continue
+        metric = metric_of(service, gauge.key)
+        piece.recordings.append(_recording(service, metric, budget.leak))
+        piece.alerts.append(_alert(service, gauge.key, gauge.subject, metric, budget))
+        piece.scenarios.extend(_scenarios(service, gauge, metric, budget))
+    return [piece] if piece.alerts else []
