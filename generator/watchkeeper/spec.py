@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -27,10 +28,20 @@ SPEC_VERSION = 1
 
 # --- Unit-typed scalars ----------------------------------------------------------------------
 
-Duration = Annotated[float, BeforeValidator(units.parse_duration)]
-Ratio = Annotated[float, BeforeValidator(units.parse_ratio)]
-Bytes = Annotated[float, BeforeValidator(units.parse_bytes)]
-Count = Annotated[float, BeforeValidator(units.parse_count)]
+# Each is a float after validation; WithJsonSchema documents what a user writes instead.
+Duration = Annotated[float, BeforeValidator(units.parse_duration), WithJsonSchema(
+    {"type": "string", "pattern": r"^\d*\.?\d+(ns|us|µs|ms|s|m|h|d|w)$",
+     "examples": ["250us", "50ms", "1.5s", "2m"]})]
+Ratio = Annotated[float, BeforeValidator(units.parse_ratio), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": r"^\d*\.?\d+%$"},
+               {"type": "number", "exclusiveMinimum": 0, "maximum": 1}],
+     "examples": ["80%", "0.1%", 0.8]})]
+Bytes = Annotated[float, BeforeValidator(units.parse_bytes), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": r"^\d*\.?\d+(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"},
+               {"type": "integer", "minimum": 1}],
+     "examples": ["512MiB", "2GB"]})]
+Count = Annotated[float, BeforeValidator(units.parse_count), WithJsonSchema(
+    {"type": "integer", "minimum": 1})]
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

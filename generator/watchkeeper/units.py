@@ -79,6 +79,8 @@ def parse_ratio(value: object) -> float:
         fraction = float(value)
     else:
         raise UnitError(f"expected a ratio such as 80%, 0.1% or 0.8, got {value!r}")
+    if fraction > 1 and fraction <= 100 and not isinstance(value, str):
+        raise UnitError(f"a bare ratio is a fraction up to 1; did you mean '{value}%'?")
     if not 0 < fraction <= 1 or math.isnan(fraction):
         raise UnitError(
             f"a ratio must be above 0 and at most 100% (or a fraction up to 1), got {value!r}"

@@ -1,0 +1,137 @@
+"""The `watchkeeper` command: validate, generate, test, schema.
+
+Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
+arguments, a missing tool). User errors print one line per problem and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from watchkeeper import promtool
+from watchkeeper.generate import OUTPUTS, generate
+from watchkeeper.load import SpecError, load_services
+from watchkeeper.spec import SpecFile
+from watchkeeper.writers import write_tree
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or environment: printed as one line, exit status 2."""
+
+
+def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--ext-str expects KEY=VALUE, got {pair!r}")
+        result[key] = value
+    return result
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    services = load_services(args.spec, _ext_vars(args.ext_str))
+    print(f"{args.spec}: valid, {len(services)} service(s): "
+          + ", ".join(s.name for s in services))
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    services = load_services(args.spec, _ext_vars(args.ext_str))
+    only = tuple(args.only) if args.only else tuple(OUTPUTS)
+    files = generate(services, Path(args.spec).name, only)
+    write_tree(Path(args.out), files, owned=only)
+    print(f"wrote {len(files)} files for {len(services)} service(s) into "
+          + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
+    return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    alerts = Path(args.dir) / "alerts"
+    rule_files = sorted(alerts.glob("*.rules.yml"))
+    test_files = sorted((alerts / "tests").glob("*.test.yml"))
+    if not rule_files:
+        raise UsageError(f"no rule files in {alerts}/; run `watchkeeper generate` first")
+    checked = promtool.check_rules(rule_files)
+    tested = promtool.test_rules(test_files) if test_files else None
+    failures = 0
+    for label, result in (("check rules", checked), ("test rules", tested)):
+        if result is None:
+            continue
+        for file in result.files:
+            print(f"{'ok  ' if file.ok else 'FAIL'} {label}: {file.file}")
+            for line in file.details if not file.ok else ():
+                print(f"       {line}")
+        if not result.ok:
+            failures += max(1, len(result.failed))
+            if not result.files:
+                print(result.output.rstrip())
+    passed = len(checked.files) + (len(tested.files) if tested else 0) - failures
+    print(f"promtool: {passed} passed, {failures} failed")
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema = SpecFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "watchkeeper spec (version 1)"
+    print(json.dumps(schema, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its one-line style
+        self.print_usage(sys.stderr)
+        print(f"watchkeeper: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="watchkeeper", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def spec_command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("spec", help="spec file (.yaml, .yml or .jsonnet)")
+        command.add_argument("--ext-str", action="append", default=[], metavar="KEY=VALUE",
+                             help="Jsonnet external variable (repeatable)")
+        command.set_defaults(handler=handler)
+        return command
+
+    spec_command("validate", "check a spec and report every problem", cmd_validate)
+    gen = spec_command("generate", "write alerts/ (and other outputs) for a spec", cmd_generate)
+    gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
+    gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
+                     help="generate only this output folder (repeatable)")
+    test = commands.add_parser("test", help="promtool check + test the generated rules")
+    test.add_argument("dir", nargs="?", default=".", help="folder holding alerts/ (default .)")
+    test.set_defaults(handler=cmd_test)
+    schema = commands.add_parser("schema", help="print the spec's JSON Schema")
+    schema.set_defaults(handler=cmd_schema)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, promtool.PromtoolMissing) as error:
+        print(f"watchkeeper: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"watchkeeper: {error.strerror}: {error.filename}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
