@@ -1,0 +1,54 @@
+# watchkeeper: `make` sets up and generates; `make test` runs everything CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPEC ?= spec/services.yaml
+WATCHKEEPER := $(BIN)/watchkeeper
+
+.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench deploy clean
+
+all: generate
+
+$(BIN)/.installed: generator/pyproject.toml exporters/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e 'generator[dev]' -e 'exporters[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+generate: setup
+	$(WATCHKEEPER) generate $(SPEC)
+
+rules: setup
+	$(WATCHKEEPER) generate $(SPEC) --only alerts
+
+dashboards: setup
+	$(WATCHKEEPER) generate $(SPEC) --only dashboards
+
+test-deps:
+	scripts/install-test-deps.sh
+
+## promtool check + test over the committed/generated rules
+test-rules: setup test-deps rules
+	$(WATCHKEEPER) test .
+
+check: setup test-deps generate
+	$(WATCHKEEPER) test .
+	$(WATCHKEEPER) check .
+
+lint: setup
+	$(BIN)/ruff check generator exporters tests bench
+
+test: setup test-deps lint generate
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/generate.py
+
+deploy: setup
+	$(WATCHKEEPER) deploy .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
