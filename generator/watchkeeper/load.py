@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
-
 from watchkeeper.spec import SpecFile, resolve
 
 Loc = tuple[str | int, ...]
@@ -83,6 +82,8 @@ def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
         message = f"YAML syntax error: {error.problem or error}"
+        if error.context and error.context_mark and error.context_mark is not mark:
+            message += f" ({error.context} started on line {error.context_mark.line + 1})"
         raise SpecError([Problem(str(path), "", line, message)]) from None
     except yaml.YAMLError as error:
         raise SpecError([Problem(str(path), "", None, f"YAML error: {error}")]) from None

@@ -19,9 +19,9 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
-
 from watchkeeper import units
 
 SPEC_VERSION = 1
@@ -304,12 +304,11 @@ class ServiceSpec(_Inheritable):
                              "services have 'runtime.goroutines' instead")
         return self
 
-    @model_validator(mode="after")
-    def _unique_caches(self) -> ServiceSpec:
-        names = [cache.name for cache in self.caches]
-        if duplicates := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"cache names must be unique, repeated: {', '.join(duplicates)}")
-        return self
+    @field_validator("caches")
+    @classmethod
+    def _unique_caches(cls, caches: list[CacheSpec]) -> list[CacheSpec]:
+        _unique("cache", [cache.name for cache in caches])
+        return caches
 
 
 class SpecFile(_Strict):
@@ -317,12 +316,16 @@ class SpecFile(_Strict):
     defaults: Defaults = Defaults()
     services: Annotated[list[ServiceSpec], Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _unique_service_names(self) -> SpecFile:
-        names = [service.name for service in self.services]
-        if duplicates := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
-        return self
+    @field_validator("services")
+    @classmethod
+    def _unique_service_names(cls, services: list[ServiceSpec]) -> list[ServiceSpec]:
+        _unique("service", [service.name for service in services])
+        return services
+
+
+def _unique(kind: str, names: list[str]) -> None:
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"{kind} names must be unique, repeated: {', '.join(duplicates)}")
 
 
 # --- Resolved model (what builders consume) ----------------------------------------------------

@@ -53,7 +53,8 @@ def parse_duration(value: object) -> float:
     A bare number is refused because ``200`` could mean milliseconds or seconds.
     """
     if isinstance(value, bool) or not isinstance(value, str):
-        raise UnitError(f"expected a duration with a unit such as 250us, 50ms, 1.5s or 2m, got {value!r}")
+        raise UnitError(
+            f"expected a duration with a unit such as 250us, 50ms, 1.5s or 2m, got {value!r}")
     match = _DURATION_RE.match(value.strip())
     if not match:
         raise UnitError(f"expected a duration such as 250us, 50ms, 1.5s or 2m, got {value!r}")
@@ -95,7 +96,8 @@ def parse_bytes(value: object) -> float:
     if isinstance(value, int) and value > 0:
         return float(value)
     if not isinstance(value, str) or not (match := _BYTES_RE.match(value.strip())):
-        raise UnitError(f"expected a size such as 512MiB (binary) or 512MB (decimal), got {value!r}")
+        raise UnitError(
+            f"expected a size such as 512MiB (binary) or 512MB (decimal), got {value!r}")
     size = float(match["number"]) * _BYTE_UNITS[match["unit"]]
     if size <= 0:
         raise UnitError(f"a size must be greater than zero, got {value!r}")

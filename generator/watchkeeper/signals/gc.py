@@ -55,7 +55,7 @@ def _go_synthesis(service: Service, value: float, samples: int) -> Synthesis:
 def _python_synthesis(service: Service, value: float, samples: int) -> Synthesis:
     labels = {**common.target_labels(service), "generation": "2"}
     result = {**common.target_labels(service), "service": service.name}
-    name, q = PYTHON_QUANTILE
+    _, q = PYTHON_QUANTILE
     return common.histogram_synthesis(service.metrics.gc_pause, labels, q, value,
                                       common.SAMPLES_PER_STEP, samples, result)
 
@@ -69,7 +69,7 @@ def build(service: Service) -> list[Piece]:
         record, subject = recordings[0].record, "mean GC pause"
         synthesize = partial(_go_synthesis, service)
     else:
-        name, q = PYTHON_QUANTILE
+        name, _ = PYTHON_QUANTILE
         recordings = common.quantile_recordings(service, m, [PYTHON_QUANTILE], level="instance",
                                                 aggregate="sum without (generation)")
         record, subject = recordings[-1].record, f"{name} GC pause"

@@ -96,7 +96,7 @@ def runbook(service: Service, alert: str, signal: str) -> dict[str, str]:
 def _where(template: str, labels: dict[str, str] | None, service: Service) -> str:
     """Render `where` either as a Go template (labels None) or with concrete labels."""
     names = {name for name in _placeholders(template) if name != "service"}
-    values = {name: ("{{ $labels.%s }}" % name if labels is None else labels[name])
+    values = {name: ("{{ $labels." + name + " }}" if labels is None else labels[name])
               for name in names}
     return template.format(service=service.name, **values)
 
@@ -160,10 +160,8 @@ def test_values(sig: ThresholdSignal) -> list[tuple[float, list[str]]]:
     sign = -1.0 if budget.lower_is_worse else 1.0
     cases: list[tuple[float, list[str]]] = []
     first = levels[0][1]
-    if budget.lower_is_worse:
-        quiet = first + ((bound or first * 2) - first) / 2
-    else:
-        quiet = first * 0.9
+    # quiet: halfway to the bound when lower is worse, 10% under the budget otherwise
+    quiet = first + ((bound or first * 2) - first) / 2 if budget.lower_is_worse else first * 0.9
     cases.append((quiet, []))
     for index, (_, threshold) in enumerate(levels):
         step = threshold * 0.1

@@ -1,0 +1,33 @@
+"""Test helpers: generate a spec into a temporary folder and run promtool over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from watchkeeper import promtool
+from watchkeeper.generate import alert_files
+from watchkeeper.load import load_services
+from watchkeeper.writers import write_tree
+
+
+def generate_alerts(spec: Path, out: Path) -> Path:
+    """Generate alerts/ for `spec` under `out`; return the alerts folder."""
+    write_tree(out, alert_files(load_services(spec), spec.name), owned=("alerts",))
+    return out / "alerts"
+
+
+def write_spec(folder: Path, document: dict, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def run_promtool(alerts: Path) -> tuple[promtool.Result, promtool.Result]:
+    rules = sorted(alerts.glob("*.rules.yml"))
+    tests = sorted((alerts / "tests").glob("*.test.yml"))
+    return promtool.check_rules(rules), promtool.test_rules(tests)
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,122 @@
+"""Generated rules and tests, checked by running them with the real promtool."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+from rule_helpers import generate_alerts, load_yaml, run_promtool
+from watchkeeper import promtool
+from watchkeeper.generate import alert_files
+from watchkeeper.load import load_services
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+EXAMPLE = REPO / "spec" / "services.yaml"
+
+
+def test_example_spec_passes_promtool_check_and_test(tmp_path, promtool_path):
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    checked, tested = run_promtool(alerts)
+    assert checked.ok, checked.output
+    assert tested.ok, tested.output
+    assert len(tested.files) == 3
+
+
+def test_committed_alerts_match_a_fresh_generation():
+    files = alert_files(load_services(EXAMPLE), EXAMPLE.name)
+    for relative, text in files.items():
+        assert (REPO / relative).read_text() == text, f"{relative} is stale: run `make`"
+    committed = {str(p.relative_to(REPO)) for p in (REPO / "alerts").rglob("*.yml")
+                 if "alertmanager" not in p.name}
+    assert committed == set(files)
+
+
+def test_every_alert_has_firing_quiet_and_not_yet_cases(tmp_path):
+    """Each (alert, severity) fires in some case, is checked one step before its `for`
+    elapses, and every alert name is also checked quiet."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    for rules_path in alerts.glob("*.rules.yml"):
+        declared = {(rule["alert"], rule["labels"]["severity"], rule.get("for", "0s"))
+                    for group in load_yaml(rules_path)["groups"] for rule in group["rules"]
+                    if "alert" in rule}
+        tests = load_yaml(alerts / "tests" / rules_path.name.replace(".rules.", ".test."))
+        fired, quiet, times = set(), set(), defaultdict(set)
+        for group in tests["tests"]:
+            for check in group.get("alert_rule_test", []):
+                times[check["alertname"]].add(check["eval_time"])
+                if not check["exp_alerts"]:
+                    quiet.add(check["alertname"])
+                for alert in check["exp_alerts"]:
+                    fired.add((check["alertname"], alert["exp_labels"]["severity"]))
+        for name, severity, _ in declared:
+            assert (name, severity) in fired, f"{rules_path.name}: {name}/{severity} never fires"
+            assert name in quiet, f"{rules_path.name}: {name} is never checked quiet"
+
+
+def _mutate(rules: Path, pattern: str, replacement: str) -> None:
+    text = rules.read_text()
+    mutated, count = re.subn(pattern, replacement, text, count=1)
+    assert count == 1, pattern
+    rules.write_text(mutated)
+
+
+def test_generated_tests_catch_a_wrong_threshold(tmp_path, promtool_path):
+    """The generated tests are not vacuous: a budget edited by hand makes them fail."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    rules = alerts / "festivals-api.rules.yml"
+    _mutate(rules, r'(p99_rate5m\{service="festivals-api"\} >) 1\n', r"\1 2\n")
+    result = promtool.test_rules([alerts / "tests" / "festivals-api.test.yml"])
+    assert not result.ok
+    assert "HttpLatencyP99High" in result.output
+
+
+def test_generated_tests_catch_a_missing_traffic_guard(tmp_path, promtool_path):
+    """Dropping the minimum-traffic guard makes the sparse-traffic scenario fire."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    rules = alerts / "nextevent-api.rules.yml"
+    text = rules.read_text()
+    rules.write_text(re.sub(r"\n\s*and on\(service\) service:http_request_duration_seconds_count"
+                            r":rate5m\{service=\"nextevent-api\"\} \* 300 >= 10", "", text))
+    result = promtool.test_rules([alerts / "tests" / "nextevent-api.test.yml"])
+    assert not result.ok
+    assert "too little traffic" in result.output
+
+
+def _only_scenarios(test_path: Path, keyword: str) -> Path:
+    """A copy of a generated test file holding just the scenarios whose name has `keyword`."""
+    document = load_yaml(test_path)
+    document["tests"] = [t for t in document["tests"] if keyword in t["name"]]
+    assert document["tests"], keyword
+    subset = test_path.with_name(f"subset-{test_path.name}")
+    subset.write_text(yaml.safe_dump(document, sort_keys=False))
+    return subset
+
+
+def test_leak_gate_is_what_keeps_the_sawtooth_quiet(tmp_path, promtool_path):
+    """The sawtooth scenario passes with the generated rule and fails with a naive
+    predict_linear-only rule: it really exercises the steady-growth condition."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    sawtooth = _only_scenarios(alerts / "tests" / "festivals-api.test.yml",
+                               "GoroutineLeak quiet on a sawtooth")
+    assert promtool.test_rules([sawtooth]).ok
+    rules = alerts / "festivals-api.rules.yml"
+    text = rules.read_text()
+    naive = re.sub(r"(predict_linear1h_4h\{service=\"festivals-api\"\} > 10000)\n"
+                   r"\s*and ignoring\(service\)\n\s*min_over_time\(go_goroutines[^\n]*\n[^\n]*\n",
+                   r"\1\n", text, count=1)
+    assert naive != text
+    rules.write_text(naive)
+    result = promtool.test_rules([sawtooth])
+    assert not result.ok
+    assert "GoroutineLeak" in result.output
+
+
+def test_hand_made_p99_incident_pages_within_for_plus_one_window(tmp_path, promtool_path):
+    alerts = generate_alerts(HERE / "scenarios" / "checkout.yaml", tmp_path)
+    shutil.copy(HERE / "scenarios" / "p99_incident.test.yml", alerts / "tests")
+    result = promtool.test_rules([alerts / "tests" / "p99_incident.test.yml"])
+    assert result.ok, result.output

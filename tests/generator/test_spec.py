@@ -1,0 +1,149 @@
+"""Spec validation: every bad input gets one clear message naming its path and line."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from watchkeeper.load import SpecError, load_services, load_spec_file
+from watchkeeper.spec import LANGUAGE_METRICS
+
+VALID = """\
+version: 1
+defaults:
+  labels: {team: platform}
+  for: 2m
+services:
+  - name: checkout
+    selector: {job: checkout}
+    language: go
+    labels: {team: payments}
+    http:
+      latency:
+        p99: {warning: 200ms, critical: 1s}
+"""
+
+
+def problems(tmp_path, text: str, name: str = "spec.yaml") -> list[str]:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(path)
+    return [f"{p.line}:{p.path}: {p.message}" for p in caught.value.problems]
+
+
+def test_defaults_merge_and_service_keys_win(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID)
+    [service] = load_services(path)
+    assert service.labels == {"team": "payments"}
+    assert service.for_ == 120
+    assert service.rate_window == 300
+    assert service.metrics == LANGUAGE_METRICS["go"]
+
+
+def test_metric_names_follow_language_and_overrides(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID.replace("language: go", "language: python\n    metrics: "
+                                  "{threads: app_threads}"))
+    [service] = load_services(path)
+    assert service.metrics.threads == "app_threads"
+    assert service.metrics.pool_in_use == "db_client_connection_count"
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    found = problems(tmp_path, VALID.replace("  for: 2m", "  fro: 2m"))
+    assert found == ["4:defaults.fro: unknown key 'fro'; did you mean 'for'?"]
+
+
+def test_bad_units_name_path_and_line(tmp_path):
+    text = VALID.replace("{warning: 200ms, critical: 1s}", "{warning: 20 0ms, critical: 1s}")
+    found = problems(tmp_path, text)
+    assert found == ["12:services[0].http.latency.p99.warning: expected a duration such as "
+                     "250us, 50ms, 1.5s or 2m, got '20 0ms'"]
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    text = VALID.replace("{warning: 200ms, critical: 1s}", "{warning: 1s, critical: 200ms}")
+    text += "      error_ratio: {warning: 80, critical: -1%}\n"
+    found = problems(tmp_path, text)
+    assert len(found) == 3
+    assert found[0].startswith("12:services[0].http.latency.p99: 'warning' must be below")
+    assert "did you mean '80%'" in found[1]
+    assert found[2].startswith("13:services[0].http.error_ratio.critical:")
+
+
+def test_lower_is_worse_order_for_cache_hit_ratio(tmp_path):
+    text = VALID + ("    caches:\n      - name: wallets\n"
+                    "        hit_ratio: {warning: 50%, critical: 80%}\n")
+    [found] = problems(tmp_path, text)
+    assert found.startswith("15:services[0].caches[0].hit_ratio: lower is worse")
+
+
+def test_goroutines_on_a_python_service(tmp_path):
+    text = VALID.replace("language: go", "language: python")
+    text += "    runtime:\n      goroutines: {warning: 10, critical: 20}\n"
+    [found] = problems(tmp_path, text)
+    assert found.startswith("6:services[0]: 'runtime.goroutines' is for go services")
+
+
+def test_duplicate_service_names(tmp_path):
+    text = VALID + "  - name: checkout\n    selector: {job: b}\n    language: go\n"
+    [found] = problems(tmp_path, text)
+    assert found == "5:services: service names must be unique, repeated: checkout"
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path):
+    [found] = problems(tmp_path, VALID + "  - name: [broken\n")
+    assert found == ("14:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+                     "(while parsing a flow sequence started on line 13)")
+
+
+def test_key_written_twice(tmp_path):
+    [found] = problems(tmp_path, VALID.replace("  for: 2m", "  for: 2m\n  for: 3m"))
+    assert found == "5:defaults.for: key written twice; keep one"
+
+
+def test_reserved_alert_labels_are_refused(tmp_path):
+    [found] = problems(tmp_path, VALID.replace("{team: payments}", "{severity: high}"))
+    assert "label 'severity' is set by watchkeeper" in found
+
+
+def test_leak_needs_a_critical_budget(tmp_path):
+    text = VALID + "    runtime:\n      threads: {warning: 10, leak: {window: 1h, horizon: 4h}}\n"
+    [found] = problems(tmp_path, text)
+    assert "'leak' predicts when 'critical' is crossed" in found
+
+
+def test_hundred_percent_utilization_can_never_fire(tmp_path):
+    text = VALID + "    database:\n      pool:\n        utilization: {critical: 100%}\n"
+    [found] = problems(tmp_path, text)
+    assert "never fires" in found
+
+
+def test_jsonnet_spec_with_ext_str(tmp_path):
+    path = tmp_path / "spec.jsonnet"
+    path.write_text(textwrap.dedent("""\
+        local env = std.extVar('env');
+        {
+          version: 1,
+          defaults: { labels: { env: env } },
+          services: [
+            { name: 'api-' + env, selector: { job: 'api' }, language: 'go',
+              runtime: { memory: { critical: '1GiB' } } },
+          ],
+        }
+    """))
+    [service] = load_services(path, {"env": "prod"})
+    assert service.name == "api-prod"
+    assert service.labels == {"env": "prod"}
+    assert service.runtime.memory.critical == 2**30
+
+
+def test_bad_jsonnet_is_one_clear_error(tmp_path):
+    path = tmp_path / "spec.jsonnet"
+    path.write_text("{ version: 1, services: [ }")
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(path)
+    [problem] = caught.value.problems
+    assert problem.message.startswith("Jsonnet error:")
