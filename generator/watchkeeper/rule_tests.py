@@ -14,7 +14,7 @@ from watchkeeper.units import prometheus_duration
 
 def _alert_test(check: AlertCheck) -> dict:
     return {
-        "eval_time": prometheus_duration(check.eval_time) if check.eval_time else "0s",
+        "eval_time": prometheus_duration(check.eval_time),
         "alertname": check.alert,
         "exp_alerts": [
             {"exp_labels": dict(alert.labels), "exp_annotations": dict(alert.annotations)}

@@ -32,6 +32,9 @@ SPEC_VERSION = 1
 Duration = Annotated[float, BeforeValidator(units.parse_duration), WithJsonSchema(
     {"type": "string", "pattern": r"^\d*\.?\d+(ns|us|µs|ms|s|m|h|d|w)$",
      "examples": ["250us", "50ms", "1.5s", "2m"]})]
+Wait = Annotated[float, BeforeValidator(units.parse_wait), WithJsonSchema(
+    {"type": "string", "pattern": r"^\d*\.?\d+(ns|us|µs|ms|s|m|h|d|w)$",
+     "examples": ["0s", "5m"]})]
 Ratio = Annotated[float, BeforeValidator(units.parse_ratio), WithJsonSchema(
     {"anyOf": [{"type": "string", "pattern": r"^\d*\.?\d+%$"},
                {"type": "number", "exclusiveMinimum": 0, "maximum": 1}],
@@ -96,7 +99,7 @@ class _Thresholds(_Strict):
 
     warning: float | None = None
     critical: float | None = None
-    for_: Duration | None = Field(None, alias="for")
+    for_: Wait | None = Field(None, alias="for")
 
     @model_validator(mode="after")
     def _severities_in_order(self) -> _Thresholds:
@@ -144,7 +147,7 @@ class Leak(_Strict):
 
     window: Duration
     horizon: Duration
-    for_: Duration | None = Field(None, alias="for")
+    for_: Wait | None = Field(None, alias="for")
 
 
 class CountThresholds(_Thresholds):
@@ -270,8 +273,8 @@ class _Inheritable(_Strict):
     runbook_url: str | None = None
     grafana_url: str | None = None
     rate_window: Duration | None = None
-    for_: Duration | None = Field(None, alias="for")
-    keep_firing_for: Duration | None = None
+    for_: Wait | None = Field(None, alias="for")
+    keep_firing_for: Wait | None = None
     min_events: Annotated[int, Field(gt=0)] | None = None
     metrics: MetricOverrides | None = None
 

@@ -47,7 +47,7 @@ class UnitError(ValueError):
     """A value that does not follow the unit grammar; the message says what was expected."""
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, allow_zero: bool = False) -> float:
     """Return seconds for ``"250us"``, ``"50ms"``, ``"1.5s"``, ``"2m"``; bare numbers are refused.
 
     A bare number is refused because ``200`` could mean milliseconds or seconds.
@@ -59,9 +59,14 @@ def parse_duration(value: object) -> float:
     if not match:
         raise UnitError(f"expected a duration such as 250us, 50ms, 1.5s or 2m, got {value!r}")
     seconds = float(match["number"]) * _DURATION_UNITS[match["unit"]]
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise UnitError(f"a duration must be greater than zero, got {value!r}")
     return seconds
+
+
+def parse_wait(value: object) -> float:
+    """A `for`-like duration, where ``0s`` (act at once) is meaningful."""
+    return parse_duration(value, allow_zero=True)
 
 
 def parse_ratio(value: object) -> float:
@@ -117,6 +122,8 @@ def prometheus_duration(seconds: float) -> str:
     Prometheus durations accept no fractions, so ``1.5s`` becomes ``1s500ms``.
     """
     millis = round(seconds * 1000)
+    if seconds == 0:
+        return "0s"
     if millis <= 0:
         raise UnitError(f"{seconds}s is shorter than Prometheus' 1ms resolution")
     parts = []

@@ -1,0 +1,89 @@
+"""Property: for any valid spec, every generated rule and test file passes promtool."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rule_helpers import generate_alerts, run_promtool, write_spec
+
+DURATIONS_MS = st.sampled_from([5, 20, 50, 100, 250, 500, 1000, 2500])
+WINDOWS = st.sampled_from(["1m", "2m", "5m", "10m"])
+FORS = st.sampled_from(["0s", "30s", "1m", "5m", "10m"])
+
+
+@st.composite
+def ordered(draw, values, lower_is_worse=False, fmt=str):
+    """A threshold block with one or two severities in the right order."""
+    picked = sorted(draw(st.lists(values, min_size=1, max_size=2, unique=True)))
+    if lower_is_worse:
+        picked.reverse()
+    block = {}
+    if len(picked) == 2:
+        block = {"warning": fmt(picked[0]), "critical": fmt(picked[1])}
+    else:
+        block = {draw(st.sampled_from(["warning", "critical"])): fmt(picked[0])}
+    if draw(st.booleans()):
+        block["for"] = draw(FORS)
+    return block
+
+
+def ms(value):
+    return f"{value}ms"
+
+
+def pct(value):
+    return f"{value}%"
+
+
+@st.composite
+def services(draw, index):
+    language = draw(st.sampled_from(["go", "python"]))
+    service = {"name": f"svc-{index}", "selector": {"job": f"svc-{index}"}, "language": language}
+    if draw(st.booleans()):
+        quantiles = draw(st.lists(st.sampled_from(["p50", "p90", "p99", "p999"]), min_size=1,
+                                  max_size=2, unique=True))
+        service["http"] = {
+            "latency": {q: draw(ordered(DURATIONS_MS, fmt=ms)) for q in quantiles},
+            "error_ratio": draw(ordered(st.sampled_from([0.1, 0.5, 1, 5]), fmt=pct)),
+        }
+    if draw(st.booleans()):
+        service["database"] = {"latency": {"p99": draw(ordered(DURATIONS_MS, fmt=ms))},
+                               "pool": {"utilization": draw(
+                                   ordered(st.sampled_from([50, 80, 95]), fmt=pct))}}
+    if draw(st.booleans()):
+        service["caches"] = [{"name": "c1", "hit_ratio": draw(
+            ordered(st.sampled_from([30, 60, 90]), lower_is_worse=True, fmt=pct))}]
+    runtime = {"memory": draw(ordered(st.sampled_from([64, 512, 2048]),
+                                      fmt=lambda v: f"{v}MiB"))}
+    counts = st.sampled_from([100, 1000, 5000])
+    key = "goroutines" if language == "go" else "tasks"
+    runtime[key] = draw(ordered(counts, fmt=int))
+    if "critical" in runtime[key] and draw(st.booleans()):
+        runtime[key]["leak"] = {"window": draw(st.sampled_from(["10m", "30m", "1h"])),
+                                "horizon": draw(st.sampled_from(["30m", "2h"]))}
+    if draw(st.booleans()):
+        runtime["gc_pause"] = draw(ordered(DURATIONS_MS, fmt=ms))
+    service["runtime"] = runtime
+    return service
+
+
+@st.composite
+def specs(draw):
+    count = draw(st.integers(1, 2))
+    return {
+        "version": 1,
+        "defaults": {"rate_window": draw(WINDOWS), "for": draw(FORS),
+                     "min_events": draw(st.sampled_from([1, 10, 100]))},
+        "services": [draw(services(i)) for i in range(count)],
+    }
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=specs())
+def test_any_valid_spec_passes_promtool(tmp_path_factory, promtool_path, spec):
+    folder = tmp_path_factory.mktemp("spec")
+    alerts = generate_alerts(write_spec(folder, spec), folder)
+    checked, tested = run_promtool(alerts)
+    assert checked.ok, checked.output
+    assert tested.ok, tested.output
