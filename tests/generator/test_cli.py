@@ -1,0 +1,84 @@
+"""The CLI as a user meets it: exit statuses, messages, and output that is never half-written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rule_helpers import write_spec
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXAMPLE = REPO / "spec" / "services.yaml"
+WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli"]
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+    return subprocess.run([*WATCHKEEPER, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, check=False)
+
+
+def test_generate_then_test_passes(tmp_path):
+    generated = run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts")
+    assert generated.returncode == 0, generated.stderr
+    tested = run("test", str(tmp_path))
+    assert tested.returncode == 0, tested.stdout
+    assert "promtool: 6 passed, 0 failed" in tested.stdout
+
+
+def test_bad_spec_exits_2_without_traceback(tmp_path):
+    spec = write_spec(tmp_path, {"version": 1, "services": [
+        {"name": "Bad Name", "selector": {"job": "x"}, "language": "go"}]})
+    result = run("validate", str(spec))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "services[0].name" in result.stderr
+
+
+def test_a_failed_generate_keeps_the_previous_output(tmp_path):
+    assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "alerts").rglob("*") if p.is_file()}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("p99: {warning: 200ms", "p99: {warning: 2x"))
+    result = run("generate", str(broken), "--out", str(tmp_path), "--only", "alerts")
+    assert result.returncode == 2
+    after = {p: p.read_bytes() for p in (tmp_path / "alerts").rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".alerts")]
+
+
+def test_failing_rule_tests_exit_1_and_name_the_file(tmp_path):
+    assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
+    rules = tmp_path / "alerts" / "tickets-api.rules.yml"
+    rules.write_text(rules.read_text().replace("> 0.2\n", "> 0.3\n", 1))
+    result = run("test", str(tmp_path))
+    assert result.returncode == 1
+    assert "FAIL test rules: " in result.stdout and "tickets-api.test.yml" in result.stdout
+
+
+def test_missing_promtool_says_how_to_install(tmp_path):
+    assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    result = run("test", str(tmp_path), env=env)
+    assert result.returncode == 2
+    assert "apt-get install prometheus" in result.stderr
+
+
+def test_jsonnet_ext_str_reaches_the_spec(tmp_path):
+    spec = tmp_path / "spec.jsonnet"
+    spec.write_text("{version: 1, services: [{name: std.extVar('name'), selector: {job: 'a'},"
+                    " language: 'go', runtime: {memory: {critical: '1GiB'}}}]}")
+    result = run("generate", str(spec), "--ext-str", "name=from-cli", "--out", str(tmp_path),
+                 "--only", "alerts")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "alerts" / "from-cli.rules.yml").exists()
+
+
+def test_schema_describes_units_as_users_write_them():
+    import json
+
+    result = run("schema")
+    schema = json.loads(result.stdout)
+    thresholds = schema["$defs"]["DurationThresholds"]["properties"]["critical"]
+    assert "50ms" in json.dumps(thresholds)
