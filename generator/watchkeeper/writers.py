@@ -32,8 +32,10 @@ _RESERVED = re.compile(
 def _scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        return _float(value)
     text = str(value)
     if (_PLAIN.match(text) and not _RESERVED.match(text) and ": " not in text
             and " #" not in text and not text.endswith((" ", ":"))
@@ -59,6 +61,19 @@ def _double_quoted(text: str) -> str:
         else:
             out.append(f"\\U{code:08x}")
     return '"' + "".join(out) + '"'
+
+
+def _float(value: float) -> str:
+    """YAML 1.1 float text: a mantissa with a dot (``1.0e-06``), as PyYAML and Go read it."""
+    if value != value:
+        return ".nan"
+    if value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _literal_ok(text: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from watchkeeper.writers import to_yaml, write_tree
 
 TRICKY = ["", "0s", "+Inf", "1e-06", "y", "no", "null", "~", "a: b", "a #b", "-x", "? x",
