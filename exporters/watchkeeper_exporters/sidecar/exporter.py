@@ -10,15 +10,23 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from time import perf_counter
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
 from .samples import Samples, render
-from .secrets import scrub
+from .secrets import scrub, url_password
 from .targets import Target
 
 log = logging.getLogger("watchkeeper_exporter")
+
+
+@dataclass
+class _Result:
+    samples: Samples | None
+    error: str | None
+    seconds: float
 
 
 class Exporter:
@@ -27,24 +35,24 @@ class Exporter:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=max(2, 2 * len(targets)),
                                         thread_name_prefix="scrape")
-        self._inflight: dict[str, Future[tuple[Samples, float]]] = {}
+        self._inflight: dict[str, Future[_Result]] = {}
         self._errors = {t.name: 0 for t in targets}
         self._was_up: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)
 
-    def _scrape_one(self, target: Target) -> tuple[Samples, float]:
+    def _scrape_one(self, target: Target) -> _Result:
         start = perf_counter()
         out = Samples()
         try:
             target.scrape(out)
-        except BaseException:
+        except Exception as exc:  # any failure of one target is reported as that target down
             target.close()
-            raise
-        return out, perf_counter() - start
+            return _Result(None, _describe(exc, target), perf_counter() - start)
+        return _Result(out, None, perf_counter() - start)
 
-    def _submit(self, target: Target) -> Future[tuple[Samples, float]]:
+    def _submit(self, target: Target) -> Future[_Result]:
         with self._lock:
             future = self._inflight.get(target.name)
             if future is None or future.done():
@@ -62,17 +70,16 @@ class Exporter:
             self._account(target, future, perf_counter() - start, merged)
         return merged
 
-    def _account(self, target: Target, future: Future[tuple[Samples, float]], elapsed: float,
+    def _account(self, target: Target, future: Future[_Result], elapsed: float,
                  merged: Samples) -> None:
-        up, duration, error = 0, min(elapsed, self.timeout), None
-        if not future.done():
-            error = f"timed out after {self.timeout:g}s"
-        elif future.exception() is not None:
-            error = _describe(future.exception(), target)
+        if future.done():
+            result = future.result()
         else:
-            samples, duration = future.result()
-            merged.merge(samples)
-            up = 1
+            result = _Result(None, f"timed out after {self.timeout:g}s", elapsed)
+        error, duration = result.error, result.seconds
+        up = 0 if result.samples is None else 1
+        if result.samples is not None:
+            merged.merge(result.samples)
         if error is not None:
             with self._lock:
                 self._errors[target.name] += 1
@@ -105,9 +112,7 @@ class Exporter:
             target.close()
 
 
-def _describe(error: BaseException | None, target: Target) -> str:
+def _describe(error: BaseException, target: Target) -> str:
     """A one-line error message with any credential of the target masked."""
-    from .secrets import url_password
-
-    text = f"{type(error).__name__}: {error}".splitlines()[0] if error else "unknown error"
+    text = (f"{type(error).__name__}: {error}".splitlines() or ["unknown error"])[0]
     return scrub(text, [s for s in (target.password, url_password(target.url)) if s])
