@@ -1,16 +1,31 @@
-"""Reading metric values back from a registry or a /metrics body, for assertions."""
+"""Reading metric values back from a registry or a /metrics body, for assertions.
+
+A small parser of the text format that keeps sample names exactly as exposed (Prometheus does
+too); prometheus-client's parser appends ``_total`` to counters such as postgres_exporter's
+``pg_stat_database_blks_hit``, which is not what a Prometheus server stores.
+"""
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"unparsable exposition line: {line!r}"
+        name, labels, value = match.groups()
+        pairs = frozenset((k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+                          for k, v in _LABEL.findall(labels or ""))
+        out[(name, pairs)] = float(value)
     return out
 
 
