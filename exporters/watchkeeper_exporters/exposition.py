@@ -54,9 +54,21 @@ def _serving_registry(registry: CollectorRegistry | None) -> Any:
     return _PerScrapeRegistry() if multiprocess_enabled() else REGISTRY
 
 
+class _ASGIMetrics:
+    """An ASGI callable object rather than a function, so that Starlette's
+    ``Route("/metrics", metrics_asgi_app())`` serves it as an app (a ``Mount`` would redirect
+    ``/metrics`` to ``/metrics/``)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+
 def metrics_asgi_app(registry: CollectorRegistry | None = None) -> Any:
-    """ASGI app serving the metrics; mount it at ``/metrics``."""
-    return make_asgi_app(_serving_registry(registry))
+    """ASGI app serving the metrics; route ``/metrics`` to it."""
+    return _ASGIMetrics(make_asgi_app(_serving_registry(registry)))
 
 
 def metrics_wsgi_app(registry: CollectorRegistry | None = None) -> Any:
