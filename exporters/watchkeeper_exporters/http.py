@@ -24,6 +24,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 #: Environ/scope key an application may set to the matched template (any framework).
 ROUTE_KEY = "watchkeeper.route"
 _CHILD_CACHE_LIMIT = 4096
+_CODES = {code: str(code) for code in range(100, 600)}
 
 
 class RouteMatcher:
@@ -112,28 +113,28 @@ class PrometheusASGIMiddleware:
         self._recorder = _Recorder(_metrics.http_duration(registry), max_routes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Kept flat on purpose: this runs on every request (see bench/exporters_overhead.py).
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = perf_counter()
         status = 0
 
         async def send_status(message: dict[str, Any]) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if not status and message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
 
+        start = perf_counter()
         try:
             await self.app(scope, receive, send_status)
         except BaseException:
-            self._record(scope, "500", start)
+            self._recorder.observe(scope["method"], self._route(scope), "500",
+                                   perf_counter() - start)
             raise
-        self._record(scope, str(status) if status else "500", start)
-
-    def _record(self, scope: Mapping[str, Any], code: str, start: float) -> None:
         elapsed = perf_counter() - start
-        self._recorder.observe(scope["method"], self._route(scope), code, elapsed)
+        self._recorder.observe(scope["method"], self._route(scope),
+                               _CODES.get(status) or (str(status) if status else "500"), elapsed)
 
     def _route(self, scope: Mapping[str, Any]) -> str:
         route = self._resolver(scope) if self._resolver else None
@@ -170,6 +171,9 @@ class PrometheusWSGIMiddleware:
         except BaseException:
             self._record(environ, "500", start)
             raise
+        if type(body) is list:  # already complete: nothing left to time, no wrapper needed
+            self._record(environ, status or "500", start)
+            return body
         return _Body(body, lambda failed: self._record(
             environ, "500" if failed or not status else status, start))
 

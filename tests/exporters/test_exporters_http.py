@@ -114,10 +114,10 @@ def wsgi_call(app: Any, path: str) -> tuple[str, bytes]:
     return status[0], data
 
 
-def test_wsgi_records_on_close_with_template_and_status() -> None:
-    def inner(environ: Any, start_response: Any) -> list[bytes]:
+def test_wsgi_records_streamed_bodies_on_close_with_template_and_status() -> None:
+    def inner(environ: Any, start_response: Any) -> Any:
         start_response("201 Created", [])
-        return [b"ok"]
+        yield b"ok"
 
     registry = CollectorRegistry()
     app = PrometheusWSGIMiddleware(inner, routes=["/orders/{id}"], registry=registry)
@@ -126,6 +126,19 @@ def test_wsgi_records_on_close_with_template_and_status() -> None:
     list(body)
     body.close()
     assert value(registry, COUNT, method="POST", route="/orders/{id}", code="201") == 1
+
+
+def test_wsgi_list_bodies_are_recorded_at_once_and_returned_unwrapped() -> None:
+    body = [b"done"]
+
+    def inner(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return body
+
+    registry = CollectorRegistry()
+    app = PrometheusWSGIMiddleware(inner, routes=["/done"], registry=registry)
+    assert app({"REQUEST_METHOD": "GET", "PATH_INFO": "/done"}, lambda *a: None) is body
+    assert value(registry, COUNT, method="GET", route="/done", code="200") == 1
 
 
 def test_wsgi_errors_before_and_during_the_body_count_as_500() -> None:
