@@ -150,7 +150,7 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(max_connections: int = 50) -> Iterator[Postgres]:
     """A throwaway cluster with user ``watch``/database ``app`` and pg_stat_statements."""
     import psycopg
 
@@ -166,7 +166,8 @@ def postgres_server() -> Iterator[Postgres]:
                     "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     options = (f"-p {port} -k {root} -c listen_addresses={HOST} -c fsync=off "
-               "-c shared_preload_libraries=pg_stat_statements -c max_connections=50")
+               "-c shared_preload_libraries=pg_stat_statements "
+               f"-c max_connections={max_connections}")
     subprocess.run([*prefix, _pg_bin("pg_ctl"), "-D", str(datadir), "-o", options,
                     "-l", str(root / "log"), "-w", "-t", "30", "start"],
                    check=True, stdout=subprocess.DEVNULL)
