@@ -2,9 +2,10 @@
 
 Starts N redis-servers and N PostgreSQL clusters (tests/servers.py), then:
   * watchkeeper-exporter with N Redis + N PostgreSQL targets (one scrape = one GET);
-  * Debian's prometheus-redis-exporter (one process per Redis, its usual deployment) and
-    prometheus-postgres-exporter (one process, DATA_SOURCE_NAME listing the N servers); one scrape
-    round = all their /metrics fetched concurrently, timed until the last one answers.
+  * Debian's prometheus-redis-exporter and prometheus-postgres-exporter, one process per server
+    (their usual deployment; postgres_exporter 0.11's multi-DSN mode answers 500 with duplicate
+    collector series); one scrape round = all their /metrics fetched concurrently, timed until
+    the last one answers.
 Scrapes alternate between the two so both see the same machine state; reports p50/p99 and
 the sum of VmRSS after the run. Needs: apt-get install prometheus-redis-exporter
 prometheus-postgres-exporter. Usage: python bench/exporters_sidecar.py --targets 1 10
@@ -54,12 +55,13 @@ def go_exporters(redis_urls: list[str], pg_dsns: list[str]) -> Iterator[tuple[li
                  "-web.listen-address", f"127.0.0.1:{port}"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             urls.append(f"http://127.0.0.1:{port}/metrics")
-        port = servers.free_port()
-        env = {**os.environ, "DATA_SOURCE_NAME": ",".join(pg_dsns)}
-        procs.append(subprocess.Popen(
-            ["prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        urls.append(f"http://127.0.0.1:{port}/metrics")
+        for dsn in pg_dsns:
+            port = servers.free_port()
+            env = {**os.environ, "DATA_SOURCE_NAME": dsn}
+            procs.append(subprocess.Popen(
+                ["prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+            urls.append(f"http://127.0.0.1:{port}/metrics")
         for url, proc in zip(urls, procs, strict=True):
             servers.wait_for_port(int(url.split(":")[2].split("/")[0]), proc=proc)
         yield urls, procs
