@@ -65,16 +65,17 @@ class _Recorder:
         self._histogram = histogram
         self._max_routes = max_routes
         self._routes: set[str] = set()
-        self._children: dict[tuple[str, str, str], Any] = {}
+        self.children: dict[tuple[str, str, str], Any] = {}
 
     def observe(self, method: str, route: str, code: str, seconds: float) -> None:
         key = (method, route, code)
-        child = self._children.get(key)
+        child = self.children.get(key)
         if child is None:
-            child = self._child(key)
+            child = self.child(key)
         child.observe(seconds)
 
-    def _child(self, key: tuple[str, str, str]) -> Any:
+    def child(self, key: tuple[str, str, str]) -> Any:
+        """The histogram child for ``key`` after normalising method and capping routes."""
         method, route, code = key
         if method not in METHODS:
             method = "OTHER"
@@ -84,8 +85,8 @@ class _Recorder:
             else:
                 self._routes.add(route)
         child = self._histogram.labels(method, route, code)
-        if len(self._children) < _CHILD_CACHE_LIMIT:
-            self._children[key] = child
+        if len(self.children) < _CHILD_CACHE_LIMIT:
+            self.children[key] = child
         return child
 
 
@@ -111,6 +112,7 @@ class PrometheusASGIMiddleware:
         self._matcher = RouteMatcher(routes)
         self._resolver = route_resolver
         self._recorder = _Recorder(_metrics.http_duration(registry), max_routes)
+        self._children = self._recorder.children
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Kept flat on purpose: this runs on every request (see bench/exporters_overhead.py).
@@ -133,12 +135,17 @@ class PrometheusASGIMiddleware:
                                    perf_counter() - start)
             raise
         elapsed = perf_counter() - start
-        self._recorder.observe(scope["method"], self._route(scope),
-                               _CODES.get(status) or (str(status) if status else "500"), elapsed)
+        key = (scope["method"], self._route(scope), _CODES.get(status) or "500")
+        child = self._children.get(key)
+        if child is None:
+            child = self._recorder.child(key)
+        child.observe(elapsed)
 
     def _route(self, scope: Mapping[str, Any]) -> str:
-        route = self._resolver(scope) if self._resolver else None
-        route = route or scope.get(ROUTE_KEY) or _starlette_template(scope)
+        if self._resolver is None:
+            route = scope.get(ROUTE_KEY) or _starlette_template(scope)
+        else:
+            route = self._resolver(scope) or scope.get(ROUTE_KEY) or _starlette_template(scope)
         return route or self._matcher.match(scope["path"]) or UNMATCHED
 
 

@@ -8,10 +8,9 @@ types identical is what lets existing dashboards work unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from prometheus_client.utils import floatToGoString
 
 
 @dataclass
@@ -48,7 +47,18 @@ class Samples:
 
 
 def _escape(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:
+        return value
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _number(value: float) -> str:
+    """Go-compatible number text; ``repr`` is exact and much cheaper than formatting."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
 
 
 def render(families: Iterable[Family]) -> str:
@@ -58,7 +68,7 @@ def render(families: Iterable[Family]) -> str:
         doc = family.doc.replace("\\", r"\\").replace("\n", r"\n")
         out.append(f"# HELP {family.name} {doc}\n# TYPE {family.name} {family.type}\n")
         for labels, value in family.samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
             label_text = "{" + label_text + "}" if label_text else ""
-            out.append(f"{family.name}{label_text} {floatToGoString(value)}\n")
+            out.append(f"{family.name}{label_text} {_number(value)}\n")
     return "".join(out)

@@ -94,6 +94,11 @@ class RedisTarget(Target):
         self._client.connection_pool.disconnect()
 
 
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [col.name for col in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
 class _PsycopgTarget(Target):
     """Shared connection handling for PostgreSQL and the PgBouncer admin console."""
 
@@ -117,8 +122,7 @@ class _PsycopgTarget(Target):
     def _rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         with self._connection().cursor() as cur:
             cur.execute(sql, params)
-            names = [col.name for col in cur.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            return _dicts(cur)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -152,6 +156,7 @@ SELECT CASE WHEN rank <= %(top)s THEN queryid::text ELSE 'other' END AS queryid,
        sum(calls) AS calls, sum(ms) / 1000.0 AS seconds, sum(rows) AS rows
 FROM ranked GROUP BY 1
 """
+_EXTENSION_SQL = "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
 _STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
            "fastpath function call", "disabled")
 
@@ -165,6 +170,11 @@ class PostgresTarget(_PsycopgTarget):
                  top_queries: int = 20) -> None:
         super().__init__(name, url, timeout, password)
         self._top = top_queries
+        self._has_statements: bool | None = None
+
+    def close(self) -> None:
+        self._has_statements = None
+        super().close()
 
     def _options(self) -> dict[str, str]:
         """Server-side timeouts, so a slow query cannot hold the scrape thread."""
@@ -172,25 +182,47 @@ class PostgresTarget(_PsycopgTarget):
         return {"options": f"-c statement_timeout={ms} -c lock_timeout={ms}"}
 
     def scrape(self, out: Samples) -> None:
+        """All queries in one pipeline: one network round trip per scrape, not five."""
+        queries: list[tuple[str, Any]] = [(_SETTINGS_SQL, None), (_ACTIVITY_SQL, None),
+                                          (_DATABASE_SQL, None), (_EXTENSION_SQL, None)]
+        if self._has_statements is None:  # first scrape on this connection
+            self._has_statements = bool(self._rows(_EXTENSION_SQL))
+        if self._has_statements:  # as of the previous scrape; a dropped view fails once
+            queries.append((_STATEMENTS_SQL, {"top": self._top}))
+        settings, activity, databases, extension, *statements = self._batch(queries)
+        self._has_statements = bool(extension)
         t = self.name
-        for row in self._rows(_SETTINGS_SQL):
+        for row in settings:
             out.gauge(f"pg_settings_{row['name']}", f"Server setting {row['name']}.",
                       row["value"], target=t)
-        self._activity(out)
-        for row in self._rows(_DATABASE_SQL):
+        self._activity(activity, out)
+        self._databases(databases, out)
+        if statements:
+            self._statements(statements[0], out)
+
+    def _batch(self, queries: list[tuple[str, Any]]) -> list[list[dict[str, Any]]]:
+        conn = self._connection()
+        with conn.pipeline():
+            cursors = [conn.cursor() for _ in queries]
+            for cur, (sql, params) in zip(cursors, queries, strict=True):
+                cur.execute(sql, params)
+        return [_dicts(cur) for cur in cursors]
+
+    def _databases(self, rows: list[dict[str, Any]], out: Samples) -> None:
+        t = self.name
+        for row in rows:
             labels = {"target": t, "datname": row["datname"]}
             out.gauge("pg_stat_database_numbackends", "Backends connected to the database.",
                       row["numbackends"], **labels)
             for col in ("xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks"):
                 out.counter(f"pg_stat_database_{col}", f"pg_stat_database.{col}.", row[col],
                             **labels)
-        self._statements(out)
 
-    def _activity(self, out: Samples) -> None:
+    def _activity(self, rows: list[dict[str, Any]], out: Samples) -> None:
         t = self.name
         counts: dict[tuple[str, str], int] = {}
         waiting: dict[str, int] = {}
-        for row in self._rows(_ACTIVITY_SQL):
+        for row in rows:
             counts[(row["datname"], row["state"])] = row["n"]
             waiting[row["datname"]] = waiting.get(row["datname"], 0) + row["waiting"]
             out.gauge("pg_stat_activity_max_tx_duration",
@@ -205,13 +237,9 @@ class PostgresTarget(_PsycopgTarget):
                       "Sessions waiting for a lock held by another session.",
                       waiting[datname], target=t, datname=datname)
 
-    def _statements(self, out: Samples) -> None:
+    def _statements(self, rows: list[dict[str, Any]], out: Samples) -> None:
         """Top-N query classes by total time from pg_stat_statements; the rest is ``other``."""
-        present = self._rows(
-            "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
-        if not present:
-            return
-        for row in self._rows(_STATEMENTS_SQL, {"top": self._top}):
+        for row in rows:
             labels = {"target": self.name, "queryid": row["queryid"]}
             out.counter("pg_stat_statements_calls_total", "Calls per query class.",
                         row["calls"], **labels)
