@@ -88,15 +88,17 @@ def _owned_tmpdir(prefix: str) -> Path:
 class RedisServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    password: str | None = None
 
     @property
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
 
     def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", HOST, "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--protected-mode", "no"],
+             "--appendonly", "no", "--protected-mode", "no", *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, proc=self.proc)
 

@@ -121,11 +121,12 @@ class PrometheusASGIMiddleware:
             return
         status = 0
 
-        async def send_status(message: dict[str, Any]) -> None:
+        def send_status(message: dict[str, Any]) -> Any:
+            # A plain function returning send's awaitable: no extra coroutine per message.
             nonlocal status
-            if not status and message["type"] == "http.response.start":
+            if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         start = perf_counter()
         try:
@@ -135,7 +136,8 @@ class PrometheusASGIMiddleware:
                                    perf_counter() - start)
             raise
         elapsed = perf_counter() - start
-        key = (scope["method"], self._route(scope), _CODES.get(status) or "500")
+        route = None if self._resolver else scope.get(ROUTE_KEY)
+        key = (scope["method"], route or self._route(scope), _CODES.get(status) or "500")
         child = self._children.get(key)
         if child is None:
             child = self._recorder.child(key)

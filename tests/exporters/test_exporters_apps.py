@@ -44,6 +44,23 @@ def test_instrumented_stack_exposes_every_contract_name() -> None:
         assert value(side_body, f"{kind}_up", target=target) == 1
 
 
+def test_metrics_on_their_own_port() -> None:
+    from prometheus_client import CollectorRegistry
+    from watchkeeper_exporters import JobMetrics, serve_metrics
+
+    registry = CollectorRegistry()
+    JobMetrics("own_port", registry=registry).set_queue_depth(4)
+    port = servers.free_port()
+    server, thread = serve_metrics(port, registry=registry)
+    try:
+        status, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert status == 200
+    assert value(body, "job_queue_depth", job_name="own_port") == 4
+
+
 def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
     port = servers.free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}

@@ -124,6 +124,27 @@ def test_postgres_refusing_auth_is_down_and_never_leaks_the_password(postgres, t
         assert secret not in log
 
 
+def test_redis_password_from_file_and_wrong_password(tmp_path) -> None:
+    redis = servers.RedisServer(password="Redis-Secret-3190")
+    redis.start()
+    try:
+        (tmp_path / "good").write_text("Redis-Secret-3190\n")
+        (tmp_path / "bad").write_text("Redis-Wrong-6604\n")
+        with servers.sidecar("--redis", f"good={redis.url}", "--redis", f"bad={redis.url}",
+                             "--password-file", f"good={tmp_path / 'good'}",
+                             "--password-file", f"bad={tmp_path / 'bad'}") as side:
+            body, _ = scrape(side)
+            log = side.stderr()
+    finally:
+        redis.stop()
+    assert value(body, "redis_up", target="good") == 1
+    assert value(body, "redis_up", target="bad") == 0
+    assert "target bad (redis) is down" in log
+    for secret in ("Redis-Secret-3190", "Redis-Wrong-6604"):
+        assert secret not in body
+        assert secret not in log
+
+
 def test_silent_targets_never_block_the_scrape(redis) -> None:
     with servers.silent_server() as port:
         hung = f"127.0.0.1:{port}"
