@@ -165,6 +165,7 @@ class PrometheusWSGIMiddleware:
         self._matcher = RouteMatcher(routes)
         self._resolver = route_resolver
         self._recorder = _Recorder(_metrics.http_duration(registry), max_routes)
+        self._children = self._recorder.children
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         start = perf_counter()
@@ -188,8 +189,12 @@ class PrometheusWSGIMiddleware:
 
     def _record(self, environ: Mapping[str, Any], code: str, start: float) -> None:
         elapsed = perf_counter() - start
-        self._recorder.observe(environ.get("REQUEST_METHOD", "GET"), self._route(environ), code,
-                               elapsed)
+        route = None if self._resolver else environ.get(ROUTE_KEY)
+        key = (environ.get("REQUEST_METHOD", "GET"), route or self._route(environ), code)
+        child = self._children.get(key)
+        if child is None:
+            child = self._recorder.child(key)
+        child.observe(elapsed)
 
     def _route(self, environ: Mapping[str, Any]) -> str:
         route = self._resolver(environ) if self._resolver else None
