@@ -73,6 +73,12 @@ def test_cli_bad_input_exits_2_with_one_line(argv: list[str]) -> None:
     assert "TopSecret99" not in proc.stderr
 
 
+def test_default_names_never_include_credentials() -> None:
+    s = settings(["--postgres", "host=db port=5433 dbname=app user=u password=TopSecret99",
+                  "--postgres", "postgresql://u:TopSecret99@db2:5432/app"])
+    assert [t.name for t in s.targets] == ["db:5433/app", "db2:5432/app"]
+
+
 @pytest.mark.parametrize(("dsn", "expected"), [
     ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
     ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),

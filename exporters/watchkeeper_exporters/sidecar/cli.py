@@ -26,7 +26,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="watchkeeper-exporter",
                 description="Export Redis, PostgreSQL and PgBouncer metrics for watchkeeper. "
-                            f"Every flag also reads {ENV_PREFIX}<FLAG> from the environment.")
+                            f"Flags can also be set as {ENV_PREFIX}<FLAG> environment variables "
+                            "(repeatable ones separated by ';').")
     p.add_argument("--listen", help="HOST:PORT to serve /metrics on (default 127.0.0.1:9464)")
     p.add_argument("--redis", action="append", metavar="[NAME=]URL",
                    help="Redis target, repeatable; URL may be @FILE")

@@ -8,6 +8,7 @@ the CLI reports as one line with exit status 2.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ ENV_PREFIX = "WATCHKEEPER_EXPORTER_"
 DEFAULT_LISTEN = "127.0.0.1:9464"
 #: Below Prometheus' default scrape_timeout (10 s), leaving room for the exposition itself.
 DEFAULT_TIMEOUT = 5.0
+_KV_PAIR = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
 
 class ConfigError(Exception):
@@ -53,7 +55,12 @@ def _read_secret(path: str, what: str) -> str:
 def default_name(kind: str, url: str) -> str:
     """``host:port[/db]`` of a URL, never including credentials; used as the target label."""
     if "://" not in url:
-        return redact(url).replace(" ", ",")
+        pairs = dict(_KV_PAIR.findall(url))
+        host = pairs.get("host", "localhost").strip("'")
+        port = pairs.get("port", "").strip("'")
+        dbname = pairs.get("dbname", "").strip("'")
+        name = f"{host}:{port}" if port else host
+        return f"{name}/{dbname}" if dbname else name
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
     name = f"{host}:{parts.port}" if parts.port else host
@@ -173,7 +180,8 @@ def build_settings(args: Any, env: dict[str, str] | None = None) -> Settings:
     targets = _file_targets(data, config_path or "") + _env_targets(env)
     for kind in KINDS:
         targets += [parse_target(kind, v) for v in getattr(args, kind) or []]
-    _apply_password_files(targets, args.password_file or [])
+    env_files = [i for i in env.get(ENV_PREFIX + "PASSWORD_FILE", "").split(";") if i.strip()]
+    _apply_password_files(targets, (args.password_file or []) + env_files)
     _check_unique(targets)
     top = pick(args.top_queries, "top_queries", 20)
     if not str(top).isdigit() or int(top) < 1:
