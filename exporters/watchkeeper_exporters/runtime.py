@@ -1,0 +1,101 @@
+"""Python runtime metrics next to prometheus-client's ``process_*`` metrics.
+
+* ``python_threads``: live threads.
+* ``python_asyncio_tasks``: pending tasks of the event loops handed to :func:`watch_loop`.
+* ``python_gc_pause_seconds{generation}``: collection pauses timed through ``gc.callbacks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import weakref
+from collections.abc import Iterator
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import _metrics
+
+
+class RuntimeCollector(Collector):
+    """Threads and asyncio tasks, read at scrape time (cheap: no bookkeeping per task)."""
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Count the tasks of ``loop`` (default: the running loop); held weakly."""
+        self._loops.add(loop or asyncio.get_running_loop())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("python_threads", "Live Python threads.",
+                                value=threading.active_count())
+        yield GaugeMetricFamily("python_asyncio_tasks",
+                                "Pending asyncio tasks of the watched event loops.",
+                                value=sum(self._pending(loop) for loop in list(self._loops)))
+
+    @staticmethod
+    def _pending(loop: asyncio.AbstractEventLoop) -> int:
+        if loop.is_closed():
+            return 0
+        for _ in range(3):  # all_tasks iterates a WeakSet another thread may be changing
+            try:
+                return len(asyncio.all_tasks(loop))
+            except RuntimeError:
+                continue
+        return 0
+
+
+class GCPauseRecorder:
+    """Times each collection between the ``start`` and ``stop`` callbacks of ``gc``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        histogram = _metrics.gc_pause(registry)
+        self._children = [histogram.labels(str(g)) for g in range(3)]
+        self._started: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started[threading.get_ident()] = perf_counter()
+            return
+        start = self._started.pop(threading.get_ident(), None)
+        if start is not None:
+            self._children[info["generation"]].observe(perf_counter() - start)
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def uninstall(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+
+_installed: weakref.WeakKeyDictionary[CollectorRegistry, tuple[RuntimeCollector, GCPauseRecorder]]
+_installed = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def install_runtime_metrics(registry: CollectorRegistry | None = None) -> RuntimeCollector:
+    """Register the runtime collector and the GC pause hook once per registry.
+
+    Returns the collector so that apps can :meth:`RuntimeCollector.watch_loop` their loop.
+    """
+    reg = REGISTRY if registry is None else registry
+    with _lock:
+        if reg not in _installed:
+            collector, recorder = RuntimeCollector(), GCPauseRecorder(reg)
+            reg.register(collector)
+            recorder.install()
+            _installed[reg] = (collector, recorder)
+        return _installed[reg][0]
+
+
+def watch_running_loop(registry: CollectorRegistry | None = None) -> None:
+    """Call from inside a running loop (e.g. an ASGI lifespan startup) to count its tasks."""
+    install_runtime_metrics(registry).watch_loop()

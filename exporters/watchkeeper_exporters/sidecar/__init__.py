@@ -1,0 +1,1 @@
+"""The ``watchkeeper-exporter`` sidecar: Redis, PostgreSQL and PgBouncer targets, one process."""

@@ -1,0 +1,85 @@
+"""The sample apps: every contract name exposed, and gunicorn multiprocess aggregation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+
+import servers
+from metrics_text import names, value
+
+#: The python profile's names (see docs/exporters.md), split by who exposes them.
+APP_NAMES = {
+    "http_request_duration_seconds_bucket", "db_query_duration_seconds_bucket",
+    "cache_hits_total", "cache_misses_total", "process_resident_memory_bytes",
+    "python_threads", "python_asyncio_tasks", "python_gc_pause_seconds_bucket",
+    "db_client_connection_count", "db_client_connection_max",
+    "db_client_connection_wait_time_seconds_bucket", "db_client_connection_timeouts_total",
+    "job_duration_seconds_bucket", "jobs_processed_total", "job_queue_depth",
+}
+SIDECAR_NAMES = {
+    "cache_hits_total", "cache_misses_total", "redis_up", "pg_up", "pgbouncer_up",
+    "watchkeeper_exporter_scrape_duration_seconds", "watchkeeper_exporter_scrape_errors_total",
+}
+
+
+def test_instrumented_stack_exposes_every_contract_name() -> None:
+    with servers.instrumented_stack() as stack:
+        app_status, app_body = servers.get(stack.app_metrics_url)
+        side_status, side_body = servers.get(stack.sidecar_metrics_url)
+    assert (app_status, side_status) == (200, 200)
+    assert names(app_body) >= APP_NAMES
+    assert names(side_body) >= SIDECAR_NAMES
+    route = {"method": "GET", "route": "/items/{item_id}", "code": "200"}
+    assert value(app_body, "http_request_duration_seconds_count", **route) == 3
+    assert value(app_body, "http_request_duration_seconds_count", method="GET",
+                 route="/boom", code="500") == 1
+    assert value(app_body, "cache_hits_total", cache="items_l1") == 1
+    assert value(app_body, "cache_misses_total", cache="items_l2") == 2
+    assert value(app_body, "jobs_processed_total", job_name="reindex", result="error") == 1
+    assert value(app_body, "db_client_connection_max", pool="main") == 10
+    for kind, target in (("redis", "sessions"), ("pg", "main"), ("pgbouncer", "bouncer")):
+        assert value(side_body, f"{kind}_up", target=target) == 1
+
+
+def test_metrics_on_their_own_port() -> None:
+    from prometheus_client import CollectorRegistry
+    from watchkeeper_exporters import JobMetrics, serve_metrics
+
+    registry = CollectorRegistry()
+    JobMetrics("own_port", registry=registry).set_queue_depth(4)
+    port = servers.free_port()
+    server, thread = serve_metrics(port, registry=registry)
+    try:
+        status, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert status == 200
+    assert value(body, "job_queue_depth", job_name="own_port") == 4
+
+
+def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
+    port = servers.free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(servers.EXAMPLES / "gunicorn.conf.py"),
+         "--chdir", str(servers.EXAMPLES), "-b", f"127.0.0.1:{port}", "wsgi_app:app"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        servers.wait_for_port(port, proc=proc)
+        for i in range(20):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 5}", timeout=10):
+                pass
+        _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        servers._stop(proc)
+    worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
+    assert len(worker_pids) == 2  # both workers wrote samples...
+    assert value(body, "http_request_duration_seconds_count", method="GET",
+                 route="/fib/{n}", code="200") == 20  # ...and one scrape sums them
+    lookups = (value(body, "cache_hits_total", cache="fib") or 0) + \
+        (value(body, "cache_misses_total", cache="fib") or 0)
+    assert lookups >= 20

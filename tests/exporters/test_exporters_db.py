@@ -1,0 +1,77 @@
+"""SQLAlchemy integration against a real PostgreSQL: query latency and pool metrics."""
+
+from __future__ import annotations
+
+import pytest
+from metrics_text import value
+from prometheus_client import CollectorRegistry
+from sqlalchemy import create_engine, exc, text
+from watchkeeper_exporters.db import classify, instrument_engine
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT a FROM users WHERE id = 1", ("SELECT", "users")),
+    ('select * from "Orders" o join items i on 1=1', ("SELECT", "orders")),
+    ("INSERT INTO public.items (id) VALUES (1)", ("INSERT", "public.items")),
+    ("  UPDATE items SET a = 1", ("UPDATE", "items")),
+    ("DELETE FROM items WHERE id = 2", ("DELETE", "items")),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", ("WITH", "")),
+    ("SELECT 1", ("SELECT", "")),
+    ("frobnicate the database", ("OTHER", "")),
+])
+def test_classify(sql: str, expected: tuple[str, str]) -> None:
+    assert classify(sql) == expected
+
+
+def test_query_duration_by_operation_and_table(postgres) -> None:
+    registry = CollectorRegistry()
+    engine = instrument_engine(create_engine(postgres.sqlalchemy_url()), "q", registry=registry)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS dbt (id int)"))
+        conn.execute(text("INSERT INTO dbt VALUES (1), (2)"))
+        conn.execute(text("SELECT id FROM dbt")).all()
+        conn.execute(text("SELECT id FROM dbt")).all()
+    with pytest.raises(exc.ProgrammingError), engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    name = "db_query_duration_seconds_count"
+    assert value(registry, name, operation="INSERT", table="dbt") == 1
+    assert value(registry, name, operation="SELECT", table="dbt") == 2
+    assert value(registry, name, operation="SELECT", table="no_such_table") == 1
+    engine.dispose()
+
+
+def test_pool_used_idle_max_and_waits(postgres) -> None:
+    registry = CollectorRegistry()
+    engine = instrument_engine(
+        create_engine(postgres.sqlalchemy_url(), pool_size=2, max_overflow=1),
+        "main", registry=registry)
+    assert value(registry, "db_client_connection_max", pool="main") == 3
+    first, second = engine.connect(), engine.connect()
+    assert value(registry, "db_client_connection_count", pool="main", state="used") == 2
+    assert value(registry, "db_client_connection_count", pool="main", state="idle") == 0
+    first.close()
+    assert value(registry, "db_client_connection_count", pool="main", state="used") == 1
+    assert value(registry, "db_client_connection_count", pool="main", state="idle") == 1
+    second.close()
+    assert value(registry, "db_client_connection_count", pool="main", state="idle") == 2
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool="main") == 2
+    engine.dispose()  # replaces the pool: metrics must follow the new one
+    with engine.connect():
+        assert value(registry, "db_client_connection_count", pool="main", state="used") == 1
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool="main") == 3
+    engine.dispose()
+
+
+def test_pool_timeout_is_counted(postgres) -> None:
+    registry = CollectorRegistry()
+    engine = instrument_engine(
+        create_engine(postgres.sqlalchemy_url(), pool_size=1, max_overflow=0, pool_timeout=0.2),
+        "tiny", registry=registry)
+    with engine.connect():
+        with pytest.raises(exc.TimeoutError):
+            engine.connect()
+        assert value(registry, "db_client_connection_timeouts_total", pool="tiny") == 1
+    assert value(registry, "db_client_connection_wait_time_seconds_bucket", pool="tiny",
+                 le="0.1") == 1  # the successful checkout; the timed-out one waited 0.2 s
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool="tiny") == 2
+    engine.dispose()

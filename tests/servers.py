@@ -1,0 +1,368 @@
+"""Real servers for tests, started on 127.0.0.1 and free ports, stopped afterwards.
+
+redis-server, PostgreSQL (initdb + pg_ctl in a temporary directory), pgbouncer, a TCP server
+that accepts and never answers, the ``watchkeeper-exporter`` sidecar and the sample
+instrumented ASGI app. PostgreSQL and PgBouncer refuse to run as root, so when the tests run as
+root their binaries run as the ``postgres`` system user (or ``nobody``) via ``runuser``.
+
+The contract test uses :func:`instrumented_stack`, which starts all of it and returns the two
+``/metrics`` URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "exporters"
+HOST = "127.0.0.1"
+PG_USER, PG_PASSWORD, PG_DB = "watch", "s3cret-Pw-7781", "app"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {HOST}:{port} after {timeout}s")
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _unprivileged() -> tuple[list[str], int | None, int | None]:
+    """(command prefix, uid, gid) to run PostgreSQL/PgBouncer as a non-root user."""
+    if os.geteuid() != 0:
+        return [], None, None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return ["runuser", "-u", name, "--"], entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root and no postgres/nobody user to run PostgreSQL as")
+
+
+def _owned_tmpdir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _, uid, gid = _unprivileged()
+    if uid is not None:
+        os.chown(path, uid, gid)
+    path.chmod(0o700)
+    return path
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+@dataclass
+class RedisServer:
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", HOST, "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--protected-mode", "no", *auth],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, proc=self.proc)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (no clean shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"PostgreSQL's {name} not found; run scripts/install-test-deps.sh")
+    return path
+
+
+@dataclass
+class Postgres:
+    port: int
+    datadir: Path
+    superuser_password: str
+
+    def dsn(self, user: str = PG_USER, password: str = PG_PASSWORD, dbname: str = PG_DB) -> str:
+        return f"postgresql://{user}:{password}@{HOST}:{self.port}/{dbname}"
+
+    def sqlalchemy_url(self) -> str:
+        return self.dsn().replace("postgresql://", "postgresql+psycopg://", 1)
+
+    def superuser_dsn(self, dbname: str = "postgres") -> str:
+        return self.dsn("postgres", self.superuser_password, dbname)
+
+
+@contextlib.contextmanager
+def postgres_server(max_connections: int = 50) -> Iterator[Postgres]:
+    """A throwaway cluster with user ``watch``/database ``app`` and pg_stat_statements."""
+    import psycopg
+
+    prefix, uid, gid = _unprivileged()
+    root = _owned_tmpdir("wk-pg-")
+    datadir, pwfile = root / "data", root / "pw"
+    superuser_password = "su-" + os.urandom(6).hex()
+    pwfile.write_text(superuser_password + "\n")
+    if uid is not None:
+        os.chown(pwfile, uid, gid)
+    port = free_port()
+    subprocess.run([*prefix, _pg_bin("initdb"), "-D", str(datadir), "-U", "postgres",
+                    "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    options = (f"-p {port} -k {root} -c listen_addresses={HOST} -c fsync=off "
+               "-c shared_preload_libraries=pg_stat_statements "
+               f"-c max_connections={max_connections}")
+    subprocess.run([*prefix, _pg_bin("pg_ctl"), "-D", str(datadir), "-o", options,
+                    "-l", str(root / "log"), "-w", "-t", "30", "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+    pg = Postgres(port, datadir, superuser_password)
+    try:
+        with psycopg.connect(pg.superuser_dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}'")
+            conn.execute(f"GRANT pg_monitor TO {PG_USER}")
+            conn.execute(f"CREATE DATABASE {PG_DB} OWNER {PG_USER}")
+        with psycopg.connect(pg.superuser_dsn(PG_DB), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+        yield pg
+    finally:
+        subprocess.run([*prefix, _pg_bin("pg_ctl"), "-D", str(datadir), "-m", "immediate",
+                        "-w", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- PgBouncer -----------------------------------------------------------------------------
+
+@dataclass
+class PgBouncer:
+    port: int
+
+    def admin_dsn(self) -> str:
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.port}/pgbouncer"
+
+    def app_dsn(self) -> str:
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.port}/{PG_DB}"
+
+
+@contextlib.contextmanager
+def pgbouncer_server(pg: Postgres) -> Iterator[PgBouncer]:
+    prefix, uid, gid = _unprivileged()
+    root = _owned_tmpdir("wk-pgb-")
+    port = free_port()
+    (root / "users.txt").write_text(f'"{PG_USER}" "{PG_PASSWORD}"\n')
+    (root / "pgbouncer.ini").write_text(f"""[databases]
+{PG_DB} = host={HOST} port={pg.port} dbname={PG_DB}
+[pgbouncer]
+listen_addr = {HOST}
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {root}/users.txt
+admin_users = {PG_USER}
+pool_mode = transaction
+default_pool_size = 5
+logfile = {root}/pgbouncer.log
+pidfile = {root}/pgbouncer.pid
+""")
+    for name in ("users.txt", "pgbouncer.ini"):
+        if uid is not None:
+            os.chown(root / name, uid, gid)
+    proc = subprocess.Popen([*prefix, "pgbouncer", str(root / "pgbouncer.ini")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, proc=proc)
+        yield PgBouncer(port)
+    finally:
+        _stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- a target that accepts and never answers -----------------------------------------------
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """Accepts TCP connections and never sends a byte; yields the port."""
+    listener = socket.socket()
+    listener.bind((HOST, 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+# --- the sidecar and the sample app ----------------------------------------------------------
+
+@dataclass
+class Process:
+    proc: subprocess.Popen
+    port: int
+    scheme: str = "http"
+    stderr_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return self.base_url + "/metrics"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path else ""
+
+
+def _python_env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_EXPORTER_")}
+    env.update(extra or {})
+    return env
+
+
+@contextlib.contextmanager
+def sidecar(*args: str, env: dict[str, str] | None = None,
+            tls: bool = False) -> Iterator[Process]:
+    """Runs ``python -m watchkeeper_exporters.sidecar --listen 127.0.0.1:PORT ARGS``."""
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="wk-sidecar-", suffix=".log")[1])
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "watchkeeper_exporters.sidecar", "--listen",
+             f"{HOST}:{port}", *args], stdout=subprocess.DEVNULL, stderr=err,
+            env=_python_env(env))
+    try:
+        wait_for_port(port, proc=proc)
+        yield Process(proc, port, "https" if tls else "http", log)
+    finally:
+        _stop(proc)
+        log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def asgi_app(env: dict[str, str] | None = None) -> Iterator[Process]:
+    """The sample ASGI app (examples/exporters/asgi_app.py) under uvicorn."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(EXAMPLES),
+         "--host", HOST, "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_python_env(env))
+    try:
+        wait_for_port(port, proc=proc)
+        yield Process(proc, port)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _stop(proc)
+
+
+def get(url: str, timeout: float = 10.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@dataclass
+class Stack:
+    app_metrics_url: str
+    sidecar_metrics_url: str
+    app: Process
+    sidecar: Process
+    redis: RedisServer
+    postgres: Postgres
+    pgbouncer: PgBouncer
+
+
+def exercise_app(base_url: str) -> None:
+    """Requests that touch every instrumented path: routes, DB, both cache levels, jobs."""
+    for path in ("/items/1", "/items/1", "/items/2", "/jobs/run", "/jobs/fail", "/nope",
+                 "/boom", "/health"):
+        get(base_url + path)
+
+
+@contextlib.contextmanager
+def instrumented_stack() -> Iterator[Stack]:
+    """Redis, PostgreSQL, PgBouncer, the sample ASGI app (DB + L1/L2 cache + jobs) and the
+    sidecar watching all three servers, with the app already exercised once.
+
+    ``stack.app_metrics_url`` and ``stack.sidecar_metrics_url`` are ready to scrape.
+    """
+    with redis_server() as redis, postgres_server() as pg, pgbouncer_server(pg) as bouncer:
+        app_env = {"DATABASE_URL": pg.sqlalchemy_url(), "REDIS_URL": redis.url}
+        with asgi_app(app_env) as app, sidecar(
+                "--redis", f"sessions={redis.url}", "--postgres", f"main={pg.dsn()}",
+                "--pgbouncer", f"bouncer={bouncer.admin_dsn()}", "--timeout", "3s") as side:
+            exercise_app(app.base_url)
+            yield Stack(app.metrics_url, side.metrics_url, app, side, redis, pg, bouncer)
