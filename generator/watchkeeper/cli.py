@@ -1,4 +1,4 @@
-"""The `watchkeeper` command: validate, generate, test, schema.
+"""The `watchkeeper` command: validate, generate, test, check, deploy, schema.
 
 Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
 arguments, a missing tool). User errors print one line per problem and no traceback.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchkeeper import promtool
+from watchkeeper import check, promtool
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_services
 from watchkeeper.spec import SpecFile
@@ -77,6 +77,19 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not check.dashboard_files(root):
+        raise UsageError(f"no dashboards in {root / 'dashboards'}/; run `watchkeeper generate` "
+                         "first")
+    report = check.check(root)
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    print(f"check: {report.dashboards} dashboards, {report.queries} queries, {report.links} "
+          f"alert links: {len(report.problems)} problem(s)")
+    return EXIT_OK if not report.problems else EXIT_FAILED
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = SpecFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -112,6 +125,10 @@ def parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="promtool check + test the generated rules")
     test.add_argument("dir", nargs="?", default=".", help="folder holding alerts/ (default .)")
     test.set_defaults(handler=cmd_test)
+    chk = commands.add_parser("check", help="cross-check dashboards against the rules")
+    chk.add_argument("dir", nargs="?", default=".",
+                     help="folder holding dashboards/ and alerts/ (default .)")
+    chk.set_defaults(handler=cmd_check)
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root
