@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from grafanalib import core
 from watchkeeper import promql
 from watchkeeper.dashboards import grafana, ids
 from watchkeeper.dashboards.charts import Chart, availability, sections
 from watchkeeper.spec import Service
-from watchkeeper.writers import to_json, to_yaml
+from watchkeeper.writers import to_yaml
 
 WIDTH, HEIGHT = 12, 8  # two charts per line on Grafana's 24-column grid
 STAT_WIDTH, STAT_HEIGHT = 4, 4
@@ -141,6 +142,12 @@ def provisioning() -> dict[str, Any]:
         "options": {"path": "/var/lib/grafana/dashboards/watchkeeper",
                     "foldersFromFilesStructure": False},
     }]}
+
+
+def to_json(document: Any) -> str:
+    """Stable JSON (sorted keys, 2-space indent) like writers.to_json, in C: the stdlib
+    encoder with indent is pure Python and took most of the 1,000-service benchmark."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
 def dashboard_files(services: Sequence[Service], spec_name: str) -> dict[str, str]:

@@ -8,12 +8,11 @@ object to plain, stable data.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attr
+import orjson
 from grafanalib import core
-from grafanalib._gen import DashboardEncoder
 
 SCHEMA_VERSION = 39  # Grafana 10.4/11.x; older servers migrate down-level JSON themselves
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -65,8 +64,12 @@ def instance_variable(up_selector: str) -> core.Template:
                          allValue=".*", default="$__all", refresh=2)
 
 
+def _to_json_data(node: Any) -> Any:
+    return node.to_json_data()  # what grafanalib's DashboardEncoder does, in C via orjson
+
+
 def render(dashboard: core.Dashboard) -> dict[str, Any]:
     """Plain JSON-ready data of a grafanalib dashboard (build it with SCHEMA_VERSION)."""
-    data = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    data = orjson.loads(orjson.dumps(dashboard.to_json_data(), default=_to_json_data))
     data.pop("id", None)  # assigned by Grafana; the deploy sends the server's own
     return data
