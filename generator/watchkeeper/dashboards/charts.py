@@ -109,10 +109,27 @@ def database_section(service: Service) -> Section | None:
             + budget_text(db.pool.utilization, RATIO, "DbPoolUtilizationHigh"),
             (Query(expr, f"{{{{instance}}}} {{{{{pool}}}}}"),), db.pool.utilization, RATIO,
             f"max({_svc(service, db_pool.RECORD)})"))
+        section.charts.append(pool_waits(service))
     if db.latency:
         section.charts.extend(_latency(service, db.histogram, db.latency, "Query",
                                        "DbQueryLatency", ids.db_latency))
     return section
+
+
+def pool_waits(service: Service) -> Chart:
+    """Time spent waiting for a free connection: the pool is too small before it is full.
+
+    Go's database/sql exports a counter of seconds waited; the Python exporter a histogram
+    of wait times (hence its `_sum`).
+    """
+    m, w = service.metrics, common.window(service)
+    metric = m.pool_wait_seconds if service.language == "go" else f"{m.pool_wait_seconds}_sum"
+    sel = promql.matchers(service.selector, instance=INSTANCE)
+    expr = f"sum by (instance, {m.pool_label}) (rate({metric}{sel}[{w}]))"
+    return Chart(ids.DB_POOL_WAITS, "Connection pool wait time", "s",
+                 "Seconds spent waiting for a free connection, per second, per instance and "
+                 "pool. Rising waits mean the pool is too small even before utilisation hits "
+                 "its budget.", (Query(expr, f"{{{{instance}}}} {{{{{m.pool_label}}}}}"),))
 
 
 def caches_section(service: Service) -> Section | None:

@@ -22,7 +22,7 @@ MANAGED_TAG = "watchkeeper-managed"
 AVAILABILITY = 1
 ROWS = {"http": 100, "database": 200, "caches": 300, "runtime": 400}
 HTTP_REQUESTS, HTTP_ERRORS = 101, 102
-DB_POOL = 201
+DB_POOL, DB_POOL_WAITS = 201, 202
 RUNTIME = {"memory": 401, "goroutines": 402, "threads": 403, "tasks": 404, "gc_pause": 405}
 
 
