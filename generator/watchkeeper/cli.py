@@ -1,4 +1,4 @@
-"""The `watchkeeper` command: validate, generate, test, schema.
+"""The `watchkeeper` command: validate, generate, test, check, deploy, schema.
 
 Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
 arguments, a missing tool). User errors print one line per problem and no traceback.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchkeeper import promtool
+from watchkeeper import check, deploy, promtool
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_services
 from watchkeeper.spec import SpecFile
@@ -77,6 +78,29 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not check.dashboard_files(root):
+        raise UsageError(f"no dashboards in {root / 'dashboards'}/; run `watchkeeper generate` "
+                         "first")
+    report = check.check(root)
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    print(f"check: {report.dashboards} dashboards, {report.queries} queries, {report.links} "
+          f"alert links: {len(report.problems)} problem(s)")
+    return EXIT_OK if not report.problems else EXIT_FAILED
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    env = os.environ
+    client = deploy.Client(deploy.base_url(args.url, env),
+                           deploy.credentials(env, args.token_file), timeout=args.timeout)
+    options = deploy.Options(folder_uid=args.folder_uid, folder_title=args.folder_title,
+                             dry_run=args.dry_run, force=args.force, prune=args.prune)
+    failures = deploy.run(Path(args.dir), client, options, lambda line: print(line, flush=True))
+    return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = SpecFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -112,6 +136,27 @@ def parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="promtool check + test the generated rules")
     test.add_argument("dir", nargs="?", default=".", help="folder holding alerts/ (default .)")
     test.set_defaults(handler=cmd_test)
+    chk = commands.add_parser("check", help="cross-check dashboards against the rules")
+    chk.add_argument("dir", nargs="?", default=".",
+                     help="folder holding dashboards/ and alerts/ (default .)")
+    chk.set_defaults(handler=cmd_check)
+    dep = commands.add_parser("deploy", help="plan and apply dashboards/ to Grafana",
+                              description="Plan and apply DIR/dashboards/*.json to Grafana. "
+                              "Credentials: GRAFANA_TOKEN, --token-file, or GRAFANA_USER and "
+                              "GRAFANA_PASSWORD.")
+    dep.add_argument("dir", nargs="?", default=".", help="folder holding dashboards/ (default .)")
+    dep.add_argument("--url", help="Grafana base URL (default $GRAFANA_URL)")
+    dep.add_argument("--token-file", help="file holding a service-account token")
+    dep.add_argument("--folder-uid", default=deploy.DEFAULT_FOLDER_UID,
+                     help="folder receiving the dashboards (created when missing)")
+    dep.add_argument("--folder-title", default=deploy.DEFAULT_FOLDER_TITLE)
+    dep.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    dep.add_argument("--force", action="store_true",
+                     help="overwrite dashboards edited in Grafana (drift)")
+    dep.add_argument("--prune", action="store_true",
+                     help="delete managed dashboards that are no longer generated")
+    dep.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    dep.set_defaults(handler=cmd_deploy)
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root
@@ -125,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, promtool.PromtoolMissing) as error:
+    except (UsageError, deploy.DeployError, promtool.PromtoolMissing) as error:
         print(f"watchkeeper: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from watchkeeper.dashboards.build import dashboard_files
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.spec import Service
@@ -27,6 +28,7 @@ def alert_files(services: Sequence[Service], spec_name: str) -> Files:
 # Each output folder and the function producing its files; `--only` picks among them.
 OUTPUTS: dict[str, Callable[[Sequence[Service], str], Files]] = {
     "alerts": alert_files,
+    "dashboards": dashboard_files,
 }
 
 

@@ -9,6 +9,7 @@ service stopped exposing while it is up.
 from __future__ import annotations
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Scenario, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.runtime import GAUGES, metric_of
@@ -41,7 +42,8 @@ def _alerts(service: Service) -> list[Alert]:
         return Alert(name, expr, service.for_,
                      {**alert_labels(service, SIGNAL, severity), **labels},
                      {"summary": summary, "description": description,
-                      **runbook(service, name, SIGNAL)})
+                      **runbook(service, name, SIGNAL),
+                      **ids.dashboard_link(service, ids.AVAILABILITY)})
 
     alerts = [
         alert("ServiceDown", f"absent({up} == 1)", "critical",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece, Recording, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import (
@@ -88,6 +89,7 @@ def _signal(service: Service, cache: CacheSpec, step: float) -> ThresholdSignal:
         upper_bound=1.0,
         over=f" over the last {common.window(service)}",
         labels=((m.cache_label, cache.name),),
+        panel=ids.cache_hit_ratio(service, cache.name),
     )
 
 

@@ -98,6 +98,12 @@ def sparse_per_step(service: Service, step: float) -> float:
 # --- Histograms --------------------------------------------------------------------------------
 
 
+def quantile_record(service: Service, histogram: str, quantile: str,
+                    level: str = "service") -> str:
+    """Name of the recording holding one quantile: ``service:<hist>:p99_rate5m``."""
+    return f"{level}:{histogram}:{quantile}_rate{window(service)}"
+
+
 def quantile_recordings(service: Service, histogram: str, quantiles: list[tuple[str, float]],
                         level: str = "service", aggregate: str = "sum by (le)",
                         ) -> list[Recording]:
@@ -113,7 +119,7 @@ def quantile_recordings(service: Service, histogram: str, quantiles: list[tuple[
                          {"service": service.name})]
     for name, q in quantiles:
         records.append(Recording(
-            record=f"{level}:{histogram}:{name}_rate{w}",
+            record=quantile_record(service, histogram, name, level),
             expr=f"histogram_quantile({format_number(q)}, "
                  f"{service_selector(buckets, service)})",
             labels={"service": service.name},

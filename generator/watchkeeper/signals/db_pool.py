@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece, Recording, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import (
@@ -66,6 +67,7 @@ def build(service: Service) -> list[Piece]:
         onset_steps=0,
         recording=common.service_selector(RECORD, service),
         upper_bound=1.0,
+        panel=ids.DB_POOL,
     )
     piece = Piece(group="database", recordings=[
         Recording(RECORD, utilization_expr(service), {"service": service.name})])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece, Recording, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import (
@@ -72,6 +73,7 @@ def build(service: Service) -> list[Piece]:
         recording=common.service_selector(record, service),
         upper_bound=1.0,
         over=f" over the last {w}",
+        panel=ids.HTTP_ERRORS,
     )
     piece = Piece(group="http", recordings=[common.rate_recording(service, count), ratio])
     piece.alerts.extend(build_alerts(sig, service))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece, Recording, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import (
@@ -87,8 +88,17 @@ def build(service: Service) -> list[Piece]:
         onset_steps=1,
         recording=selector,
         over=f" over the last {w}",
+        panel=ids.RUNTIME["gc_pause"],
     )
     piece = Piece(group="runtime", recordings=recordings)
     piece.alerts.extend(build_alerts(sig, service))
     piece.scenarios.extend(build_scenarios(sig, service, common.test_step(service)))
     return [piece]
+
+
+def record(service: Service) -> str:
+    """The recording the GC budget is compared with (mean pause for Go, p99 for Python)."""
+    if service.language == "go":
+        return _go_record(service).record
+    m = service.metrics.gc_pause
+    return common.quantile_recordings(service, m, [PYTHON_QUANTILE], level="instance")[-1].record

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import DURATION, ThresholdSignal, build_alerts, build_scenarios
@@ -12,7 +14,7 @@ from watchkeeper.spec import QUANTILES, LatencyBudgets, Service
 
 def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subject: str,
                      histogram: str, latency: LatencyBudgets, step: float,
-                     ) -> list[ThresholdSignal]:
+                     panel: Callable[[str], int] | None = None) -> list[ThresholdSignal]:
     """One threshold signal per declared quantile of a service-wide latency histogram."""
     w = common.window(service)
     count = f"{histogram}_count"
@@ -38,6 +40,7 @@ def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subjec
             onset_steps=1,
             recording=record,
             over=f" over the last {w}",
+            panel=panel(name) if panel else None,
         ))
     return signals
 
@@ -65,5 +68,6 @@ def build(service: Service) -> list[Piece]:
     step = common.test_step(service)
     signals = quantile_signals(service, signal="latency", alert_prefix="HttpLatency",
                                subject="HTTP latency", histogram=http.histogram,
-                               latency=http.latency, step=step)
+                               latency=http.latency, step=step,
+                               panel=ids.http_latency)
     return [latency_piece(service, "http", signals, http.histogram, http.latency, step)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Recording, Scenario, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.runtime import GAUGES, gauge_signal, metric_of
@@ -62,6 +63,7 @@ def _annotations(service, key, subject, leak, critical, value_text, labels):
                        f"{value_text} within {horizon}; the critical budget is "
                        f"{humanize(critical)}.",
         **runbook(service, LEAK_ALERTS[key], key),
+        **ids.dashboard_link(service, ids.RUNTIME[key]),
     }
 
 
@@ -180,3 +182,8 @@ def build(service: Service) -> list[Piece]:
         piece.alerts.append(_alert(service, gauge.key, gauge.subject, metric, budget))
         piece.scenarios.extend(_scenarios(service, gauge, metric, budget))
     return [piece] if piece.alerts else []
+
+
+def record(metric: str, leak: Leak) -> str:
+    """The predict_linear recording of a leak budget (what dashboards chart as the trend)."""
+    return _record(metric, leak)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Piece, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import (
@@ -69,6 +70,7 @@ def gauge_signal(service: Service, gauge: Gauge) -> ThresholdSignal:
         value_expr=metric + promql.matchers(service.selector),
         synthesize=partial(gauge_synthesis, service, metric),
         onset_steps=0,
+        panel=ids.RUNTIME[gauge.key],
     )
 
 

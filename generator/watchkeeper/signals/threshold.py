@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchkeeper import units
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, ExprCheck, Scenario, Series
 from watchkeeper.spec import Service, _Thresholds
 
@@ -74,6 +75,7 @@ class ThresholdSignal:
     upper_bound: float | None = None  # values cannot exceed this (ratios: 1)
     over: str = ""  # " over the last 5m" for values computed over a window
     labels: tuple[tuple[str, str], ...] = ()  # extra alert labels telling rules apart (cache)
+    panel: int | None = None  # dashboard panel id showing this signal (see dashboards.ids)
 
 
 def severities(budget: _Thresholds) -> list[tuple[str, float]]:
@@ -117,6 +119,7 @@ def _annotations(sig: ThresholdSignal, service: Service, severity: str, threshol
         "description": f"{sig.subject} {where} is {value_text}{sig.over}; the {severity} "
                        f"budget is {sig.unit.render(threshold)}.",
         **runbook(service, sig.alert, sig.signal),
+        **ids.dashboard_link(service, sig.panel),
     }
 
 
