@@ -7,7 +7,6 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
 from rule_helpers import generate_alerts, load_yaml, run_promtool
 from watchkeeper import promtool
 from watchkeeper.generate import alert_files
@@ -84,35 +83,6 @@ def test_generated_tests_catch_a_missing_traffic_guard(tmp_path, promtool_path):
     result = promtool.test_rules([alerts / "tests" / "nextevent-api.test.yml"])
     assert not result.ok
     assert "too little traffic" in result.output
-
-
-def _only_scenarios(test_path: Path, keyword: str) -> Path:
-    """A copy of a generated test file holding just the scenarios whose name has `keyword`."""
-    document = load_yaml(test_path)
-    document["tests"] = [t for t in document["tests"] if keyword in t["name"]]
-    assert document["tests"], keyword
-    subset = test_path.with_name(f"subset-{test_path.name}")
-    subset.write_text(yaml.safe_dump(document, sort_keys=False))
-    return subset
-
-
-def test_leak_gate_is_what_keeps_the_sawtooth_quiet(tmp_path, promtool_path):
-    """The sawtooth scenario passes with the generated rule and fails with a naive
-    predict_linear-only rule: it really exercises the steady-growth condition."""
-    alerts = generate_alerts(EXAMPLE, tmp_path)
-    sawtooth = _only_scenarios(alerts / "tests" / "festivals-api.test.yml",
-                               "GoroutineLeak quiet on a sawtooth")
-    assert promtool.test_rules([sawtooth]).ok
-    rules = alerts / "festivals-api.rules.yml"
-    text = rules.read_text()
-    naive = re.sub(r"(predict_linear1h_4h\{service=\"festivals-api\"\} > 10000)\n"
-                   r"\s*and ignoring\(service\)\n\s*min_over_time\(go_goroutines[^\n]*\n[^\n]*\n",
-                   r"\1\n", text, count=1)
-    assert naive != text
-    rules.write_text(naive)
-    result = promtool.test_rules([sawtooth])
-    assert not result.ok
-    assert "GoroutineLeak" in result.output
 
 
 def test_hand_made_p99_incident_pages_within_for_plus_one_window(tmp_path, promtool_path):

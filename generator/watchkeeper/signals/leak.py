@@ -148,10 +148,8 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
 def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
     """Rises to 90% of critical and falls back to baseline, twice per window.
 
-    A linear prediction over such a window points past critical for much of each tooth
-    (the regression slope is a quarter of the rise rate), so only the steady-growth
-    condition keeps this quiet: the oldest quarter of the window always holds a peak
-    higher than the newest quarter's low. Checked at peaks once a whole window of history
+    The oldest quarter of the window always holds a peak higher than the newest quarter's
+    low, so the steady-growth condition stays closed. Checked at peaks once a whole window of history
     exists: during the first window after a start the oldest quarter is partly empty,
     and a climb there is indistinguishable from a leak (a known limit of the rule).
     """
