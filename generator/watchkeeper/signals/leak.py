@@ -149,8 +149,8 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
     """Rises to 90% of critical and falls back to baseline, twice per window.
 
     The oldest quarter of the window always holds a peak higher than the newest quarter's
-    low, so the steady-growth condition stays closed. Checked at peaks once a whole window of history
-    exists: during the first window after a start the oldest quarter is partly empty,
+    low, so the steady-growth condition stays closed. Checked at peaks once a whole window
+    of history exists: during the first window after a start the oldest quarter is partly empty,
     and a climb there is indistinguishable from a leak (a known limit of the rule).
     """
     period = max(2, round(leak.window / 2 / step))
