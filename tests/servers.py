@@ -334,6 +334,17 @@ def get(url: str, timeout: float = 10.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def post(url: str, data: bytes, method: str = "POST", timeout: float = 10.0) -> tuple[int, str]:
+    """A request with a body (JSON admin endpoints); errors are returned, not raised."""
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 @dataclass
 class Stack:
     app_metrics_url: str
@@ -366,3 +377,99 @@ def instrumented_stack() -> Iterator[Stack]:
                 "--pgbouncer", f"bouncer={bouncer.admin_dsn()}", "--timeout", "3s") as side:
             exercise_app(app.base_url)
             yield Stack(app.metrics_url, side.metrics_url, app, side, redis, pg, bouncer)
+
+
+# --- Prometheus, Alertmanager and restartable services (tests/e2e, make demo) ----------------
+
+def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Polls ``url`` until it answers 200 (readiness endpoints)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready")
+        with contextlib.suppress(OSError):
+            if get(url, timeout=1.0)[0] == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@dataclass
+class Daemon:
+    """A long-running server binary with its log in a file; restartable on the same port."""
+
+    argv: list[str]
+    port: int
+    ready_path: str = "/-/ready"
+    log_path: Path | None = None
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Daemon:
+        if self.log_path is None:
+            self.log_path = Path(tempfile.mkstemp(prefix="wk-daemon-", suffix=".log")[1])
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=_python_env(self.env), start_new_session=True)
+        try:
+            wait_for_http(self.url + self.ready_path, timeout, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"{self.argv[0]} did not start:\n{self.log()[-3000:]}") from None
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+            _stop(self.proc)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+def prometheus_daemon(config: Path, port: int | None = None) -> Daemon:
+    """Prometheus with ``config``, TSDB in a temporary directory next to it."""
+    port = port or free_port()
+    data = config.parent / "prometheus-data"
+    return Daemon(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={data}",
+                   f"--web.listen-address={HOST}:{port}", "--web.enable-lifecycle",
+                   "--log.level=warn"], port)
+
+
+def alertmanager_daemon(config: Path, port: int | None = None) -> Daemon:
+    """Alertmanager with clustering disabled (no gossip port opened)."""
+    port = port or free_port()
+    data = config.parent / "alertmanager-data"
+    return Daemon(["prometheus-alertmanager", f"--config.file={config}",
+                   f"--storage.path={data}", f"--web.listen-address={HOST}:{port}",
+                   "--cluster.listen-address=", "--log.level=warn"], port)
+
+
+def uvicorn_daemon(module: str, app_dir: Path, env: dict[str, str],
+                   port: int | None = None) -> Daemon:
+    """``uvicorn module:app`` on 127.0.0.1, ready once ``/health`` answers."""
+    port = port or free_port()
+    return Daemon([sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", str(app_dir),
+                   "--host", HOST, "--port", str(port), "--log-level", "warning",
+                   "--no-access-log"], port, "/health", env=env)
+
+
+def sidecar_daemon(*args: str, port: int | None = None) -> Daemon:
+    """The ``watchkeeper-exporter`` sidecar, ready once ``/healthz`` answers."""
+    port = port or free_port()
+    return Daemon([sys.executable, "-m", "watchkeeper_exporters.sidecar", "--listen",
+                   f"{HOST}:{port}", *args], port, "/healthz")

@@ -1,0 +1,54 @@
+// Budgets of the demo stack (examples/demo), used by `make demo` and tests/e2e.
+//
+// Windows are seconds, not minutes, so an injected fault pages within ~10-30 s and a
+// scenario takes well under a minute; the thresholds sit far from the healthy values
+// of the demo under its load generator and far below the injected faults.
+//
+//   watchkeeper generate examples/demo/spec.jsonnet --out DIR --ext-str webhook=http://127.0.0.1:9095
+local webhook = std.extVar('webhook');  // base URL of the webhook receiver (page + ticket)
+
+{
+  version: 1,
+  defaults: {
+    labels: { team: 'demo' },
+    runbook_url: 'https://runbooks.example.com/{service}/{alert}',
+    rate_window: '15s',
+    'for': '5s',
+    keep_firing_for: '0s',
+    min_events: 5,
+  },
+  services: [
+    {
+      name: 'demo-api',
+      selector: { job: 'demo-api' },
+      language: 'python',
+      http: {
+        latency: { p99: { warning: '250ms', critical: '500ms' } },
+        error_ratio: { warning: '2%', critical: '5%' },
+      },
+      database: {
+        latency: { p99: { warning: '50ms', critical: '150ms' } },
+        pool: { utilization: { warning: '70%', critical: '90%' } },
+      },
+      caches: [
+        { name: 'items_l1', hit_ratio: { warning: '40%', critical: '20%' } },
+        { name: 'items_l2', hit_ratio: { warning: '50%', critical: '25%' } },
+      ],
+      runtime: {
+        memory: { warning: '1GiB', critical: '2GiB' },
+        threads: { warning: 200, critical: 1000, leak: { window: '1m', horizon: '10m' } },
+        tasks: { warning: 5000, critical: 20000, leak: { window: '1m', horizon: '10m' } },
+        gc_pause: { warning: '100ms', critical: '500ms' },
+      },
+    },
+    {
+      // Redis as seen by the sidecar: `redis_up` is its availability signal, so Redis
+      // down pages as this service's `absent` instead of as cache-ratio noise on demo-api.
+      name: 'demo-redis',
+      selector: { job: 'demo-sidecar' },
+      language: 'go',
+      metrics: { up: 'redis_up' },
+    },
+  ],
+  webhook:: webhook,
+}

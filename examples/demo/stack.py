@@ -1,0 +1,196 @@
+"""The whole demo chain on 127.0.0.1: one object that ``make demo`` and ``tests/e2e`` share.
+
+Redis and PostgreSQL (distribution packages, throwaway data directories) → the demo service
+(examples/demo/app.py under uvicorn) and the ``watchkeeper-exporter`` sidecar → Prometheus
+evaluating the rules ``watchkeeper generate`` writes from examples/demo/spec.jsonnet →
+Alertmanager with the generated routing → the webhook receiver (examples/demo/webhook.py).
+
+The server helpers live in tests/servers.py (the test suite's real-server fixtures); this module
+puts that folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+DEMO = Path(__file__).resolve().parent
+REPO = DEMO.parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(DEMO))
+
+import servers  # noqa: E402  (tests/servers.py, on the path just above)
+from webhook import WebhookReceiver  # noqa: E402
+
+SPEC = DEMO / "spec.jsonnet"
+SCRAPE_INTERVAL = "1s"
+
+
+@dataclass
+class Ports:
+    """Fixed ports for ``make demo``; 0 picks a free one (tests)."""
+
+    app: int = 0
+    prometheus: int = 0
+    alertmanager: int = 0
+    webhook: int = 0
+    sidecar: int = 0
+
+    def resolved(self) -> Ports:
+        return Ports(*(port or servers.free_port() for port in
+                       (self.app, self.prometheus, self.alertmanager, self.webhook,
+                        self.sidecar)))
+
+
+def generate(out: Path, webhook_url: str) -> Path:
+    """Runs ``watchkeeper generate`` on the demo spec; returns the alerts folder."""
+    cli = Path(sys.executable).with_name("watchkeeper")
+    subprocess.run([str(cli), "generate", str(SPEC), "--out", str(out), "--only", "alerts",
+                    "--ext-str", f"webhook={webhook_url}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out / "alerts"
+
+
+def alertmanager_config(alerts: Path, webhook_url: str) -> Path:
+    """The Alertmanager configuration: the generated one when the generator writes it.
+
+    Until then, this hand-written equivalent of the generated routing: critical → page,
+    warning → ticket, grouped by alertname/service/signal, a critical silencing its warning
+    (same service/signal/instance) and ServiceDown silencing the rest of its service.
+    """
+    generated = alerts / "alertmanager.yml"
+    if generated.exists():
+        return generated
+    hooks = {name: [{"url": f"{webhook_url}/{name}", "send_resolved": True}]
+             for name in ("page", "ticket")}
+    config = {
+        "route": {"receiver": "ticket", "group_by": ["alertname", "service", "signal"],
+                  "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
+                  "routes": [{"matchers": ['severity="critical"'], "receiver": "page"},
+                             {"matchers": ['severity="warning"'], "receiver": "ticket"}]},
+        "receivers": [{"name": name, "webhook_configs": hook} for name, hook in hooks.items()],
+        "inhibit_rules": [
+            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
+             "equal": ["service", "signal", "instance"]},
+            {"source_matchers": ['alertname="ServiceDown"'],
+             "target_matchers": ['alertname!="ServiceDown"'], "equal": ["service"]},
+        ],
+    }
+    path = alerts.parent / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def scrape_config(ports: Ports) -> list[dict]:
+    return [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for job, port in (("demo-api", ports.app), ("demo-sidecar", ports.sidecar))]
+
+
+def prometheus_config(workdir: Path, alerts: Path, ports: Ports) -> Path:
+    config = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL,
+                   "scrape_timeout": SCRAPE_INTERVAL},
+        "rule_files": [str(alerts / "*.rules.yml")],
+        "alerting": {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]},
+        "scrape_configs": scrape_config(ports),
+    }
+    path = workdir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@dataclass
+class DemoStack:
+    """Handles on every running part; ``app`` and ``redis`` can be killed and restarted."""
+
+    workdir: Path
+    ports: Ports
+    alerts: Path
+    webhook: WebhookReceiver
+    redis: servers.RedisServer
+    postgres: servers.Postgres
+    app: servers.Daemon
+    sidecar: servers.Daemon
+    alertmanager: servers.Daemon
+    evaluator: servers.Daemon  # Prometheus (or vmalert in the variant)
+    extra: dict[str, servers.Daemon] = field(default_factory=dict)
+
+    @property
+    def app_url(self) -> str:
+        return self.app.url
+
+    def urls(self) -> dict[str, str]:
+        return {"demo service": self.app.url, "fault switches": self.app.url + "/admin/faults",
+                "Prometheus": self.evaluator.url, "Alertmanager": self.alertmanager.url,
+                "sidecar metrics": self.sidecar.url + "/metrics",
+                "webhook receiver": self.webhook.url + "/{page,ticket}"}
+
+
+def warm(app_url: str) -> None:
+    """Fill the demo's caches so the first minute does not page for a cold cache."""
+    status, body = servers.post(app_url + "/admin/warm", b"")
+    if status != 200:
+        raise RuntimeError(f"warming the caches failed: {status} {body}")
+
+
+@contextlib.contextmanager
+def backends(ports: Ports, echo: bool = False) -> Iterator[tuple]:
+    """Webhook receiver, Redis, PostgreSQL, the demo service and the sidecar."""
+    webhook = WebhookReceiver(ports.webhook, echo=echo).start()
+    try:
+        with servers.redis_server() as redis, servers.postgres_server() as pg:
+            app = servers.uvicorn_daemon("app", DEMO, {"DATABASE_URL": pg.sqlalchemy_url(),
+                                                       "REDIS_URL": redis.url}, ports.app)
+            sidecar = servers.sidecar_daemon("--redis", f"cache={redis.url}", "--postgres",
+                                             f"main={pg.dsn()}", "--timeout", "800ms",
+                                             port=ports.sidecar)
+            with _running(app, sidecar):
+                warm(app.url)
+                yield webhook, redis, pg, app, sidecar
+    finally:
+        webhook.stop()
+
+
+@contextlib.contextmanager
+def _running(*daemons: servers.Daemon) -> Iterator[None]:
+    """Starts the daemons in order and stops them in reverse, whatever happens."""
+    started: list[servers.Daemon] = []
+    try:
+        for daemon in daemons:
+            started.append(daemon.start())
+        yield
+    finally:
+        for daemon in reversed(started):
+            daemon.stop()
+
+
+@contextlib.contextmanager
+def demo_stack(ports: Ports | None = None, echo: bool = False,
+               workdir: Path | None = None) -> Iterator[DemoStack]:
+    """Everything, with Prometheus evaluating the generated rules."""
+    ports = (ports or Ports()).resolved()
+    own_dir = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="wk-demo-"))
+    try:
+        webhook_url = f"http://127.0.0.1:{ports.webhook}"
+        alerts = generate(workdir, webhook_url)
+        am = servers.alertmanager_daemon(alertmanager_config(alerts, webhook_url),
+                                         ports.alertmanager)
+        with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
+            prom = servers.prometheus_daemon(prometheus_config(workdir, alerts, ports),
+                                             ports.prometheus)
+            with _running(am, prom):
+                yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
+                                prom)
+    finally:
+        if own_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
