@@ -36,8 +36,8 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
       ],
       runtime: {
         memory: { warning: '1GiB', critical: '2GiB' },
-        threads: { warning: 200, critical: 1000, leak: { window: '1m', horizon: '10m' } },
-        tasks: { warning: 5000, critical: 20000, leak: { window: '1m', horizon: '10m' } },
+        threads: { warning: 200, critical: 1000, leak: { window: '1m', horizon: '30m' } },
+        tasks: { warning: 5000, critical: 20000, leak: { window: '1m', horizon: '30m' } },
         gc_pause: { warning: '100ms', critical: '500ms' },
       },
     },

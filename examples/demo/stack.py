@@ -32,6 +32,9 @@ from webhook import WebhookReceiver  # noqa: E402
 
 SPEC = DEMO / "spec.jsonnet"
 SCRAPE_INTERVAL = "1s"
+# Every target up and a rate window of traffic recorded: from then on alerts mean something.
+READY_QUERIES = ['up{job="demo-api"} == 1', 'up{job="demo-sidecar"} == 1',
+                 'redis_up == 1', "service:http_request_duration_seconds_count:rate15s > 5"]
 
 
 @dataclass
@@ -73,7 +76,7 @@ def alertmanager_config(alerts: Path, webhook_url: str) -> Path:
              for name in ("page", "ticket")}
     config = {
         "route": {"receiver": "ticket", "group_by": ["alertname", "service", "signal"],
-                  "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
+                  "group_wait": "8s", "group_interval": "2s", "repeat_interval": "1h",
                   "routes": [{"matchers": ['severity="critical"'], "receiver": "page"},
                              {"matchers": ['severity="warning"'], "receiver": "ticket"}]},
         "receivers": [{"name": name, "webhook_configs": hook} for name, hook in hooks.items()],

@@ -1,0 +1,228 @@
+"""Fault scenarios against the running chain, and what each one records.
+
+A :class:`Scenario` says which alerts, as (service, signal, severity), must fire in the rule
+evaluator (``/api/v1/alerts`` of Prometheus or vmalert) *and* reach the webhook, which must fire
+there but be inhibited in Alertmanager (never notified while the fault lasts), and which other
+signals may fire as honest side effects (slow queries also slow requests down). Everything else
+firing, or notified, fails the scenario. After the fault is removed every alert must resolve and
+the webhook must receive the resolved notifications.
+
+Times are measured, never asserted beyond the generous timeouts that define "fires".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import servers
+from webhook import WebhookReceiver
+
+Key = tuple[str, str, str]  # (service, signal, severity)
+POLL = 0.5
+OUTCOMES: dict[str, list[Outcome]] = {}  # run name -> scenarios, for the session's table
+
+
+def require(*commands: str) -> None:
+    """Fail (not skip) when a server binary is missing: CI must run these tests."""
+    import pytest
+
+    if missing := [c for c in commands if shutil.which(c) is None]:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/install-test-deps.sh")
+
+
+def key_of(labels: dict[str, str]) -> Key:
+    return labels.get("service", ""), labels.get("signal", ""), labels.get("severity", "")
+
+
+def fmt(keys: set[Key] | list[Key]) -> str:
+    return ", ".join("/".join(k) for k in sorted(keys)) or "nothing"
+
+
+@dataclass
+class Chain:
+    """Reads the rule evaluator's and Alertmanager's APIs and the webhook's record."""
+
+    evaluator_url: str
+    alertmanager_url: str
+    webhook: WebhookReceiver
+
+    def evaluator_alerts(self) -> list[dict]:
+        status, body = servers.get(self.evaluator_url + "/api/v1/alerts", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"/api/v1/alerts answered {status}: {body[:300]}")
+        return json.loads(body)["data"]["alerts"]
+
+    def firing(self) -> set[Key]:
+        return {key_of(a["labels"]) for a in self.evaluator_alerts() if a["state"] == "firing"}
+
+    def alertmanager_alerts(self) -> list[dict]:
+        status, body = servers.get(self.alertmanager_url + "/api/v2/alerts", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"/api/v2/alerts answered {status}: {body[:300]}")
+        return json.loads(body)
+
+    def suppressed(self) -> set[Key]:
+        """Keys Alertmanager holds back because another alert inhibits them."""
+        return {key_of(a["labels"]) for a in self.alertmanager_alerts()
+                if a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]}
+
+    def query(self, expr: str) -> list[dict]:
+        _, body = servers.get(f"{self.evaluator_url}/api/v1/query?query={quote(expr)}")
+        return json.loads(body)["data"]["result"]
+
+    def notified(self, since: float, status: str = "firing") -> dict[Key, float]:
+        """First time each key was notified with ``status`` since ``since`` (seconds after)."""
+        first: dict[Key, float] = {}
+        for entry in self.webhook.since(since):
+            if entry.status == status:
+                first.setdefault(entry.key(), entry.at - since)
+        return first
+
+    def wait_scraped(self, exprs: list[str], timeout: float = 60.0) -> None:
+        """Until each expression has a result: targets scraped and rules evaluated at least
+        once, so an ``absent()`` of the very first evaluation is not taken for an incident."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.query(expr) for expr in exprs):
+                return
+            time.sleep(POLL)
+        raise AssertionError(f"not all of {exprs} had results after {timeout}s")
+
+    def wait_quiet(self, timeout: float = 120.0) -> None:
+        """No alert pending or firing anywhere, so the next scenario starts from healthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.evaluator_alerts() and not self.alertmanager_alerts():
+                time.sleep(3)  # let a last resolved notification (group_interval) go out
+                return
+            time.sleep(POLL)
+        left = [a["labels"].get("alertname") for a in self.evaluator_alerts()]
+        raise AssertionError(f"alerts still active {timeout}s after recovery: {left}")
+
+
+@dataclass
+class Scenario:
+    name: str
+    inject: Callable[[], None]
+    remove: Callable[[], None]
+    expect: set[Key]                                  # fire and reach the webhook
+    inhibited: set[Key] = field(default_factory=set)  # fire, but held back by Alertmanager
+    allowed_signals: set[tuple[str, str]] = field(default_factory=set)  # (service, signal)
+    timeout: float = 90.0
+
+
+@dataclass
+class Outcome:
+    """What a scenario measured: seconds from fault to alert, and from removal to resolved."""
+
+    scenario: str
+    to_evaluator: dict[Key, float] = field(default_factory=dict)
+    to_webhook: dict[Key, float] = field(default_factory=dict)
+    to_resolved: dict[Key, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _unexpected(scenario: Scenario, keys: set[Key]) -> set[Key]:
+    allowed = scenario.expect | scenario.inhibited
+    return {k for k in keys if k not in allowed and (k[0], k[1]) not in scenario.allowed_signals}
+
+
+def _watch_fault(chain: Chain, scenario: Scenario, start: float, out: Outcome) -> None:
+    """Polls until every expected alert fired and was notified and every inhibited one is held
+    back in Alertmanager, noting anything that fires or is notified and should not."""
+    deadline = time.monotonic() + scenario.timeout
+    wanted = scenario.expect | scenario.inhibited
+    held: set[Key] = set()
+    while time.monotonic() < deadline:
+        now = time.time() - start
+        firing = chain.firing()
+        for k in firing & wanted:
+            out.to_evaluator.setdefault(k, now)
+        if extra := _unexpected(scenario, firing):
+            out.problems.append(f"{now:.0f}s: fired but should not: {fmt(extra)}")
+        out.to_webhook = {k: t for k, t in chain.notified(start).items() if k in wanted}
+        held |= chain.suppressed() & scenario.inhibited
+        if (wanted <= out.to_evaluator.keys() and scenario.expect <= out.to_webhook.keys()
+                and held >= scenario.inhibited):
+            time.sleep(4)  # a notification of an inhibited alert would come within this
+            break
+        time.sleep(POLL)
+    notified = chain.notified(start)
+    if leaked := _unexpected(scenario, set(notified)) | (set(notified) & scenario.inhibited):
+        out.problems.append(f"notified but should not be: {fmt(leaked)}")
+    if missing := wanted - out.to_evaluator.keys():
+        out.problems.append(f"did not fire within {scenario.timeout:.0f}s: {fmt(missing)}")
+    if missing := scenario.expect - notified.keys():
+        out.problems.append(f"not notified within {scenario.timeout:.0f}s: {fmt(missing)}")
+    if missing := scenario.inhibited - held:
+        out.problems.append(f"not inhibited in Alertmanager: {fmt(missing)}")
+
+
+def _watch_recovery(chain: Chain, scenario: Scenario, out: Outcome, timeout: float) -> None:
+    """After removal: every alert resolves, and the webhook hears it for the notified ones."""
+    start = time.time()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = {key_of(a["labels"]) for a in chain.evaluator_alerts()}
+        out.to_resolved = {k: t for k, t in chain.notified(start, "resolved").items()
+                           if k in scenario.expect}
+        if not active and scenario.expect <= out.to_resolved.keys():
+            return
+        time.sleep(POLL)
+    out.problems.append(f"not resolved {timeout:.0f}s after the fault was removed: "
+                        f"{fmt(active | (scenario.expect - out.to_resolved.keys()))}")
+
+
+def run_scenario(chain: Chain, scenario: Scenario, recovery_timeout: float = 90.0) -> Outcome:
+    """Healthy → fault → alerts → fault removed → resolved; returns what was measured."""
+    chain.wait_quiet()
+    out = Outcome(scenario.name)
+    start = time.time()
+    scenario.inject()
+    try:
+        _watch_fault(chain, scenario, start, out)
+    finally:
+        scenario.remove()
+    _watch_recovery(chain, scenario, out, recovery_timeout)
+    return out
+
+
+def observe_healthy(chain: Chain, seconds: float) -> Outcome:
+    """Healthy traffic for ``seconds``: nothing may be pending, firing or notified."""
+    out = Outcome("healthy baseline")
+    start = time.time()
+    while time.time() - start < seconds:
+        if alerts := chain.evaluator_alerts():
+            out.problems.append(f"{time.time() - start:.0f}s: "
+                                f"{fmt({key_of(a['labels']) for a in alerts})} "
+                                f"({', '.join(sorted({a['state'] for a in alerts}))})")
+        time.sleep(POLL)
+    if notified := chain.notified(start):
+        out.problems.append(f"notified on healthy traffic: {fmt(set(notified))}")
+    return out
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """Markdown table of detection and recovery times."""
+    lines = ["| scenario | alert (service/signal/severity) | fault → firing in evaluator "
+             "| fault → webhook | removal → resolved at webhook |",
+             "|---|---|---|---|---|"]
+    for out in outcomes:
+        keys = sorted(out.to_evaluator) or [("—", "—", "—")]
+        for k in keys:
+            cells = [_secs(out.to_evaluator.get(k)), _secs(out.to_webhook.get(k)),
+                     _secs(out.to_resolved.get(k))]
+            if k not in out.to_webhook and k in out.to_evaluator:
+                cells[1] = "inhibited"
+            lines.append(f"| {out.scenario} | {'/'.join(k)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} s"
