@@ -131,9 +131,16 @@ class DemoStack:
     def app_url(self) -> str:
         return self.app.url
 
+    @property
+    def query_url(self) -> str:
+        """Where PromQL queries go: Prometheus, or VictoriaMetrics behind vmalert."""
+        return self.extra["victoria-metrics"].url if "victoria-metrics" in self.extra \
+            else self.evaluator.url
+
     def urls(self) -> dict[str, str]:
         return {"demo service": self.app.url, "fault switches": self.app.url + "/admin/faults",
-                "Prometheus": self.evaluator.url, "Alertmanager": self.alertmanager.url,
+                "rule evaluator": self.evaluator.url, "queries": self.query_url,
+                "Alertmanager": self.alertmanager.url,
                 "sidecar metrics": self.sidecar.url + "/metrics",
                 "webhook receiver": self.webhook.url + "/{page,ticket}"}
 
@@ -197,3 +204,60 @@ def demo_stack(ports: Ports | None = None, echo: bool = False,
     finally:
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- the same rules on VictoriaMetrics: vmagent scrapes, VictoriaMetrics stores, vmalert ---------
+
+def _victoria_metrics(workdir: Path) -> servers.Daemon:
+    port = servers.free_port()
+    # Queries see samples at once (the default hides the last 30 s as possibly incomplete).
+    return servers.Daemon(["victoria-metrics", f"-storageDataPath={workdir / 'vm-data'}",
+                           f"-httpListenAddr=127.0.0.1:{port}", "-retentionPeriod=1d",
+                           "-search.latencyOffset=0s", "-search.disableCache",
+                           "-loggerLevel=WARN"], port, "/health")
+
+
+def _vmagent(workdir: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
+    port = servers.free_port()
+    config = workdir / "vmagent.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL},
+        "scrape_configs": scrape_config(ports)}, sort_keys=False))
+    return servers.Daemon(["vmagent", f"-promscrape.config={config}",
+                           f"-remoteWrite.url={vm.url}/api/v1/write",
+                           f"-remoteWrite.tmpDataPath={workdir / 'vmagent-data'}",
+                           "-remoteWrite.flushInterval=500ms",
+                           f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=WARN"],
+                          port, "/health")
+
+
+def _vmalert(alerts: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
+    """vmalert on the unchanged rule files; recording rules are written back to VM."""
+    port = servers.free_port()
+    return servers.Daemon(["vmalert", f"-rule={alerts}/*.rules.yml",
+                           f"-datasource.url={vm.url}", f"-remoteWrite.url={vm.url}",
+                           "-remoteWrite.flushInterval=500ms",
+                           f"-notifier.url=http://127.0.0.1:{ports.alertmanager}",
+                           "-evaluationInterval=1s", "-datasource.queryStep=5s",
+                           f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=WARN"],
+                          port, "/health")
+
+
+@contextlib.contextmanager
+def vm_stack(ports: Ports | None = None, echo: bool = False) -> Iterator[DemoStack]:
+    """Everything, with vmagent → VictoriaMetrics → vmalert in place of Prometheus."""
+    ports = (ports or Ports()).resolved()
+    workdir = Path(tempfile.mkdtemp(prefix="wk-demo-vm-"))
+    try:
+        webhook_url = f"http://127.0.0.1:{ports.webhook}"
+        alerts = generate(workdir, webhook_url)
+        am = servers.alertmanager_daemon(alertmanager_config(alerts, webhook_url),
+                                         ports.alertmanager)
+        vm = _victoria_metrics(workdir)
+        with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
+            agent, rules = _vmagent(workdir, ports, vm), _vmalert(alerts, ports, vm)
+            with _running(am, vm, agent, rules):
+                yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
+                                rules, {"victoria-metrics": vm, "vmagent": agent})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

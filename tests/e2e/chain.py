@@ -50,12 +50,13 @@ class Chain:
     evaluator_url: str
     alertmanager_url: str
     webhook: WebhookReceiver
+    query_url: str = ""  # PromQL API; the evaluator's own when empty (vmalert has none)
 
     def evaluator_alerts(self) -> list[dict]:
         status, body = servers.get(self.evaluator_url + "/api/v1/alerts", timeout=5)
         if status != 200:
             raise RuntimeError(f"/api/v1/alerts answered {status}: {body[:300]}")
-        return json.loads(body)["data"]["alerts"]
+        return json.loads(body)["data"]["alerts"] or []  # vmalert says null for none
 
     def firing(self) -> set[Key]:
         return {key_of(a["labels"]) for a in self.evaluator_alerts() if a["state"] == "firing"}
@@ -72,7 +73,8 @@ class Chain:
                 if a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]}
 
     def query(self, expr: str) -> list[dict]:
-        _, body = servers.get(f"{self.evaluator_url}/api/v1/query?query={quote(expr)}")
+        base = self.query_url or self.evaluator_url
+        _, body = servers.get(f"{base}/api/v1/query?query={quote(expr)}")
         return json.loads(body)["data"]["result"]
 
     def notified(self, since: float, status: str = "firing") -> dict[Key, float]:
@@ -206,6 +208,31 @@ def observe_healthy(chain: Chain, seconds: float) -> Outcome:
     if notified := chain.notified(start):
         out.problems.append(f"notified on healthy traffic: {fmt(set(notified))}")
     return out
+
+
+def check(run: str, outcome: Outcome) -> None:
+    """Records the outcome for the session's table, then fails on any problem."""
+    OUTCOMES.setdefault(run, []).append(outcome)
+    assert not outcome.problems, f"{outcome.scenario}:\n  " + "\n  ".join(outcome.problems)
+
+
+def set_faults(app_url: str, **faults: float) -> None:
+    status, body = servers.post(app_url + "/admin/faults", json.dumps(faults).encode())
+    assert status == 200, body
+
+
+def clear_faults(app_url: str) -> None:
+    status, body = servers.post(app_url + "/admin/faults", b"", method="DELETE")
+    assert status == 200, body
+
+
+def fault(app_url: str, name: str, expect: set[Key], inhibited: set[Key] = frozenset(),
+          allowed: set[tuple[str, str]] = frozenset(), timeout: float = 90.0,
+          **faults: float) -> Scenario:
+    """A scenario driven by the demo service's fault switches (``/admin/faults``)."""
+    return Scenario(name, lambda: set_faults(app_url, **faults),
+                    lambda: clear_faults(app_url), set(expect), set(inhibited), set(allowed),
+                    timeout)
 
 
 def table(outcomes: list[Outcome]) -> str:

@@ -8,15 +8,13 @@ everything resolves. About 6 minutes on 2 cores.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import chain
 import loadgen
 import pytest
-import servers
 import stack
-from chain import OUTCOMES, Scenario, require
+from chain import Scenario, fault, require
 
 API, REDIS = "demo-api", "demo-redis"
 RUN = "Prometheus 2.x + Alertmanager"
@@ -37,26 +35,8 @@ def watch(demo: stack.DemoStack) -> chain.Chain:
     return watching
 
 
-def set_faults(demo: stack.DemoStack, **faults: float) -> None:
-    status, body = servers.post(demo.app_url + "/admin/faults", json.dumps(faults).encode())
-    assert status == 200, body
-
-
-def clear_faults(demo: stack.DemoStack) -> None:
-    status, body = servers.post(demo.app_url + "/admin/faults", b"", method="DELETE")
-    assert status == 200, body
-
-
-def fault(demo: stack.DemoStack, name: str, expect: set, inhibited: set = frozenset(),
-          allowed: set = frozenset(), timeout: float = 90.0, **faults: float) -> Scenario:
-    """A scenario driven by the service's fault switches."""
-    return Scenario(name, lambda: set_faults(demo, **faults), lambda: clear_faults(demo),
-                    set(expect), set(inhibited), set(allowed), timeout)
-
-
 def check(outcome: chain.Outcome) -> None:
-    OUTCOMES.setdefault(RUN, []).append(outcome)
-    assert not outcome.problems, f"{outcome.scenario}:\n  " + "\n  ".join(outcome.problems)
+    chain.check(RUN, outcome)
 
 
 def test_healthy_baseline_fires_nothing(watch: chain.Chain) -> None:
@@ -66,31 +46,34 @@ def test_healthy_baseline_fires_nothing(watch: chain.Chain) -> None:
 
 def test_latency_pages_and_inhibits_its_warning(demo, watch) -> None:
     check(chain.run_scenario(watch, fault(
-        demo, "latency +800ms", {(API, "latency", "critical")}, {(API, "latency", "warning")},
-        latency_ms=800)))
+        demo.app_url, "latency +800ms", {(API, "latency", "critical")},
+        {(API, "latency", "warning")}, latency_ms=800)))
 
 
 def test_error_ratio_pages(demo, watch) -> None:
     check(chain.run_scenario(watch, fault(
-        demo, "50% 5xx", {(API, "errors", "critical")}, {(API, "errors", "warning")},
-        error_rate=0.5)))
+        demo.app_url, "50% 5xx", {(API, "errors", "critical")},
+        {(API, "errors", "warning")}, error_rate=0.5)))
 
 
 def test_cache_bypass_pages_for_hit_ratio(demo, watch) -> None:
     check(chain.run_scenario(watch, fault(
-        demo, "cache bypass", {(API, "cache", "critical")}, {(API, "cache", "warning")},
-        allowed={(API, "db_latency")}, cache_bypass=True)))
+        demo.app_url, "cache bypass", {(API, "cache", "critical")},
+        {(API, "cache", "warning")}, allowed={(API, "db_latency")}, cache_bypass=True)))
 
 
 def test_slow_queries_page_for_db_latency(demo, watch) -> None:
     check(chain.run_scenario(watch, fault(
-        demo, "slow queries +300ms", {(API, "db_latency", "critical")},
+        demo.app_url, "slow queries +300ms", {(API, "db_latency", "critical")},
         {(API, "db_latency", "warning")}, allowed={(API, "latency")}, slow_query_ms=300)))
 
 
 def test_pool_exhaustion_pages_for_db_pool(demo, watch) -> None:
+    """Every pool connection held: requests needing one time out, so errors and latency may
+    page too; the pool alert must."""
     check(chain.run_scenario(watch, fault(
-        demo, "pool exhausted", {(API, "db_pool", "critical")}, {(API, "db_pool", "warning")},
+        demo.app_url, "pool exhausted", {(API, "db_pool", "critical")},
+        {(API, "db_pool", "warning")},
         allowed={(API, "latency"), (API, "errors"), (API, "db_latency")},
         hold_connections=10)))
 
@@ -99,10 +82,10 @@ def test_leaks_alert_before_static_thresholds(demo, watch) -> None:
     """Threads and tasks leak slowly: the predict_linear alerts fire while the counts are
     still far below the static warning budgets (200 threads, 5000 tasks), which are not in
     the scenario's allowed set and so fail it if they fire first."""
-    outcome = chain.run_scenario(watch, fault(
-        demo, "thread + task leak", {(API, "threads", "warning"), (API, "tasks", "warning")},
-        timeout=150, leak_threads_per_s=1, leak_tasks_per_s=20))
-    check(outcome)
+    check(chain.run_scenario(watch, fault(
+        demo.app_url, "thread + task leak",
+        {(API, "threads", "warning"), (API, "tasks", "warning")},
+        timeout=150, leak_threads_per_s=1, leak_tasks_per_s=20)))
 
 
 def test_redis_down_pages_once_not_as_cache_noise(demo, watch) -> None:
