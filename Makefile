@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 SPEC ?= spec/services.yaml
 WATCHKEEPER := $(BIN)/watchkeeper
 
-.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench deploy clean
+.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench deploy clean \
+	demo e2e
 
 all: generate
 
@@ -49,6 +50,14 @@ bench: setup
 
 deploy: setup
 	$(WATCHKEEPER) deploy .
+
+## The whole chain on 127.0.0.1 until Ctrl-C: make demo DEMO_ARGS="--app-port 8001 --vmalert"
+demo: setup test-deps
+	$(BIN)/python examples/demo/run.py $(DEMO_ARGS)
+
+## Injected faults through real Prometheus/vmalert + Alertmanager (part of `make test` too)
+e2e: setup test-deps
+	$(BIN)/pytest tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,8 @@ declare -A needed=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [redis-server]=redis-server
   [pgbouncer]=pgbouncer
+  [victoria-metrics]=victoria-metrics  # also ships vmagent and vmalert (tests/e2e)
+  [vmalert]=victoria-metrics
 )
 missing=()
 for cmd in "${!needed[@]}"; do
