@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import loadgen  # noqa: E402
-import stack  # noqa: E402
+import loadgen
+import stack
 
 FAULT_EXAMPLES = [
     '{"latency_ms": 800}', '{"error_rate": 0.5}', '{"cache_bypass": true}',

@@ -231,7 +231,8 @@ def _vmagent(workdir: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
                           port, "/health")
 
 
-def _vmalert(alerts: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
+def _vmalert(alerts: Path, ports: Ports, vm: servers.Daemon,
+             flags: list[str]) -> servers.Daemon:
     """vmalert on the unchanged rule files; recording rules are written back to VM."""
     port = servers.free_port()
     return servers.Daemon(["vmalert", f"-rule={alerts}/*.rules.yml",
@@ -239,12 +240,13 @@ def _vmalert(alerts: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
                            "-remoteWrite.flushInterval=500ms",
                            f"-notifier.url=http://127.0.0.1:{ports.alertmanager}",
                            "-evaluationInterval=1s", "-datasource.queryStep=5s",
-                           f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=WARN"],
+                           f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=WARN", *flags],
                           port, "/health")
 
 
 @contextlib.contextmanager
-def vm_stack(ports: Ports | None = None, echo: bool = False) -> Iterator[DemoStack]:
+def vm_stack(ports: Ports | None = None, echo: bool = False,
+             vmalert_flags: list[str] | None = None) -> Iterator[DemoStack]:
     """Everything, with vmagent → VictoriaMetrics → vmalert in place of Prometheus."""
     ports = (ports or Ports()).resolved()
     workdir = Path(tempfile.mkdtemp(prefix="wk-demo-vm-"))
@@ -255,7 +257,8 @@ def vm_stack(ports: Ports | None = None, echo: bool = False) -> Iterator[DemoSta
                                          ports.alertmanager)
         vm = _victoria_metrics(workdir)
         with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
-            agent, rules = _vmagent(workdir, ports, vm), _vmalert(alerts, ports, vm)
+            agent = _vmagent(workdir, ports, vm)
+            rules = _vmalert(alerts, ports, vm, vmalert_flags or [])
             with _running(am, vm, agent, rules):
                 yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
                                 rules, {"victoria-metrics": vm, "vmagent": agent})

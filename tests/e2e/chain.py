@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote
 
 import servers
@@ -51,6 +52,7 @@ class Chain:
     alertmanager_url: str
     webhook: WebhookReceiver
     query_url: str = ""  # PromQL API; the evaluator's own when empty (vmalert has none)
+    rules: list[dict] | None = None  # the evaluator's alerting rules, read once
 
     def evaluator_alerts(self) -> list[dict]:
         status, body = servers.get(self.evaluator_url + "/api/v1/alerts", timeout=5)
@@ -58,8 +60,28 @@ class Chain:
             raise RuntimeError(f"/api/v1/alerts answered {status}: {body[:300]}")
         return json.loads(body)["data"]["alerts"] or []  # vmalert says null for none
 
-    def firing(self) -> set[Key]:
-        return {key_of(a["labels"]) for a in self.evaluator_alerts() if a["state"] == "firing"}
+    def firing(self) -> dict[Key, float]:
+        """Firing keys -> when they started firing by the evaluator's own clock (the start of
+        pending plus the rule's ``for``), so polling delays do not count."""
+        firing: dict[Key, float] = {}
+        for alert in self.evaluator_alerts():
+            if alert["state"] == "firing":
+                since = _epoch(alert["activeAt"]) + self.for_seconds(alert["labels"])
+                k = key_of(alert["labels"])
+                firing[k] = min(firing.get(k, since), since)
+        return firing
+
+    def for_seconds(self, labels: dict[str, str]) -> float:
+        """The ``for`` of the rule that produced an alert (``duration`` in /api/v1/rules)."""
+        if self.rules is None:
+            _, body = servers.get(self.evaluator_url + "/api/v1/rules", timeout=5)
+            self.rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]
+                          if r.get("type") == "alerting"]
+        for rule in self.rules:
+            if rule["name"] == labels.get("alertname") and all(
+                    labels.get(name) == value for name, value in rule["labels"].items()):
+                return float(rule.get("duration", 0))
+        return 0.0
 
     def alertmanager_alerts(self) -> list[dict]:
         status, body = servers.get(self.alertmanager_url + "/api/v2/alerts", timeout=5)
@@ -130,6 +152,17 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+def _epoch(rfc3339: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time with up to nanosecond digits."""
+    head, _, frac = rfc3339.rstrip("Z").partition(".")
+    offset = ""
+    for sign in "+-":
+        if sign in frac:
+            frac, offset = frac.split(sign, 1)[0], sign + frac.split(sign, 1)[1]
+    stamp = datetime.fromisoformat(head + (offset or "+00:00"))
+    return stamp.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
 def _unexpected(scenario: Scenario, keys: set[Key]) -> set[Key]:
     allowed = scenario.expect | scenario.inhibited
     return {k for k in keys if k not in allowed and (k[0], k[1]) not in scenario.allowed_signals}
@@ -144,9 +177,9 @@ def _watch_fault(chain: Chain, scenario: Scenario, start: float, out: Outcome) -
     while time.monotonic() < deadline:
         now = time.time() - start
         firing = chain.firing()
-        for k in firing & wanted:
-            out.to_evaluator.setdefault(k, now)
-        if extra := _unexpected(scenario, firing):
+        for k in firing.keys() & wanted:
+            out.to_evaluator.setdefault(k, firing[k] - start)
+        if extra := _unexpected(scenario, set(firing)):
             out.problems.append(f"{now:.0f}s: fired but should not: {fmt(extra)}")
         out.to_webhook = {k: t for k, t in chain.notified(start).items() if k in wanted}
         held |= chain.suppressed() & scenario.inhibited
