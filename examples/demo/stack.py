@@ -125,6 +125,7 @@ class DemoStack:
     sidecar: servers.Daemon
     alertmanager: servers.Daemon
     evaluator: servers.Daemon  # Prometheus (or vmalert in the variant)
+    alertmanager_yml: Path | None = None
     extra: dict[str, servers.Daemon] = field(default_factory=dict)
 
     @property
@@ -193,14 +194,14 @@ def demo_stack(ports: Ports | None = None, echo: bool = False,
     try:
         webhook_url = f"http://127.0.0.1:{ports.webhook}"
         alerts = generate(workdir, webhook_url)
-        am = servers.alertmanager_daemon(alertmanager_config(alerts, webhook_url),
-                                         ports.alertmanager)
+        am_yml = alertmanager_config(alerts, webhook_url)
+        am = servers.alertmanager_daemon(am_yml, ports.alertmanager)
         with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
             prom = servers.prometheus_daemon(prometheus_config(workdir, alerts, ports),
                                              ports.prometheus)
             with _running(am, prom):
                 yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
-                                prom)
+                                prom, am_yml)
     finally:
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -253,14 +254,14 @@ def vm_stack(ports: Ports | None = None, echo: bool = False,
     try:
         webhook_url = f"http://127.0.0.1:{ports.webhook}"
         alerts = generate(workdir, webhook_url)
-        am = servers.alertmanager_daemon(alertmanager_config(alerts, webhook_url),
-                                         ports.alertmanager)
+        am_yml = alertmanager_config(alerts, webhook_url)
+        am = servers.alertmanager_daemon(am_yml, ports.alertmanager)
         vm = _victoria_metrics(workdir)
         with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
             agent = _vmagent(workdir, ports, vm)
             rules = _vmalert(alerts, ports, vm, vmalert_flags or [])
             with _running(am, vm, agent, rules):
                 yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
-                                rules, {"victoria-metrics": vm, "vmagent": agent})
+                                rules, am_yml, {"victoria-metrics": vm, "vmagent": agent})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

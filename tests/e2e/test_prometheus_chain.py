@@ -8,6 +8,7 @@ everything resolves. About 6 minutes on 2 cores.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import chain
@@ -37,6 +38,20 @@ def watch(demo: stack.DemoStack) -> chain.Chain:
 
 def check(outcome: chain.Outcome) -> None:
     chain.check(RUN, outcome)
+
+
+@pytest.mark.parametrize(("severity", "receiver"), [("critical", "page"), ("warning", "ticket")])
+def test_routing_of_the_running_alertmanager(demo, severity: str, receiver: str) -> None:
+    """The configuration the chain runs with passes amtool and routes by severity."""
+    require("amtool")
+    config = f"--config.file={demo.alertmanager_yml}"
+    checked = subprocess.run(["amtool", "check-config", str(demo.alertmanager_yml)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    routed = subprocess.run(["amtool", "config", "routes", "test", config, f"severity={severity}",
+                             "service=demo-api", "signal=latency"],
+                            capture_output=True, text=True, check=True)
+    assert routed.stdout.split() == [receiver]
 
 
 def test_healthy_baseline_fires_nothing(watch: chain.Chain) -> None:
