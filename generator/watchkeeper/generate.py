@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from watchkeeper.dashboards.build import dashboard_files
+from watchkeeper import alertmanager
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.spec import Service
@@ -14,9 +15,11 @@ Files = dict[str, str]
 
 
 def alert_files(services: Sequence[Service], spec_name: str) -> Files:
-    """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service."""
+    """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service, and
+    `alerts/alertmanager.yml` routing them."""
     header = HEADER.format(spec=spec_name)
-    files: Files = {}
+    files: Files = {"alerts/alertmanager.yml": to_yaml(
+        alertmanager.config(services[0].alertmanager), header)}
     for service in services:
         groups = build_groups(service)
         files[f"alerts/{service.name}.rules.yml"] = to_yaml(rule_file(groups), header)

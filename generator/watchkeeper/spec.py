@@ -279,8 +279,42 @@ class _Inheritable(_Strict):
     metrics: MetricOverrides | None = None
 
 
+class EmailReceiver(_Strict):
+    to: str
+    from_: str = Field(alias="from")
+    smarthost: str  # host:port
+    require_tls: bool = True
+
+
+class Receiver(_Strict):
+    """Where one severity's notifications go: a webhook, an email address, or both."""
+
+    webhook_url: str | None = None
+    email: EmailReceiver | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Receiver:
+        if self.webhook_url is None and self.email is None:
+            raise ValueError("set 'webhook_url' or 'email'")
+        return self
+
+
+class Receivers(_Strict):
+    page: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/page")  # critical
+    ticket: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/ticket")  # warning
+
+
+class AlertmanagerSpec(_Strict):
+    """Routing for `alerts/alertmanager.yml`: critical pages, warning opens a ticket."""
+
+    receivers: Receivers = Receivers()
+    group_wait: Wait = 30.0
+    group_interval: Duration = 300.0
+    repeat_interval: Duration = 14400.0
+
+
 class Defaults(_Inheritable):
-    pass
+    alertmanager: AlertmanagerSpec = AlertmanagerSpec()
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -358,6 +392,9 @@ class Service:
     database: DatabaseSection | None = None
     caches: tuple[CacheSpec, ...] = ()
     runtime: RuntimeSection | None = None
+    # Routing is global (declared in `defaults`); every service carries the same settings
+    # so output builders need nothing but the services.
+    alertmanager: AlertmanagerSpec = AlertmanagerSpec()
 
     def for_of(self, budget: _Thresholds | Leak) -> float:
         """The `for` of one budget: its own when set, else the service's."""
@@ -398,5 +435,6 @@ def resolve(spec: SpecFile) -> list[Service]:
             database=s.database,
             caches=tuple(s.caches),
             runtime=s.runtime,
+            alertmanager=defaults.alertmanager,
         ))
     return services
