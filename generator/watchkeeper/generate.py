@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from watchkeeper.dashboards.build import dashboard_files
 from watchkeeper import alertmanager
+from watchkeeper.dashboards.build import dashboard_files
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.spec import Service
