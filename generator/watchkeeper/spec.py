@@ -9,7 +9,7 @@ merged, metric names chosen by language), which is all the builders ever see.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
@@ -394,7 +394,7 @@ class Service:
     runtime: RuntimeSection | None = None
     # Routing is global (declared in `defaults`); every service carries the same settings
     # so output builders need nothing but the services.
-    alertmanager: AlertmanagerSpec = AlertmanagerSpec()
+    alertmanager: AlertmanagerSpec = field(default_factory=AlertmanagerSpec)
 
     def for_of(self, budget: _Thresholds | Leak) -> float:
         """The `for` of one budget: its own when set, else the service's."""
