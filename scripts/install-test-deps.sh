@@ -11,6 +11,7 @@ declare -A needed=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [redis-server]=redis-server
   [pgbouncer]=pgbouncer
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!needed[@]}"; do

@@ -9,6 +9,7 @@ hand-written grammar here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -116,6 +117,7 @@ def parse_count(value: object) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct windows, formatted thousands of times
 def prometheus_duration(seconds: float) -> str:
     """Format seconds in Prometheus' duration syntax (``1h30m``, ``90s``, ``250ms``).
 

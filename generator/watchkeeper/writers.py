@@ -94,35 +94,55 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _emit(value: object, indent: str, out: list[str]) -> None:
-    """Append the block-style YAML of `value` (a mapping or list) at `indent`."""
-    items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
-    for key, item in items:
-        lead = f"{indent}{_scalar(key)}:" if key is not None else f"{indent}-"
-        if isinstance(item, dict | list) and item:
-            if key is None:
-                inner: list[str] = []
-                _emit(item, indent + "  ", inner)
-                out.append(lead + " " + inner[0].lstrip() if isinstance(item, dict)
-                           else lead + "\n" + inner[0])
-                out.extend(inner[1:])
-            else:
-                out.append(lead + "\n")
-                _emit(item, indent + ("" if isinstance(item, list) else "  "), out)
-        elif isinstance(item, dict | list):
-            out.append(f"{lead} {'{}' if isinstance(item, dict) else '[]'}\n")
-        elif isinstance(item, str) and _literal_ok(item):
+def _value(item: object, indent: str) -> str | None:
+    """The inline text after ``key:`` or ``-`` for a scalar or empty collection, or None
+    for a non-empty collection (written on the following lines)."""
+    kind = type(item)
+    if kind is str:
+        if "\n" in item and _literal_ok(item):  # type: ignore[operator]
             body = "".join(f"{indent}  {line}\n" if line else "\n"
-                           for line in item.split("\n"))
-            chomp = "" if item.endswith("\n") else "-"
-            out.append(f"{lead} |{chomp}\n{body}")
+                           for line in item.split("\n"))  # type: ignore[union-attr]
+            return ("|\n" if item.endswith("\n") else "|-\n") + body[:-1]  # type: ignore[union-attr]
+        return _scalar(item)
+    if kind is dict or kind is list:
+        return None if item else ("{}" if kind is dict else "[]")
+    return _scalar(item)
+
+
+def _emit_map(mapping: dict, indent: str, out: list[str]) -> None:
+    """Append block-style YAML of a mapping at `indent` (hot path: kept flat on purpose)."""
+    for key, item in mapping.items():
+        inline = _value(item, indent)
+        if inline is not None:
+            out.append(f"{indent}{_scalar(key)}: {inline}\n")
+        elif type(item) is dict:
+            out.append(f"{indent}{_scalar(key)}:\n")
+            _emit_map(item, indent + "  ", out)
         else:
-            out.append(f"{lead} {_scalar(item)}\n")
+            out.append(f"{indent}{_scalar(key)}:\n")
+            _emit_list(item, indent, out)
+
+
+def _emit_list(items: list, indent: str, out: list[str]) -> None:
+    """Append block-style YAML of a list at `indent`; a mapping item starts on the dash line."""
+    for item in items:
+        inline = _value(item, indent)
+        if inline is not None:
+            out.append(f"{indent}- {inline}\n")
+            continue
+        inner: list[str] = []
+        if type(item) is dict:
+            _emit_map(item, indent + "  ", inner)
+            out.append(f"{indent}- {inner[0][len(indent) + 2:]}")
+        else:
+            _emit_list(item, indent + "  ", inner)
+            out.append(f"{indent}-\n{inner[0]}")
+        out.extend(inner[1:])
 
 
 def to_yaml(document: dict, header: str = "") -> str:
     out: list[str] = [header]
-    _emit(document, "", out)
+    _emit_map(document, "", out)
     return "".join(out)
 
 
