@@ -9,6 +9,7 @@ merged, metric names chosen by language), which is all the builders ever see.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
@@ -266,11 +267,25 @@ MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrid
 # --- Defaults and services ---------------------------------------------------------------------
 
 
+RUNBOOK_PLACEHOLDERS = ("service", "alert", "signal")
+
+
+def _check_runbook_url(template: str) -> str:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"runbook_url is not a valid template: {error}") from None
+    if unknown := [name for name in names if name not in RUNBOOK_PLACEHOLDERS]:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in runbook_url; use "
+                         + ", ".join(f"{{{name}}}" for name in RUNBOOK_PLACEHOLDERS))
+    return template
+
+
 class _Inheritable(_Strict):
     """Keys a service may set and `defaults` may set for every service."""
 
     labels: AlertLabels | None = None
-    runbook_url: str | None = None
+    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)] | None = None
     grafana_url: str | None = None
     rate_window: Duration | None = None
     for_: Wait | None = Field(None, alias="for")
