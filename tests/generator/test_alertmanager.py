@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,14 +9,6 @@ import pytest
 from rule_helpers import generate_alerts, write_spec
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-@pytest.fixture(scope="module")
-def amtool() -> str:
-    path = shutil.which("amtool")
-    if path is None:
-        pytest.fail("amtool is missing: run `make test` (installs prometheus-alertmanager)")
-    return path
 
 
 def routes_to(amtool: str, config: Path, *labels: str) -> str:
