@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SPEC ?= spec/services.yaml
 WATCHKEEPER := $(BIN)/watchkeeper
 
-.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench deploy clean \
+.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench bench-exporters deploy clean \
 	demo e2e
 
 all: generate
@@ -40,13 +40,20 @@ check: setup test-deps generate
 	$(WATCHKEEPER) check .
 
 lint: setup
-	$(BIN)/ruff check generator exporters tests bench
+	$(BIN)/ruff check generator exporters tests bench examples
 
 test: setup test-deps lint generate
 	$(BIN)/pytest
 
+## generation speed (rules, tests, dashboards) for 10 to 10,000 services
 bench: setup
 	$(BIN)/python bench/generate.py
+
+## exporter overhead and sidecar vs Debian's Go exporters (installs them when missing, as root)
+bench-exporters: setup test-deps
+	command -v prometheus-redis-exporter >/dev/null || apt-get install -y -qq prometheus-redis-exporter prometheus-postgres-exporter
+	$(BIN)/python bench/exporters_overhead.py --rounds 15
+	$(BIN)/python bench/exporters_sidecar.py --targets 1 10 --scrapes 200
 
 deploy: setup
 	$(WATCHKEEPER) deploy .

@@ -11,6 +11,7 @@ declare -A needed=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [redis-server]=redis-server
   [pgbouncer]=pgbouncer
+  [openssl]=openssl
   [victoria-metrics]=victoria-metrics  # also ships vmagent and vmalert (tests/e2e)
   [vmalert]=victoria-metrics
 )

@@ -11,9 +11,19 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SPEC = REPO / "spec" / "services.yaml"
 
 
+def tool(command: str, package: str) -> str:
+    """Path of a required test tool; a clear failure (never a skip) when it is missing."""
+    path = shutil.which(command)
+    if path is None:
+        pytest.fail(f"{command} is missing: run `make test` (installs Debian's {package})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def promtool_path() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is missing: run `make test` (installs Debian's prometheus)")
-    return path
+    return tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return tool("amtool", "prometheus-alertmanager")

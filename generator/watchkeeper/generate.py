@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
+from watchkeeper import alertmanager
 from watchkeeper.dashboards.build import dashboard_files
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
@@ -13,16 +18,45 @@ from watchkeeper.writers import HEADER, to_yaml
 Files = dict[str, str]
 
 
+# Below this many services a process pool costs more than it saves.
+PARALLEL_MIN_SERVICES = 64
+
+
+def service_alert_files(service: Service, header: str) -> Files:
+    """One service's rule file and promtool test file."""
+    groups = build_groups(service)
+    return {
+        f"alerts/{service.name}.rules.yml": to_yaml(rule_file(groups), header),
+        f"alerts/tests/{service.name}.test.yml": to_yaml(
+            test_file(service, groups, f"../{service.name}.rules.yml"), header),
+    }
+
+
 def alert_files(services: Sequence[Service], spec_name: str) -> Files:
-    """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service."""
+    """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service, and
+    `alerts/alertmanager.yml` routing them."""
     header = HEADER.format(spec=spec_name)
-    files: Files = {}
-    for service in services:
-        groups = build_groups(service)
-        files[f"alerts/{service.name}.rules.yml"] = to_yaml(rule_file(groups), header)
-        files[f"alerts/tests/{service.name}.test.yml"] = to_yaml(
-            test_file(service, groups, f"../{service.name}.rules.yml"), header)
+    files: Files = {"alerts/alertmanager.yml": to_yaml(
+        alertmanager.config(services[0].alertmanager), header)}
+    for part in _map_services(service_alert_files, services, header):
+        files.update(part)
     return files
+
+
+def _map_services(build: Callable[[Service, str], Files], services: Sequence[Service],
+                  header: str) -> list[Files]:
+    """`build` over every service, on every core when there are many.
+
+    Each service's files depend on that service alone, so large specs are split across
+    worker processes (forked: nothing is re-imported); the results come back in order.
+    """
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if len(services) < PARALLEL_MIN_SERVICES or workers < 2 or "fork" not in \
+            multiprocessing.get_all_start_methods():
+        return [build(service, header) for service in services]
+    chunk = max(1, len(services) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(build, services, itertools.repeat(header), chunksize=chunk))
 
 
 # Each output folder and the function producing its files; `--only` picks among them.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from watchkeeper.units import format_number, prometheus_duration
 
 
+@functools.lru_cache(maxsize=4096)  # the same label values are quoted over and over
 def quote(value: str) -> str:
     """A PromQL/series string literal with backslashes and quotes escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -9,7 +9,8 @@ merged, metric names chosen by language), which is all the builders ever see.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
@@ -266,11 +267,25 @@ MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrid
 # --- Defaults and services ---------------------------------------------------------------------
 
 
+RUNBOOK_PLACEHOLDERS = ("service", "alert", "signal")
+
+
+def _check_runbook_url(template: str) -> str:
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"runbook_url is not a valid template: {error}") from None
+    if unknown := [name for name in names if name not in RUNBOOK_PLACEHOLDERS]:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in runbook_url; use "
+                         + ", ".join(f"{{{name}}}" for name in RUNBOOK_PLACEHOLDERS))
+    return template
+
+
 class _Inheritable(_Strict):
     """Keys a service may set and `defaults` may set for every service."""
 
     labels: AlertLabels | None = None
-    runbook_url: str | None = None
+    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)] | None = None
     grafana_url: str | None = None
     rate_window: Duration | None = None
     for_: Wait | None = Field(None, alias="for")
@@ -279,8 +294,42 @@ class _Inheritable(_Strict):
     metrics: MetricOverrides | None = None
 
 
+class EmailReceiver(_Strict):
+    to: str
+    from_: str = Field(alias="from")
+    smarthost: str  # host:port
+    require_tls: bool = True
+
+
+class Receiver(_Strict):
+    """Where one severity's notifications go: a webhook, an email address, or both."""
+
+    webhook_url: str | None = None
+    email: EmailReceiver | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Receiver:
+        if self.webhook_url is None and self.email is None:
+            raise ValueError("set 'webhook_url' or 'email'")
+        return self
+
+
+class Receivers(_Strict):
+    page: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/page")  # critical
+    ticket: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/ticket")  # warning
+
+
+class AlertmanagerSpec(_Strict):
+    """Routing for `alerts/alertmanager.yml`: critical pages, warning opens a ticket."""
+
+    receivers: Receivers = Receivers()
+    group_wait: Wait = 30.0
+    group_interval: Duration = 300.0
+    repeat_interval: Duration = 14400.0
+
+
 class Defaults(_Inheritable):
-    pass
+    alertmanager: AlertmanagerSpec = AlertmanagerSpec()
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -358,6 +407,9 @@ class Service:
     database: DatabaseSection | None = None
     caches: tuple[CacheSpec, ...] = ()
     runtime: RuntimeSection | None = None
+    # Routing is global (declared in `defaults`); every service carries the same settings
+    # so output builders need nothing but the services.
+    alertmanager: AlertmanagerSpec = field(default_factory=AlertmanagerSpec)
 
     def for_of(self, budget: _Thresholds | Leak) -> float:
         """The `for` of one budget: its own when set, else the service's."""
@@ -398,5 +450,6 @@ def resolve(spec: SpecFile) -> list[Service]:
             database=s.database,
             caches=tuple(s.caches),
             runtime=s.runtime,
+            alertmanager=defaults.alertmanager,
         ))
     return services

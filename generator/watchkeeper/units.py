@@ -9,6 +9,7 @@ hand-written grammar here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -116,6 +117,7 @@ def parse_count(value: object) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct windows, formatted thousands of times
 def prometheus_duration(seconds: float) -> str:
     """Format seconds in Prometheus' duration syntax (``1h30m``, ``90s``, ``250ms``).
 
@@ -170,13 +172,32 @@ def humanize_duration(seconds: float) -> str:
         if minutes:
             return f"{sign}{minutes}m {secs}s"
         return f"{sign}{_go_g4(abs(seconds))}s"
+    return _small(seconds) + "s"
+
+
+_SMALL = ("m", "u", "n", "p", "f", "a", "z", "y")
+_LARGE = ("k", "M", "G", "T", "P", "E", "Z", "Y")
+_BINARY = ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi")
+
+
+def _small(value: float) -> str:
+    """Scale a value under 1 up by thousands, with m, u, n… (as Prometheus does)."""
     prefix = ""
-    for candidate in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(seconds) >= 1:
+    for candidate in _SMALL:
+        if abs(value) >= 1:
             break
-        prefix = candidate
-        seconds *= 1000
-    return f"{_go_g4(seconds)}{prefix}s"
+        prefix, value = candidate, value * 1000
+    return f"{_go_g4(value)}{prefix}"
+
+
+def _large(value: float, base: int, prefixes: tuple[str, ...]) -> str:
+    """Scale a value down by `base` while it is at least `base`, with the given prefixes."""
+    prefix = ""
+    for candidate in prefixes:
+        if abs(value) < base:
+            break
+        prefix, value = candidate, value / base
+    return f"{_go_g4(value)}{prefix}"
 
 
 def humanize_percentage(fraction: float) -> str:
@@ -188,31 +209,11 @@ def humanize_1024(value: float) -> str:
     """Render like Prometheus' ``humanize1024``: ``536870912`` → ``512Mi``."""
     if abs(value) <= 1 or math.isnan(value) or math.isinf(value):
         return _go_g4(value)
-    prefix = ""
-    for candidate in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(value) < 1024:
-            break
-        prefix = candidate
-        value /= 1024
-    return f"{_go_g4(value)}{prefix}"
+    return _large(value, 1024, _BINARY)
 
 
 def humanize(value: float) -> str:
     """Render like Prometheus' ``humanize`` (SI prefixes): ``12000`` → ``12k``."""
     if value == 0 or math.isnan(value) or math.isinf(value):
         return _go_g4(value)
-    if abs(value) >= 1:
-        prefix = ""
-        for candidate in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(value) < 1000:
-                break
-            prefix = candidate
-            value /= 1000
-        return f"{_go_g4(value)}{prefix}"
-    prefix = ""
-    for candidate in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = candidate
-        value *= 1000
-    return f"{_go_g4(value)}{prefix}"
+    return _large(value, 1000, _LARGE) if abs(value) >= 1 else _small(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 import servers
@@ -70,6 +71,10 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         servers.wait_for_port(port, proc=proc)
+        deadline = time.monotonic() + 15
+        while len(list(tmp_path.glob("histogram_*.db"))) < 2:  # both workers booted
+            assert time.monotonic() < deadline, "gunicorn workers did not start"
+            time.sleep(0.05)
         for i in range(20):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 5}", timeout=10):
                 pass

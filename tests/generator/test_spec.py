@@ -147,3 +147,9 @@ def test_bad_jsonnet_is_one_clear_error(tmp_path):
         load_spec_file(path)
     [problem] = caught.value.problems
     assert problem.message.startswith("Jsonnet error:")
+
+
+def test_runbook_url_placeholders_are_checked(tmp_path):
+    text = VALID.replace("  for: 2m", '  for: 2m\n  runbook_url: "https://x/{servce}/{alert}"')
+    [found] = problems(tmp_path, text)
+    assert found.startswith("5:defaults.runbook_url: unknown placeholder {servce}")

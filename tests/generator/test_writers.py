@@ -10,7 +10,8 @@ from watchkeeper.writers import to_yaml, write_tree
 TRICKY = ["", "0s", "+Inf", "1e-06", "y", "no", "null", "~", "a: b", "a #b", "-x", "? x",
           "{x}", "[x]", "x{a=\"b\"}", "'q'", "it's", "tab\there", "trailing ", "x:",
           "{{ $value | humanize }}", "%x", "@x", "`x`", "multi\nline", "multi\nline\n",
-          "0x1F", "1_000", ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x"]
+          "0x1F", "1_000", "5m", "1h30m", "10", "1:30", "2001-12-14", "1e3",
+          ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x"]
 
 keys = st.text(alphabet="abcdefgh_", min_size=1, max_size=6)
 scalars = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12), st.integers(),

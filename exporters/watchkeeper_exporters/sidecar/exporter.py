@@ -30,6 +30,8 @@ class _Result:
 
 
 class Exporter:
+    """All targets of one sidecar; :meth:`render` is one ``/metrics`` answer."""
+
     def __init__(self, targets: list[Target], timeout: float) -> None:
         self.targets = targets
         self.timeout = timeout

@@ -44,12 +44,39 @@ def _recording(service: Service, metric: str, leak: Leak) -> Recording:
     )
 
 
+# The oldest quarter must hold at least this share of the newest quarter's samples: a new
+# instance has no history yet, and its start-up climb would otherwise look like a leak.
+HISTORY_SHARE = 0.9
+
+
 def _steady_growth(service: Service, metric: str, leak: Leak) -> str:
+    """The newest quarter of the window never as low as the oldest quarter's high, with a
+    full oldest quarter to compare against."""
     sel = promql.matchers(service.selector)
     quarter = prometheus_duration(leak.window / 4)
     rest = prometheus_duration(leak.window * 3 / 4)
-    return (f"min_over_time({metric}{sel}[{quarter}])\n"
-            f"  > ignoring(service) max_over_time({metric}{sel}[{quarter}] offset {rest})")
+    old = f"{metric}{sel}[{quarter}] offset {rest}"
+    return (f"  min_over_time({metric}{sel}[{quarter}])\n"
+            f"    > max_over_time({old})\n"
+            f"  and count_over_time({old})\n"
+            f"    >= count_over_time({metric}{sel}[{quarter}]) * {HISTORY_SHARE}")
+
+
+def _gate_opens(leak: Leak, step: float) -> float:
+    """First evaluation time at which a series starting at 0 has enough history for the
+    steady-growth condition (ranges are closed at both ends in Prometheus 2.x)."""
+    step_ms, quarter, rest = (round(x * 1000) for x in (step, leak.window / 4,
+                                                          leak.window * 3 / 4))
+
+    def samples(start: int, end: int) -> int:  # sample times k*step within [start, end]
+        return 0 if end < 0 else end // step_ms - (max(start, 0) + step_ms - 1) // step_ms + 1
+
+    t = 0
+    while True:
+        old = samples(t - rest - quarter, t - rest)
+        if old and old >= samples(t - quarter, t) * HISTORY_SHARE:
+            return t / 1000
+        t += step_ms
 
 
 def _annotations(service, key, subject, leak, critical, value_text, labels):
@@ -74,7 +101,7 @@ def _alert(service: Service, key: str, subject: str, metric: str, budget: CountT
     return Alert(
         name=LEAK_ALERTS[key],
         expr=(f"{predicted} > {format_number(budget.critical)}\n"
-              f"and ignoring(service)\n{_steady_growth(service, metric, leak)}"),
+              f"and ignoring(service)\n(\n{_steady_growth(service, metric, leak)}\n)"),
         for_=service.for_of(leak),
         labels=alert_labels(service, key, "warning"),
         annotations=_annotations(service, key, subject, leak, budget.critical,
@@ -114,8 +141,7 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
     labels = common.target_labels(service)
     series_name = promql.series(metric, labels)
     for_steps = steps_for(service.for_of(leak), step)
-    # The steady-growth gate opens once the window's oldest quarter has a sample.
-    onset = math.ceil(leak.window * 3 / 4 / step - 1e-9) * step
+    onset = _gate_opens(leak, step)
     fire_at = onset + for_steps * step
     samples = round(fire_at / step) + 3
     # Climb so that at the onset the prediction is 10% past critical.
@@ -149,9 +175,8 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
     """Rises to 90% of critical and falls back to baseline, twice per window.
 
     The oldest quarter of the window always holds a peak higher than the newest quarter's
-    low, so the steady-growth condition stays closed. Checked at peaks once a whole window
-    of history exists: during the first window after a start the oldest quarter is partly empty,
-    and a climb there is indistinguishable from a leak (a known limit of the rule).
+    low, so the steady-growth condition stays closed. Checked at peaks, the first one inside
+    the first window, where the history condition is what keeps it quiet.
     """
     period = max(2, round(leak.window / 2 / step))
     low, high = round(critical * 0.1), round(critical * 0.9)
@@ -159,7 +184,7 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
     tooth = f"{low}+{format_number(float(f'{rise:.6g}'))}x{period - 1}"
     teeth = math.ceil(3 * leak.window / step / period) + 1
     checks = tuple(AlertCheck(at, name) for at in (
-        (math.ceil(leak.window / step) + k * period - 1) * step for k in range(1, 5)))
+        (math.ceil(leak.window / step) + k * period - 1) * step for k in range(0, 5)))
     return Scenario(
         name=f"{name} quiet on a sawtooth that returns to baseline",
         series=(Series(series_name, " ".join([tooth] * teeth)),),

@@ -9,7 +9,9 @@ at it), and, where traffic matters, quiet despite a bad value when there is too 
 
 from __future__ import annotations
 
+import functools
 import math
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,10 +105,9 @@ def _where(template: str, labels: dict[str, str] | None, service: Service) -> st
     return template.format(service=service.name, **values)
 
 
-def _placeholders(template: str) -> list[str]:
-    import string
-
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+@functools.lru_cache(maxsize=256)  # a few templates, parsed for every alert and scenario
+def _placeholders(template: str) -> tuple[str, ...]:
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 def _annotations(sig: ThresholdSignal, service: Service, severity: str, threshold: float,
