@@ -16,6 +16,18 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
     'for': '5s',
     keep_firing_for: '0s',
     min_events: 5,
+    // Generated alerts/alertmanager.yml: critical -> /page, warning -> /ticket of the local
+    // receiver. group_wait is long enough that a warning crossing its threshold a few seconds
+    // before its critical (a sliding ratio) is still inhibited at the group's first flush.
+    alertmanager: {
+      receivers: {
+        page: { webhook_url: webhook + '/page' },
+        ticket: { webhook_url: webhook + '/ticket' },
+      },
+      group_wait: '8s',
+      group_interval: '2s',
+      repeat_interval: '1h',
+    },
   },
   services: [
     {
@@ -52,5 +64,4 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
       metrics: { up: 'redis_up' },
     },
   ],
-  webhook:: webhook,
 }

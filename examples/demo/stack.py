@@ -62,34 +62,13 @@ def generate(out: Path, webhook_url: str) -> Path:
     return out / "alerts"
 
 
-def alertmanager_config(alerts: Path, webhook_url: str) -> Path:
-    """The Alertmanager configuration: the generated one when the generator writes it.
-
-    Until then, this hand-written equivalent of the generated routing: critical → page,
-    warning → ticket, grouped by alertname/service/signal, a critical silencing its warning
-    (same service/signal/instance) and ServiceDown silencing the rest of its service.
-    """
+def alertmanager_config(alerts: Path) -> Path:
+    """The Alertmanager configuration ``watchkeeper generate`` wrote from the spec's
+    ``defaults.alertmanager`` (receivers on the local webhook, short group timings)."""
     generated = alerts / "alertmanager.yml"
-    if generated.exists():
-        return generated
-    hooks = {name: [{"url": f"{webhook_url}/{name}", "send_resolved": True}]
-             for name in ("page", "ticket")}
-    config = {
-        "route": {"receiver": "ticket", "group_by": ["alertname", "service", "signal"],
-                  "group_wait": "8s", "group_interval": "2s", "repeat_interval": "1h",
-                  "routes": [{"matchers": ['severity="critical"'], "receiver": "page"},
-                             {"matchers": ['severity="warning"'], "receiver": "ticket"}]},
-        "receivers": [{"name": name, "webhook_configs": hook} for name, hook in hooks.items()],
-        "inhibit_rules": [
-            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
-             "equal": ["service", "signal", "instance"]},
-            {"source_matchers": ['alertname="ServiceDown"'],
-             "target_matchers": ['alertname!="ServiceDown"'], "equal": ["service"]},
-        ],
-    }
-    path = alerts.parent / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    if not generated.exists():
+        raise RuntimeError(f"watchkeeper generate wrote no {generated}")
+    return generated
 
 
 def scrape_config(ports: Ports) -> list[dict]:
@@ -194,7 +173,7 @@ def demo_stack(ports: Ports | None = None, echo: bool = False,
     try:
         webhook_url = f"http://127.0.0.1:{ports.webhook}"
         alerts = generate(workdir, webhook_url)
-        am_yml = alertmanager_config(alerts, webhook_url)
+        am_yml = alertmanager_config(alerts)
         am = servers.alertmanager_daemon(am_yml, ports.alertmanager)
         with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
             prom = servers.prometheus_daemon(prometheus_config(workdir, alerts, ports),
@@ -254,7 +233,7 @@ def vm_stack(ports: Ports | None = None, echo: bool = False,
     try:
         webhook_url = f"http://127.0.0.1:{ports.webhook}"
         alerts = generate(workdir, webhook_url)
-        am_yml = alertmanager_config(alerts, webhook_url)
+        am_yml = alertmanager_config(alerts)
         am = servers.alertmanager_daemon(am_yml, ports.alertmanager)
         vm = _victoria_metrics(workdir)
         with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
