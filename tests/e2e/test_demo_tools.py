@@ -1,0 +1,42 @@
+"""The demo's load generator and webhook receiver on their own (no stack, fast)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import loadgen
+import pytest
+import servers
+from webhook import WebhookReceiver
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://192.0.2.7/", "ftp://127.0.0.1/"])
+def test_load_generator_refuses_anything_but_loopback(url: str) -> None:
+    with pytest.raises(ValueError):
+        loadgen.require_loopback(url)
+
+
+def test_load_generator_is_bounded_by_request_count() -> None:
+    receiver = WebhookReceiver().start()  # any local HTTP server will do as a target
+    try:
+        stats = loadgen.run(receiver.url, rps=200, duration=30, max_requests=25, workers=3,
+                            stop=threading.Event())
+    finally:
+        receiver.stop()
+    assert stats.sent == 25
+
+
+def test_webhook_receiver_records_each_alert_with_its_receiver() -> None:
+    receiver = WebhookReceiver().start()
+    payload = {"alerts": [{"status": "firing", "labels": {
+        "alertname": "HttpLatencyP99High", "service": "a", "signal": "latency",
+        "severity": "critical"}}]}
+    try:
+        status, _ = servers.post(receiver.url + "/page", json.dumps(payload).encode())
+    finally:
+        receiver.stop()
+    assert status == 200
+    [entry] = receiver.received
+    assert (entry.receiver, entry.status, entry.key()) == ("page", "firing",
+                                                          ("a", "latency", "critical"))
