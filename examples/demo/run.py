@@ -48,8 +48,9 @@ def banner(running: stack.DemoStack) -> str:
     lines += ["", "Inject a fault (DELETE heals everything):"]
     lines += [f"  curl -X POST {running.app_url}/admin/faults -d '{example}'"
               for example in FAULT_EXAMPLES]
+    ui = running.evaluator.url + ("/" if "victoria-metrics" in running.extra else "/alerts")
     lines += [f"  curl -X DELETE {running.app_url}/admin/faults", "",
-              f"Alerts: {running.evaluator.url}/alerts (Prometheus) or /api/v1/alerts; "
+              f"Alerts: {ui} (rule evaluator) or /api/v1/alerts; "
               f"routing: {running.alertmanager.url}/#/alerts",
               "Notifications received by the webhook are printed below.", ""]
     return "\n".join(lines)

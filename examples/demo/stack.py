@@ -213,8 +213,9 @@ def _vmagent(workdir: Path, ports: Ports, vm: servers.Daemon) -> servers.Daemon:
 
 def _vmalert(alerts: Path, ports: Ports, vm: servers.Daemon,
              flags: list[str]) -> servers.Daemon:
-    """vmalert on the unchanged rule files; recording rules are written back to VM."""
-    port = servers.free_port()
+    """vmalert on the unchanged rule files; recording rules are written back to VM. It takes
+    the Prometheus port: it is the rule evaluator (and its /api/v1/alerts) of this stack."""
+    port = ports.prometheus
     return servers.Daemon(["vmalert", f"-rule={alerts}/*.rules.yml",
                            f"-datasource.url={vm.url}", f"-remoteWrite.url={vm.url}",
                            "-remoteWrite.flushInterval=500ms",
