@@ -98,12 +98,8 @@ def _starlette_template(scope: Mapping[str, Any]) -> str | None:
     return getattr(route, "path_format", None) or getattr(route, "path", None)
 
 
-class PrometheusASGIMiddleware:
-    """ASGI middleware; wrap the outermost app so errors from inner middleware count too.
-
-    Route resolution order: ``route_resolver(scope)``, then ``scope["watchkeeper.route"]``,
-    then the route Starlette/FastAPI matched, then ``routes`` templates, else ``<unmatched>``.
-    """
+class _Middleware:
+    """What both middlewares hold: the wrapped app, route resolution and the histogram."""
 
     def __init__(self, app: Any, *, routes: Iterable[str] = (),
                  route_resolver: Callable[[Mapping[str, Any]], str | None] | None = None,
@@ -113,6 +109,15 @@ class PrometheusASGIMiddleware:
         self._resolver = route_resolver
         self._recorder = _Recorder(_metrics.http_duration(registry), max_routes)
         self._children = self._recorder.children
+
+
+class PrometheusASGIMiddleware(_Middleware):
+    """ASGI middleware; wrap the outermost app so errors from inner middleware count too.
+
+    Route resolution order: ``route_resolver(scope)``, then ``scope["watchkeeper.route"]``,
+    then the route Starlette/FastAPI matched, then ``routes`` templates, else ``<unmatched>``.
+    """
+
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Kept flat on purpose: this runs on every request (see bench/exporters_overhead.py).
@@ -151,21 +156,13 @@ class PrometheusASGIMiddleware:
         return route or self._matcher.match(scope["path"]) or UNMATCHED
 
 
-class PrometheusWSGIMiddleware:
+class PrometheusWSGIMiddleware(_Middleware):
     """WSGI middleware; the request ends when the server closes the response body.
 
     Route resolution order: ``route_resolver(environ)``, then ``environ["watchkeeper.route"]``
     (set by the app or a framework hook), then ``routes`` templates, else ``<unmatched>``.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], *, routes: Iterable[str] = (),
-                 route_resolver: Callable[[Mapping[str, Any]], str | None] | None = None,
-                 max_routes: int = 200, registry: CollectorRegistry | None = None) -> None:
-        self.app = app
-        self._matcher = RouteMatcher(routes)
-        self._resolver = route_resolver
-        self._recorder = _Recorder(_metrics.http_duration(registry), max_routes)
-        self._children = self._recorder.children
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         start = perf_counter()
