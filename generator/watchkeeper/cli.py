@@ -142,7 +142,8 @@ def parser() -> argparse.ArgumentParser:
     chk.set_defaults(handler=cmd_check)
     dep = commands.add_parser("deploy", help="plan and apply dashboards/ to Grafana",
                               description="Plan and apply DIR/dashboards/*.json to Grafana. "
-                              "Credentials: GRAFANA_TOKEN, --token-file, or GRAFANA_USER and "
+                              "Credentials: GRAFANA_TOKEN, --token-file (or GRAFANA_TOKEN_FILE), "
+                              "or GRAFANA_USER and "
                               "GRAFANA_PASSWORD.")
     dep.add_argument("dir", nargs="?", default=".", help="folder holding dashboards/ (default .)")
     dep.add_argument("--url", help="Grafana base URL (default $GRAFANA_URL)")

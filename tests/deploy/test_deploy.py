@@ -216,3 +216,34 @@ def test_dashboard_outside_folder_is_moved_back(wk, grafana, tree):
     assert "- folder '(root)' -> 'watchkeeper'" in plan.out
     assert wk(str(tree)).code == 0
     assert grafana.dashboards["wk-overview"]["folderUid"] == "watchkeeper"
+
+
+class _FakeClient:
+    """Answers the versions endpoint the way Grafana 9/10 (a list) or 11 (an object) does."""
+
+    def __init__(self, status: int, payload):
+        self.status, self.payload = status, payload
+
+    def call(self, method, path, body=None):
+        return self.status, self.payload
+
+
+@pytest.mark.parametrize("payload", [
+    [{"version": 3, "createdBy": "alice", "message": ""},
+     {"version": 2, "createdBy": "sa", "message": deploy.MESSAGE}],
+    {"continueToken": "", "versions": [{"version": 3, "createdBy": "alice", "message": ""}]},
+])
+def test_edits_by_others_recognised_in_both_versions_shapes(payload):
+    assert deploy._edited_elsewhere(_FakeClient(200, payload), "x") == "alice"
+
+
+def test_versions_endpoint_missing_falls_back_to_the_412():
+    assert deploy._edited_elsewhere(_FakeClient(404, {"message": "Not found"}), "x") is None
+    ours = [{"version": 4, "createdBy": "sa", "message": deploy.MESSAGE}]
+    assert deploy._edited_elsewhere(_FakeClient(200, ours), "x") is None
+
+
+def test_credentials_in_the_url_are_refused():
+    with pytest.raises(deploy.DeployError) as error:
+        deploy.base_url("https://admin:s3cret@grafana.example.com", {})
+    assert "s3cret" not in str(error.value)
