@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 
-from watchkeeper.units import format_number, prometheus_duration
-
 
 @functools.lru_cache(maxsize=4096)  # the same label values are quoted over and over
 def quote(value: str) -> str:
@@ -32,12 +30,3 @@ def matchers(labels: dict[str, str], **extra: str) -> str:
 def series(metric: str, labels: dict[str, str]) -> str:
     """A series selector as promtool's `input_series` wants it (labels in the given order)."""
     return metric + matchers(labels)
-
-
-def window_suffix(seconds: float) -> str:
-    """Recording-rule suffix for a window: ``rate5m``'s ``5m``."""
-    return prometheus_duration(seconds)
-
-
-def num(value: float) -> str:
-    return format_number(value)

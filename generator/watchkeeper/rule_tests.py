@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-from watchkeeper.model import AlertCheck, ExprCheck, Scenario
+from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario
 from watchkeeper.promql import matchers
-from watchkeeper.rules import Group
 from watchkeeper.signals.common import test_step
 from watchkeeper.spec import Service
 from watchkeeper.units import prometheus_duration
@@ -59,7 +58,7 @@ def _test_group(scenario: Scenario, interval: str) -> dict:
     return group
 
 
-def test_file(service: Service, groups: list[Group], rule_file_path: str) -> dict:
+def test_file(service: Service, groups: list[Piece], rule_file_path: str) -> dict:
     """The YAML document of one service's promtool test file."""
     interval = prometheus_duration(test_step(service))
     return {

@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from watchkeeper.model import Alert, Piece, Recording, Scenario
+from watchkeeper.model import Alert, Piece, Recording
 from watchkeeper.signals import BUILDERS
 from watchkeeper.spec import Service
 from watchkeeper.units import prometheus_duration
 
 
-@dataclass
-class Group:
-    """A rule group: recordings first, then the alerts that read them (same evaluation)."""
-
-    name: str
-    recordings: list[Recording] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    scenarios: list[Scenario] = field(default_factory=list)
-
-
-def build_groups(service: Service) -> list[Group]:
-    """Run every registered builder and merge their pieces into groups, in registry order.
+def build_groups(service: Service) -> list[Piece]:
+    """Run every registered builder and merge their pieces into one rule group per section
+    (a Piece named ``<service>-<section>``), in registry order.
 
     Two signals may need the same recording (latency and errors both read the request
     rate); identical recordings are kept once, since a series written twice per evaluation
     would be a duplicate sample.
     """
-    groups: dict[str, Group] = {}
+    groups: dict[str, Piece] = {}
     for builder in BUILDERS:
         for piece in builder(service):
-            _merge(groups.setdefault(piece.group, Group(f"{service.name}-{piece.group}")), piece)
+            _merge(groups.setdefault(piece.group, Piece(f"{service.name}-{piece.group}")), piece)
     return list(groups.values())
 
 
-def _merge(group: Group, piece: Piece) -> None:
+def _merge(group: Piece, piece: Piece) -> None:
     for recording in piece.recordings:
         if recording not in group.recordings:
             group.recordings.append(recording)
@@ -60,10 +49,10 @@ def _alert_rule(alert: Alert) -> dict:
     return rule
 
 
-def rule_file(groups: list[Group]) -> dict:
+def rule_file(groups: list[Piece]) -> dict:
     """The YAML document of a Prometheus rule file."""
     return {"groups": [
-        {"name": group.name,
+        {"name": group.group,
          "rules": [*map(_recording_rule, group.recordings), *map(_alert_rule, group.alerts)]}
         for group in groups
     ]}

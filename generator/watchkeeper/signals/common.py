@@ -8,7 +8,7 @@ from watchkeeper import promql
 from watchkeeper.model import Recording, Series
 from watchkeeper.signals.threshold import Synthesis
 from watchkeeper.spec import Service
-from watchkeeper.units import format_number
+from watchkeeper.units import format_number, prometheus_duration
 
 INSTANCE = "host-a:9090"  # the instance label of synthesized test series
 SAMPLES_PER_STEP = 1000  # events per test step: enough to clear any sensible min_events
@@ -33,7 +33,7 @@ def test_step(service: Service) -> float:
 
 
 def window(service: Service) -> str:
-    return promql.window_suffix(service.rate_window)
+    return prometheus_duration(service.rate_window)
 
 
 def service_selector(record: str, service: Service, **extra: str) -> str:
