@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watchkeeper import check, deploy, promtool
 from watchkeeper.generate import OUTPUTS, generate
-from watchkeeper.load import SpecError, load_services
+from watchkeeper.load import SpecError, load_spec
 from watchkeeper.spec import SpecFile
 from watchkeeper.writers import write_tree
 
@@ -37,18 +37,18 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    services = load_services(args.spec, _ext_vars(args.ext_str))
-    print(f"{args.spec}: valid, {len(services)} service(s): "
-          + ", ".join(s.name for s in services))
+    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    print(f"{args.spec}: valid, {len(spec.services)} service(s): "
+          + ", ".join(s.name for s in spec.services))
     return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    services = load_services(args.spec, _ext_vars(args.ext_str))
+    spec = load_spec(args.spec, _ext_vars(args.ext_str))
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
-    files = generate(services, Path(args.spec).name, only)
+    files = generate(spec, Path(args.spec).name, only)
     write_tree(Path(args.out), files, owned=only)
-    print(f"wrote {len(files)} files for {len(services)} service(s) into "
+    print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
           + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
     return EXIT_OK
 

@@ -99,8 +99,9 @@ def parse_bytes(value: object) -> float:
     """Return bytes for ``"512MB"`` (decimal, 10^6) or ``"512MiB"`` (binary, 2^20)."""
     if isinstance(value, bool):
         raise UnitError(f"expected a size such as 512MiB or 2GB, got {value!r}")
-    if isinstance(value, int) and value > 0:
-        return float(value)
+    if isinstance(value, int | float):  # 512 could be bytes or MiB: refuse to guess
+        raise UnitError(f"a size needs its unit, such as {value}MiB (binary) or {value}MB "
+                        f"(decimal), got {value!r}")
     if not isinstance(value, str) or not (match := _BYTES_RE.match(value.strip())):
         raise UnitError(
             f"expected a size such as 512MiB (binary) or 512MB (decimal), got {value!r}")

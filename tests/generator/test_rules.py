@@ -10,7 +10,7 @@ from pathlib import Path
 from rule_helpers import generate_alerts, load_yaml, run_promtool
 from watchkeeper import promtool
 from watchkeeper.generate import alert_files
-from watchkeeper.load import load_services
+from watchkeeper.load import load_spec
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -26,7 +26,7 @@ def test_example_spec_passes_promtool_check_and_test(tmp_path, promtool_path):
 
 
 def test_committed_alerts_match_a_fresh_generation():
-    files = alert_files(load_services(EXAMPLE), EXAMPLE.name)
+    files = alert_files(load_spec(EXAMPLE), EXAMPLE.name)
     for relative, text in files.items():
         assert (REPO / relative).read_text() == text, f"{relative} is stale: run `make`"
     committed = {str(p.relative_to(REPO)) for p in (REPO / "alerts").rglob("*.yml")}

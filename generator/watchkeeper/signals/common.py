@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 from watchkeeper import promql
-from watchkeeper.model import Recording, Series
+from watchkeeper.model import CountThresholds, Leak, Recording, Series, Service
 from watchkeeper.signals.threshold import Synthesis
-from watchkeeper.spec import Service
 from watchkeeper.units import format_number, prometheus_duration
 
 INSTANCE = "host-a:9090"  # the instance label of synthesized test series
@@ -21,11 +20,9 @@ def test_step(service: Service) -> float:
     too, so shorter windows (as in end-to-end specs) get a shorter step.
     """
     finest = service.rate_window / 4
-    if service.runtime:
-        for budget in (service.runtime.goroutines, service.runtime.threads,
-                       service.runtime.tasks):
-            if budget is not None and budget.leak is not None:
-                finest = min(finest, budget.leak.window / 8)
+    for budget in service.budgets.values():
+        if isinstance(budget, CountThresholds) and budget.leak is not None:
+            finest = min(finest, budget.leak.window / 8)
     for step in (60.0, 30.0, 15.0, 10.0, 5.0, 1.0):
         if step <= finest:
             return step
@@ -151,3 +148,9 @@ def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value:
         value=exact,
         labels=result,
     )
+
+
+def predict_record(metric: str, leak: Leak) -> str:
+    """The predict_linear recording of a leak budget (leak alerts read it, charts draw it)."""
+    return (f"instance:{metric}:predict_linear{prometheus_duration(leak.window)}_"
+            f"{prometheus_duration(leak.horizon)}")
