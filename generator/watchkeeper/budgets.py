@@ -42,6 +42,9 @@ Bytes = Annotated[float, BeforeValidator(units.parse_bytes), WithJsonSchema(
     {"type": "string", "pattern": r"^\d*\.?\d+(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
      "description": "A size with its unit: MB is 10^6 bytes, MiB is 2^20.",
      "examples": ["512MiB", "2GB"]})]
+Rate = Annotated[float, BeforeValidator(units.parse_rate), WithJsonSchema(
+    {"type": "string", "pattern": r"^\d*\.?\d+/(s|min|h)$",
+     "description": "Events per second, minute or hour.", "examples": ["50/s", "3000/min"]})]
 Count = Annotated[float, BeforeValidator(units.parse_count), WithJsonSchema(
     {"type": "integer", "minimum": 1, "description": "A positive whole number."})]
 
@@ -143,6 +146,22 @@ class BytesThresholds(Thresholds):
 
     warning: Bytes | None = Field(None, description="Ticket above this size.")
     critical: Bytes | None = Field(None, description="Page above this size.")
+
+
+class RateThresholds(Thresholds):
+    """Rates such as 1/s or 60/min; higher is worse."""
+
+    warning: Rate | None = Field(None, description="Ticket above this rate.")
+    critical: Rate | None = Field(None, description="Page above this rate.")
+
+
+class LowRateThresholds(Thresholds):
+    """Rates such as 50/s where lower is worse (a floor, e.g. request throughput)."""
+
+    lower_is_worse: ClassVar[bool] = True
+
+    warning: Rate | None = Field(None, description="Ticket below this rate.")
+    critical: Rate | None = Field(None, description="Page below this rate.")
 
 
 class Leak(Strict):

@@ -95,7 +95,7 @@ class Service:
     rate_window: float
     for_: float
     keep_firing_for: float
-    min_events: int
+    min_events: int | None  # the spec's; None: the default of signals.common.min_events
     # Settings of each declared section (`http: {histogram: ...}`), by section then key.
     settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Every declared budget, by spec path ("http.latency", "caches"), already resolved

@@ -28,6 +28,7 @@ LANGUAGES: dict[str, dict] = {
             "pool_max": "db_client_connection_max",
             "pool_label": "pool",
             "pool_wait_seconds": "db_client_connection_wait_time_seconds",
+            "cpu_available": "python_cpu_available_cores",
         },
         "pool_state": ("state", "used"),
         "pool_wait_suffix": "_sum",

@@ -85,7 +85,6 @@ def _check_runbook_url(template: str) -> str:
 BUILTIN_RATE_WINDOW = 300.0
 BUILTIN_FOR = 300.0
 BUILTIN_KEEP_FIRING_FOR = 0.0
-BUILTIN_MIN_EVENTS = 10
 
 
 class Inheritable(Strict):
@@ -309,7 +308,7 @@ def _service(s: Any, defaults: Defaults) -> model.Service:
         for_=for_,
         keep_firing_for=_pick(s.keep_firing_for, defaults.keep_firing_for,
                               BUILTIN_KEEP_FIRING_FOR),
-        min_events=_pick(s.min_events, defaults.min_events, BUILTIN_MIN_EVENTS),
+        min_events=_pick(s.min_events, defaults.min_events, None),
         settings=settings,
         budgets=budgets,
     )

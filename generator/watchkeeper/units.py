@@ -111,6 +111,24 @@ def parse_bytes(value: object) -> float:
     return size
 
 
+_RATE_RE = re.compile(rf"^{_NUMBER}/(?P<unit>s|min|h)$")
+_RATE_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: object) -> float:
+    """Return events per second for ``"50/s"``, ``"3000/min"`` or ``"10/h"``.
+
+    A bare number is refused: ``50`` could be per second or per minute.
+    """
+    if isinstance(value, bool) or not isinstance(value, str) or \
+            not (match := _RATE_RE.match(value.strip())):
+        raise UnitError(f"expected a rate such as 50/s, 3000/min or 10/h, got {value!r}")
+    per_second = float(match["number"]) / _RATE_UNITS[match["unit"]]
+    if per_second <= 0:
+        raise UnitError(f"a rate must be greater than zero, got {value!r}")
+    return per_second
+
+
 def parse_count(value: object) -> float:
     """Return a positive whole count such as ``5000``."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -11,25 +11,33 @@ from watchkeeper.model import Chart, Service
 from watchkeeper.signals import (
     absent,
     cache,
+    cpu,
     db_latency,
     db_pool,
     errors,
     gc,
+    jobs,
     latency,
     leak,
     runtime,
+    slow_queries,
+    throughput,
 )
 from watchkeeper.signals.base import Key, Signal
 
 SIGNALS: tuple[Signal, ...] = (
     latency.SIGNAL,
     errors.SIGNAL,
+    throughput.SIGNAL,
     db_latency.SIGNAL,
     db_pool.SIGNAL,
+    slow_queries.SIGNAL,
     cache.SIGNAL,
+    jobs.SIGNAL,
     runtime.SIGNAL,
     leak.SIGNAL,
     gc.SIGNAL,
+    cpu.SIGNAL,
     absent.SIGNAL,
 )
 
@@ -45,5 +53,15 @@ def metric_defaults() -> dict[str, str]:
 
 
 def charts(service: Service) -> list[Chart]:
-    """Every chart the signals ask for, once each (HTTP budgets share the request rate)."""
-    return list(dict.fromkeys(chart for signal in SIGNALS for chart in signal.charts(service)))
+    """Every chart the signals ask for, once per place (row and slot).
+
+    Signals may ask for the same panel: latency and errors both show the request rate.
+    Where one of them draws a budget on it (throughput), that one takes the place.
+    """
+    placed: dict[tuple, Chart] = {}
+    for signal in SIGNALS:
+        for chart in signal.charts(service):
+            place = (chart.row, chart.slot)
+            if place not in placed or (placed[place].budget is None and chart.budget):
+                placed[place] = chart
+    return list(placed.values())

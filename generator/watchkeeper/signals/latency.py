@@ -23,11 +23,11 @@ def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subjec
     """One threshold signal per declared quantile of a service-wide latency histogram."""
     w = common.window(service)
     count = f"{histogram}_count"
-    per_step = common.traffic_per_step(service, step)
     result = {"service": service.name}
     signals = []
     for quantile in latency:
         name, q = quantile.name, quantile.q
+        per_step = common.traffic_per_step(service, step, q)
         record = common.service_selector(f"service:{histogram}:{name}_rate{w}", service)
         labels = common.target_labels(service)
         signals.append(ThresholdSignal(
@@ -38,10 +38,10 @@ def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subjec
             unit=DURATION,
             budget=quantile.budget,
             value_expr=record,
-            guard=common.traffic_guard(service, common.rate_selector(service, count)),
+            guard=common.traffic_guard(service, common.rate_selector(service, count), q=q),
             synthesize=partial(_synthesize, histogram, labels, q, per_step, result),
             sparse=partial(_synthesize, histogram, labels, q,
-                           common.sparse_per_step(service, step), result),
+                           common.sparse_per_step(service, step, q), result),
             onset_steps=1,
             recording=record,
             over=f" over the last {w}",

@@ -148,6 +148,10 @@ def build_alerts(sig: ThresholdSignal, service: Service) -> list[Alert]:
 def _round(value: float, unit: Unit) -> float:
     if unit.whole:
         return float(round(value))
+    if unit is DURATION and value >= 60:
+        # humanizeDuration truncates to whole seconds from a minute up, so a value that Go
+        # computes as 131.9999… would read "2m 11s": keep test values mid-second.
+        return math.floor(value) + 0.5
     return float(f"{value:.3g}")
 
 
