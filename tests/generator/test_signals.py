@@ -181,7 +181,8 @@ def test_job_alerts_carry_the_job_name_and_their_guards():
         "p99 duration of job {{ $labels.job_name }} in svc is above its critical budget of "
         "2m 0s")
     backlog = alert(group, "JobBacklogHigh", "critical")
-    assert backlog["expr"] == 'service_job:job_queue_depth:max{service="svc",job_name="emails"} > 10000'
+    assert backlog["expr"] == (
+        'service_job:job_queue_depth:max{service="svc",job_name="emails"} > 10000')
     assert "for" in backlog and backlog["labels"]["job_name"] == "emails"
 
 
