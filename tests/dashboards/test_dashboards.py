@@ -50,6 +50,8 @@ def test_one_dashboard_per_service_plus_overview_and_provisioning(services, file
 
 def test_rows_only_for_declared_sections(files):
     rows = {p["title"] for p in _dashboard(files, "nextevent-api")["panels"] if p["type"] == "row"}
+    assert rows == {"HTTP", "Database", "Caches", "Runtime", "Background jobs"}
+    rows = {p["title"] for p in _dashboard(files, "festivals-api")["panels"] if p["type"] == "row"}
     assert rows == {"HTTP", "Database", "Caches", "Runtime"}
     titles = {p["title"] for p in _dashboard(files, "nextevent-api")["panels"]}
     assert "HTTP latency p95" in titles and "HTTP latency p99" not in titles
