@@ -83,11 +83,33 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a selector: ``job=~"a|b"`` is Matcher("job", "=~", "a|b")."""
+
+    name: str
+    op: str  # "=", "!=", "=~" or "!~"
+    value: str
+
+
+@dataclass(frozen=True)
+class Selector:
+    """The matchers selecting a service's series, and label values satisfying all of them
+    (`example`: what synthesized test series carry; labels only excluded are left out)."""
+
+    matchers: tuple[Matcher, ...]
+    example: Mapping[str, str]
+
+    def equalities(self) -> dict[str, str]:
+        """The labels `absent()` copies into its result: those matched with `=`."""
+        return {m.name: m.value for m in self.matchers if m.op == "="}
+
+
+@dataclass(frozen=True)
 class Service:
     """One service with every default applied; builders read only this."""
 
     name: str
-    selector: dict[str, str]
+    selector: Selector
     profile: Profile
     labels: dict[str, str]
     runbook_url: str | None

@@ -16,8 +16,16 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
-from watchkeeper import model, profiles
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from watchkeeper import model, profiles, selectors
 from watchkeeper.budgets import (
     QUANTILES,  # noqa: F401 - re-exported for callers of the spec module
     Duration,
@@ -232,8 +240,20 @@ class _ServiceBase(Inheritable):
     name: Annotated[str, Field(pattern=SERVICE_NAME.pattern, max_length=40)] = Field(
         description="Lowercase name: letters, digits, dashes; the `service` label of every "
                     "alert and recording.")
-    selector: Annotated[Labels, Field(min_length=1)] = Field(
-        description="Label matchers selecting the service's series, e.g. {job: checkout}.")
+    selector: Annotated[Any, BeforeValidator(selectors.parse), WithJsonSchema({
+        "anyOf": [
+            {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+                {"type": "string"},
+                {"type": "object", "minProperties": 1, "maxProperties": 1,
+                 "properties": {kind: {"type": "string"} for kind in selectors.OPS},
+                 "additionalProperties": False}]}},
+            {"type": "string", "examples": ['{job=~"a|b", route!~"/metrics|/healthz"}']}],
+        "examples": [{"job": "checkout"},
+                     {"job": {"regex": "rockstar|rockstar-canary"},
+                      "route": {"not_regex": "/metrics|/healthz"}}]})] = Field(
+        description="Label matchers selecting the service's series: {job: checkout}, "
+                    "{label: {regex|not_regex|not: value}}, or PromQL matchers as a string; "
+                    "regexes are RE2 as Prometheus reads them.")
     language: Literal[profiles.LANGUAGE_NAMES] = Field(  # type: ignore[valid-type]
         description="Which exporter conventions the metric names follow: go or python.")
 
@@ -299,7 +319,7 @@ def _service(s: Any, defaults: Defaults) -> model.Service:
     budgets, settings = _budgets(s, for_)
     return model.Service(
         name=s.name,
-        selector=dict(s.selector),
+        selector=s.selector,
         profile=profiles.profile(s.language, {**(defaults.metrics or {}), **(s.metrics or {})}),
         labels={**(defaults.labels or {}), **(s.labels or {})},
         runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),

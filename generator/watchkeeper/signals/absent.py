@@ -91,7 +91,7 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
     down, target_down, *metric_alerts = alerts
     up_name = service.metric("up")
     a = common.target_labels(service)
-    b = {**service.selector, "instance": OTHER_INSTANCE}
+    b = {**service.selector.example, "instance": OTHER_INSTANCE}
     exposed = tuple(Series(promql.series(m, a), common.gauge(1, samples))
                     for m in always_exposed(service))
 
@@ -120,7 +120,7 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
         scenarios.append(Scenario(
             f"ServiceMetricsAbsent fires when {alert.labels['metric']} is missing",
             (up(a, 1), *others),
-            fires(alert, _render(alert, dict(service.selector))),
+            fires(alert, _render(alert, service.selector.equalities())),
         ))
     return scenarios
 

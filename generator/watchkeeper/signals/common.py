@@ -49,7 +49,7 @@ def gauge(value: float, samples: int) -> str:
 
 def target_labels(service: Service) -> dict[str, str]:
     """Labels of a synthesized series scraped from one instance of the service."""
-    return {**service.selector, "instance": INSTANCE}
+    return {**service.selector.example, "instance": INSTANCE}
 
 
 # --- Request rate and traffic guard ------------------------------------------------------------

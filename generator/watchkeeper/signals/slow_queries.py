@@ -137,7 +137,8 @@ def _missing_scenarios(service: Service, slow: SlowQueries, alert: Alert) -> lis
     samples = round(fire_at / step) + 3
     other = units.format_number(slow.threshold * 2)  # a bucket, but not the threshold's
     # absent() keeps the selector's equality labels
-    expected = ExpectedAlert({**service.selector, **alert.labels}, dict(alert.annotations))
+    expected = ExpectedAlert({**service.selector.equalities(), **alert.labels},
+                             dict(alert.annotations))
     pending = (AlertCheck(fire_at - step, MISSING),) if fire_at else ()
     return [
         Scenario(f"{MISSING} fires when no bucket has the threshold as bound",
