@@ -242,6 +242,19 @@ def test_pool_utilization_by_language(language, expr):
         'instance_pool:db_client_connections:utilization{service="svc"} > 0.9')
 
 
+def test_unlimited_pool_is_reported_not_silent():
+    group = rules(database={"pool": {"utilization": {"critical": "90%"}}})["svc-database"]
+    unlimited = alert(group, "DbPoolUnlimited", "warning")
+    assert unlimited["expr"] == 'go_sql_max_open_connections{job="svc"} == 0'
+    assert unlimited["labels"] == {**WARN, "signal": "db_pool"}
+    watched = [r["labels"]["metric"] for r in rules(
+        database={"pool": {"utilization": {"critical": "90%"}}},
+        runtime={"gc_pause": {"critical": "10ms"}})["svc-availability"]
+        if r.get("alert") == "ServiceMetricsAbsent"]
+    assert watched == ["go_sql_in_use_connections", "go_sql_max_open_connections",
+                       "go_gc_duration_seconds_count"]
+
+
 def test_cache_hit_ratio_rules():
     group = rules(caches=[{"name": "l1", "hit_ratio": {"critical": "50%"}}])["svc-cache"]
     assert record(group, "service_cache:cache_hit_ratio:rate5m")["expr"] == (

@@ -5,7 +5,19 @@ from __future__ import annotations
 from pydantic import Field
 from watchkeeper import naming, promql
 from watchkeeper.budgets import RatioThresholds, Strict
-from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, Thresholds
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    Chart,
+    ExpectedAlert,
+    Piece,
+    Query,
+    Recording,
+    Scenario,
+    Series,
+    Service,
+    Thresholds,
+)
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.panels import INSTANCE, budget_chart
@@ -14,7 +26,9 @@ from watchkeeper.signals.threshold import (
     Synthesis,
     ThresholdSignal,
     build_alerts,
+    alert_labels,
     build_scenarios,
+    steps_for,
 )
 
 
@@ -30,6 +44,7 @@ class PoolBudgets(Strict):
 
 KEY = Key("database", "pool", PoolBudgets, "Budgets of the client connection pool.")
 ALERT = "DbPoolUtilizationHigh"
+UNLIMITED = "DbPoolUnlimited"
 METRICS = {"pool_in_use": "go_sql_in_use_connections", "pool_max": "go_sql_max_open_connections",
            "pool_label": "db_name", "pool_wait_seconds": "go_sql_wait_duration_seconds_total"}
 POOL = "main"  # the pool label value of synthesized series
@@ -87,11 +102,54 @@ def build(service: Service) -> list[Piece]:
         recording=common.service_selector(RECORD, service),
         upper_bound=1.0,
     )
+    unlimited = _unlimited_alert(service)
     piece = Piece(group="database", recordings=[
         Recording(RECORD, utilization_expr(service), {"service": service.name})])
     piece.alerts.extend(build_alerts(sig, service))
+    piece.alerts.append(unlimited)
     piece.scenarios.extend(build_scenarios(sig, service, common.test_step(service)))
+    piece.scenarios.extend(_unlimited_scenarios(service, unlimited))
     return [piece]
+
+
+def _unlimited_alert(service: Service) -> Alert:
+    """A pool without a maximum (Go: SetMaxOpenConns never called, max = 0) has no
+    utilisation, so its budget cannot fire: say so rather than stay silently quiet."""
+    pool_max, pool = service.metric("pool_max"), service.metric("pool_label")
+    return Alert(
+        name=UNLIMITED,
+        expr=f"{pool_max}{promql.matchers(service.selector)} == 0",
+        for_=service.for_,
+        labels=alert_labels(service, "db_pool", "warning"),
+        annotations={
+            "summary": f"database pool {{{{ $labels.{pool} }}}} of {service.name} on "
+                       "{{ $labels.instance }} has no maximum",
+            "description": f"Pool {{{{ $labels.{pool} }}}} of {service.name} on "
+                           "{{ $labels.instance }} allows unlimited connections, so its "
+                           "utilisation budget cannot be judged. Set a maximum (Go: "
+                           "db.SetMaxOpenConns) or remove the budget.",
+        },
+        keep_firing_for=service.keep_firing_for,
+    )
+
+
+def _unlimited_scenarios(service: Service, alert: Alert) -> list[Scenario]:
+    step = common.test_step(service)
+    fire_at = steps_for(service.for_, step) * step
+    samples = round(fire_at / step) + 3
+    pool = service.metric("pool_label")
+    labels = {**common.target_labels(service), pool: POOL}
+    series = (Series(promql.series(service.metric("pool_in_use"), labels),
+                     common.gauge(5, samples)),
+              Series(promql.series(service.metric("pool_max"), labels), common.gauge(0, samples)))
+    rendered = {key: value.replace(f"{{{{ $labels.{pool} }}}}", POOL)
+                .replace("{{ $labels.instance }}", common.INSTANCE)
+                for key, value in alert.annotations.items()}
+    expected = ExpectedAlert({**labels, **alert.labels}, rendered)
+    pending = (AlertCheck(fire_at - step, UNLIMITED),) if fire_at else ()
+    return [Scenario(f"{UNLIMITED} fires for a pool without a maximum", series,
+                     (*pending, AlertCheck(fire_at, UNLIMITED, (expected,)),
+                      AlertCheck(fire_at, ALERT)))]
 
 
 def charts(service: Service) -> list[Chart]:
@@ -102,9 +160,11 @@ def charts(service: Service) -> list[Chart]:
     pool = service.metric("pool_label")
     return [budget_chart(
         naming.DATABASE, 1, "Connection pool utilisation", RATIO,
-        "Connections in use over the pool maximum, per instance and pool. ",
+        "Connections in use over the pool maximum, per instance and pool (a pool without "
+        f"maximum has no line and raises {UNLIMITED}). ",
         (Query(expr, f"{{{{instance}}}} {{{{{pool}}}}}"),), budget, ALERT,
-        f"max({common.service_selector(RECORD, service)})"), _waits(service)]
+        f"max({common.service_selector(RECORD, service)})", alerts=(UNLIMITED,)),
+        _waits(service)]
 
 
 def _waits(service: Service) -> Chart:
@@ -120,7 +180,9 @@ def _waits(service: Service) -> Chart:
 
 
 def exposed(service: Service) -> list[str]:
-    return [service.metric("pool_max")] if service.budget(KEY.path) is not None else []
+    if service.budget(KEY.path) is None:
+        return []
+    return [service.metric("pool_in_use"), service.metric("pool_max")]
 
 
 SIGNAL = Signal("db_pool", (KEY,), build, charts, METRICS, exposed)

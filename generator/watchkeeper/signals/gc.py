@@ -120,4 +120,12 @@ def charts(service: Service) -> list[Chart]:
         budget, ALERT, f"max({common.service_selector(record, service)})")]
 
 
-SIGNAL = Signal("gc", (KEY,), build, charts, METRICS)
+def exposed(service: Service) -> list[str]:
+    """Go's summary and the Python collector's histogram (children created at start-up)
+    both have a `_count` from the first scrape, before any collection."""
+    if service.budget(KEY.path) is None:
+        return []
+    return [f"{service.metric('gc_pause')}_count"]
+
+
+SIGNAL = Signal("gc", (KEY,), build, charts, METRICS, exposed)
