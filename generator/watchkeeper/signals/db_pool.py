@@ -25,8 +25,8 @@ from watchkeeper.signals.threshold import (
     RATIO,
     Synthesis,
     ThresholdSignal,
-    build_alerts,
     alert_labels,
+    build_alerts,
     build_scenarios,
     steps_for,
 )
