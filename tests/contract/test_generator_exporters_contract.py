@@ -33,7 +33,9 @@ SPEC = {
         "runtime": {"memory": {"critical": "4GiB"},
                     "threads": {"critical": 1000, "leak": {"window": "10m", "horizon": "1h"}},
                     "tasks": {"critical": 1000, "leak": {"window": "10m", "horizon": "1h"}},
-                    "gc_pause": {"critical": "1s"}},
+                    "gc_pause": {"critical": "1s"}, "cpu": {"critical": "95%"}},
+        "jobs": [{"name": "reindex", "failure_ratio": {"critical": "50%"},
+                  "duration": {"p99": {"critical": "1m"}}, "backlog": {"critical": 1000}}],
     }],
 }
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
