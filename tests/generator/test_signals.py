@@ -312,3 +312,15 @@ def test_links_are_added_in_one_pass_and_point_at_the_explaining_panel():
               r["annotations"]["runbook_url"]) for r in group if "alert" in r]
     assert links == [("a", "https://g/d/wk-svc/svc?viewPanel=301", "https://rb/CacheHitRatioLow"),
                      ("b", "https://g/d/wk-svc/svc?viewPanel=303", "https://rb/CacheHitRatioLow")]
+
+
+def test_availability_rules():
+    group = rules(runtime={"memory": {"critical": "1GiB"}})["svc-availability"]
+    assert [(r["alert"], r["expr"], r["labels"]["severity"]) for r in group] == [
+        ("ServiceDown", 'absent(up{job="svc"} == 1)', "critical"),
+        ("TargetDown", 'up{job="svc"} == 0', "warning"),
+        ("ServiceMetricsAbsent", 'absent(process_resident_memory_bytes{job="svc"})\n'
+                                 'and on() count(up{job="svc"} == 1) > 0', "warning"),
+    ]
+    assert group[2]["labels"] == {**WARN, "signal": "absent",
+                                  "metric": "process_resident_memory_bytes"}
