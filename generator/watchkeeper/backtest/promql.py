@@ -56,6 +56,7 @@ class PromQLError(ValueError):
 class Token:
     kind: str  # string, duration, number, ident, op
     text: str
+    pos: int = 0  # offset in the expression
 
     @property
     def word(self) -> str:
@@ -63,14 +64,19 @@ class Token:
 
 
 def tokenize(expr: str) -> list[Token]:
-    tokens, pos = [], 0
+    tokens, pos, in_brackets = [], 0, False
     while pos < len(expr):
         match = _TOKEN.match(expr, pos)
         if not match:
             raise PromQLError(f"cannot read PromQL at {expr[pos:pos + 20]!r} in {expr!r}")
-        pos = match.end()
+        if in_brackets and expr[pos] == ":":  # [5m:1m]: a subquery step, not a name
+            tokens.append(Token("op", ":", pos))
+            pos += 1
+            continue
         if match.lastgroup != "space":
-            tokens.append(Token(match.lastgroup, match.group()))
+            tokens.append(Token(match.lastgroup, match.group(), pos))
+            in_brackets = {"[": True, "]": False}.get(match.group(), in_brackets)
+        pos = match.end()
     return tokens
 
 
@@ -264,13 +270,27 @@ class Inliner:
         out, last = [], 0
         for selector in selectors(tokens):
             out.append(_join(tokens[last:selector.start]))
-            out.append(self._replace(selector, offset, _seen))
+            replacement = self._replace(selector, offset, _seen)
+            if replacement.startswith("(") and selector.start and \
+                    tokens[selector.start - 1].word in ("group_left", "group_right"):
+                # `group_left (x)` would read x as its label list
+                replacement = "() " + replacement
+            out.append(replacement)
             last = selector.end
         out.append(_join(tokens[last:]))
-        return " ".join(part for part in out if part)
+        text = ""
+        for part in filter(None, out):
+            glue = not text or text[-1] in "([{" or part[0] in ")]},"
+            text += ("" if glue else " ") + part
+        return text
 
     def _replace(self, selector: Selector, offset: float, seen: tuple[str, ...]) -> str:
         definitions = self.recordings.get(selector.name or "")
+        if selector.name is None and any(
+                m.label == "__name__" and m.matches(name) for m in selector.matchers
+                for name in self.recordings):
+            raise PromQLError("selecting recorded series by a __name__ matcher is not "
+                              "supported; name the recording")
         if not definitions:
             text = selector.render(offset)
             if selector.name:
@@ -369,7 +389,8 @@ def split_comparison(expr: str) -> Split | None:
             budget = _constant(tokens[rest:end])
             if budget is None:
                 return None
-            return Split(_join(tokens[operand_start:index]), token.text, budget)
+            signal = expr[tokens[operand_start].pos:token.pos].strip()
+            return Split(signal, token.text, budget) if signal else None
     return None
 
 
