@@ -117,7 +117,10 @@ def test_raw_selectors_are_kept_and_collected():
 @pytest.mark.parametrize(("expr", "signal", "op", "budget"), [
     ('a{s="x"} > 0.05 and on(s) b * 300 >= 10', 'a{s="x"}', ">", 0.05),
     ("ratio < 80 / 100", "ratio", "<", 0.8),
-    ("x and on() y > 14.4 * (1 - 0.999)", "y", ">", 14.4 * (1 - 0.999)),
+    ("(slo:burn1h > 14.4 * (1 - 0.999) and slo:burn5m > 14.4 * (1 - 0.999)) or (x > 6)",
+     "slo:burn1h", ">", 14.4 * (1 - 0.999)),
+    ("(a + b) / c > 1", "(a + b) / c", ">", 1),
+    ("absent(x) and on() count(up == 1) > 0", None, None, None),
     ("absent(up == 1)", None, None, None),
     ("rate(x[5m]) > bool 1", None, None, None),
     ("a > b", None, None, None),

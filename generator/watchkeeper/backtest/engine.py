@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from watchkeeper.backtest.client import BacktestError, Client, Series
-from watchkeeper.backtest.promql import Inliner, PromQLError, Selector
+from watchkeeper.backtest.promql import Inliner, PromQLError, Recording, Selector
 from watchkeeper.backtest.source import AlertRule, RuleSet
 
 Key = tuple[tuple[str, str], ...]
@@ -136,6 +136,7 @@ class Plan:
     window: Window
     alerts: list[tuple[AlertRule, str]]
     raw: dict[str, Selector]
+    recordings: dict[str, list[Recording]]
 
 
 def plan(rules: RuleSet, window: Window, services: Iterable[str] = ()) -> Plan:
@@ -154,7 +155,7 @@ def plan(rules: RuleSet, window: Window, services: Iterable[str] = ()) -> Plan:
                 alerts.append((rule, inliner.inline(rule.expr)))
             except PromQLError as error:
                 raise BacktestError(f"alert {rule.name} of {service}: {error}") from None
-    return Plan(window, alerts, inliner.raw)
+    return Plan(window, alerts, inliner.raw, rules.recordings)
 
 
 def check_data(client: Client, plan: Plan) -> None:

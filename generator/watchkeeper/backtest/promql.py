@@ -366,38 +366,37 @@ class Split:
 
 
 def split_comparison(expr: str) -> Split | None:
-    """The first top-level comparison of a constant, e.g. ``x > 0.05 and on() ...``.
+    """The comparison with a constant that leads an alert: ``x > 0.05 and on() ...`` → x.
 
-    Only a budget that is a constant (a number or arithmetic of numbers) gives a line;
-    anything else (absent(), leak trends) is drawn as firing episodes only.
+    Only the expression's first operand is searched (before any ``and``/``or``/``unless``,
+    looking inside leading parentheses), so guards such as ``and on() count(up) > 0`` are not
+    mistaken for the signal. Only a constant budget (a number or arithmetic of numbers) gives a
+    line; anything else (absent(), ``> bool``, a budget read from a series) returns None.
     """
     tokens = tokenize(expr)
-    depth, operand_start = 0, 0
+    leading = next((i for i, t in enumerate(tokens) if t.text != "("), 0)
+    depth = 0
     for index, token in enumerate(tokens):
         if token.text in "([{":
             depth += 1
         elif token.text in ")]}":
             depth -= 1
-        elif depth == 0 and token.word in SET_OPERATORS:
-            operand_start = _after_grouping(tokens, index + 1)
-        elif depth == 0 and token.text in COMPARISONS and token.kind == "op":
+        elif token.word in SET_OPERATORS and depth <= leading:
+            return None
+        elif token.kind == "op" and token.text in COMPARISONS and depth <= leading:
             rest = index + 1
             if rest < len(tokens) and tokens[rest].word == "bool":
                 return None
-            end = next((i for i in range(rest, len(tokens)) if tokens[i].word in SET_OPERATORS),
-                       len(tokens))
+            end, inner = rest, 0
+            while end < len(tokens) and tokens[end].word not in SET_OPERATORS:
+                inner += {"(": 1, ")": -1}.get(tokens[end].text, 0)
+                if inner < 0:
+                    break
+                end += 1
             budget = _constant(tokens[rest:end])
-            if budget is None:
-                return None
-            signal = expr[tokens[operand_start].pos:token.pos].strip()
-            return Split(signal, token.text, budget) if signal else None
+            signal = expr[tokens[depth].pos:token.pos].strip() if index > depth else ""
+            return Split(signal, token.text, budget) if signal and budget is not None else None
     return None
-
-
-def _after_grouping(tokens: list[Token], index: int) -> int:
-    while index < len(tokens) and tokens[index].word in GROUPING:
-        index = _skip_parens(tokens, index + 1) if tokens[index + 1].text == "(" else index + 1
-    return index
 
 
 def _constant(tokens: list[Token]) -> float | None:

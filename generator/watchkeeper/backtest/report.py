@@ -64,17 +64,17 @@ def verdict(durations: Sequence[int], window: Window) -> str:
         return f"firing {total / span:.0%} of the range: budget below normal"
     median = statistics.median(durations)
     if len(durations) >= FLAPPING_MIN_EPISODES and median < FLAPPING_MEDIAN_MS:
-        return f"flapping: {len(durations)} episodes, median {_human(median)}"
+        return f"flapping: {len(durations)} episodes, median {human(median)}"
     if days >= 1 and len(durations) / days >= NOISY_PER_DAY:
         return f"noisy: {len(durations) / days:.1f} episodes a day"
     return ""
 
 
-def _human(millis: float) -> str:
+def human(millis: float) -> str:
     return format_duration(round(millis / 60_000) * 60 if millis >= 60_000 else millis / 1000)
 
 
-def _time(millis: int) -> str:
+def when(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
@@ -85,10 +85,10 @@ def text(episodes: Sequence[Episode], window: Window, alert_rules: int) -> str:
               "FIRST START", "LAST START", "VERDICT")
     lines = [header] + [
         (r.rule.name, r.rule.severity or "-", r.rule.service, r.resource, str(r.episodes),
-         _human(r.firing_ms), _human(r.longest_ms), _time(r.first_start),
-         _time(r.last_start), r.verdict) for r in table]
+         human(r.firing_ms), human(r.longest_ms), when(r.first_start),
+         when(r.last_start), r.verdict) for r in table]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [f"backtest {_time(window.start)} .. {_time(window.end)} UTC, step "
+    out = [f"backtest {when(window.start)} .. {when(window.end)} UTC, step "
            f"{format_duration(window.step / 1000)}"]
     if table:
         out += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths,
