@@ -74,10 +74,9 @@ def generated_documents(spec: str, ext_vars: Mapping[str, str] | None = None) ->
     ones that would be deployed.
     """
     from watchkeeper.generate import generate
-    from watchkeeper.load import load_services
+    from watchkeeper.load import load_spec
 
-    loaded = load_services(spec, dict(ext_vars or {}))
-    files = generate(loaded, Path(spec).name, ("alerts",))
+    files = generate(load_spec(spec, dict(ext_vars or {})), Path(spec).name, ("alerts",))
     documents = {}
     for path, text in sorted(files.items()):
         folder, _, name = path.partition("/")
