@@ -49,3 +49,18 @@ def test_instances_are_independent():
         machine.tick(tick * MINUTE, present)
     assert sorted((k, s // MINUTE, e // MINUTE) for k, s, e in machine.closed) == \
         [(A, 1, 2), (b, 2, 4)]
+
+
+@pytest.mark.parametrize(("durations_min", "days", "expected"), [
+    ([3, 4, 2, 5, 3], 1, "flapping: 5 episodes, median 3m"),
+    ([40, 50, 60], 1, "noisy: 3.0 episodes a day"),
+    ([40, 50], 1, ""),
+    ([700, 100], 1, "firing 56% of the range: budget below normal"),
+    ([30] * 6, 7, ""),
+])
+def test_verdicts(durations_min, days, expected):
+    from watchkeeper.backtest.engine import Window
+    from watchkeeper.backtest.report import verdict
+
+    window = Window(0, days * 1440 * MINUTE, MINUTE)
+    assert verdict([d * MINUTE for d in durations_min], window) == expected
