@@ -82,7 +82,8 @@ def run(args: argparse.Namespace, ext_vars: dict[str, str]) -> int:
         from watchkeeper.backtest import pictures
 
         index = pictures.write_report(Path(args.out), client, plan, episodes)
-        print(f"wrote {index}", flush=True) if not args.json else None
+        if not args.json:
+            print(f"wrote {index}", flush=True)
     if args.json:
         print(json.dumps(report.document(episodes, span, len(plan.alerts)), indent=1))
     else:
