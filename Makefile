@@ -14,7 +14,7 @@ all: generate
 $(BIN)/.installed: generator/pyproject.toml exporters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'generator[dev]' -e 'exporters[dev]'
+	$(BIN)/pip install --quiet -e 'generator[dev,report]' -e 'exporters[dev]'
 	touch $@
 
 setup: $(BIN)/.installed

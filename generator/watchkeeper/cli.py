@@ -101,6 +101,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK if failures == 0 else EXIT_FAILED
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from watchkeeper.backtest import client, command
+
+    try:
+        return command.run(args, _ext_vars(args.ext_str))
+    except client.BacktestError as error:
+        for line in str(error).splitlines():
+            print(f"watchkeeper: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = SpecFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -158,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
                      help="delete managed dashboards that are no longer generated")
     dep.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     dep.set_defaults(handler=cmd_deploy)
+    from watchkeeper.backtest.command import add_arguments as backtest_arguments
+
+    backtest_arguments(spec_command(
+        "backtest", "replay the spec's alerts over a Prometheus' history", cmd_backtest))
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root
