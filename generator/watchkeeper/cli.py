@@ -7,6 +7,7 @@ arguments, a missing tool). User errors print one line per problem and no traceb
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -36,15 +37,23 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _load(args: argparse.Namespace):
+    """The resolved spec of `args.spec`; --ext-str only means something to Jsonnet."""
+    if args.ext_str and Path(args.spec).suffix not in (".jsonnet", ".libsonnet"):
+        raise UsageError(f"--ext-str sets Jsonnet external variables, but {args.spec} is not a "
+                         ".jsonnet file; remove --ext-str or use a Jsonnet spec")
+    return load_spec(args.spec, _ext_vars(args.ext_str))
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    spec = _load(args)
     print(f"{args.spec}: valid, {len(spec.services)} service(s): "
           + ", ".join(s.name for s in spec.services))
     return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    spec = _load(args)
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
     files = generate(spec, Path(args.spec).name, only)
     write_tree(Path(args.out), files, owned=only)
@@ -120,6 +129,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("watchkeeper")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its one-line style
         self.print_usage(sys.stderr)
@@ -129,6 +145,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="watchkeeper", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action="version", version=f"watchkeeper {_version()}")
     commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def spec_command(name: str, help_text: str, handler) -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -106,9 +107,22 @@ def _read_jsonnet(path: Path, ext_vars: dict[str, str]) -> object:
     try:
         return json.loads(_jsonnet.evaluate_file(str(path), ext_vars=ext_vars))
     except RuntimeError as error:
-        message = str(error).strip().splitlines()
-        raise SpecError([Problem(str(path), "", None, "Jsonnet error: " + " ".join(
-            part.strip() for part in message))]) from None
+        raise SpecError([_jsonnet_problem(path, str(error))]) from None
+
+
+_JSONNET_PLACE = re.compile(r"(\S+?\.(?:jsonnet|libsonnet)):(\d+):[\d\-()]*:?\s*")
+
+
+def _jsonnet_problem(path: Path, text: str) -> Problem:
+    """The first line of a Jsonnet error, at the file:line where it happened (the
+    innermost frame Jsonnet prints first), not at the top of the spec."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else text.strip()
+    place = _JSONNET_PLACE.search(text)
+    message = _JSONNET_PLACE.sub("", first).strip()
+    if place is None:
+        return Problem(str(path), "", None, f"Jsonnet error: {message}")
+    return Problem(place[1], "", int(place[2]), f"Jsonnet error: {message}")
 
 
 # --- Validation errors → problems ------------------------------------------------------------
@@ -164,10 +178,16 @@ def _message(error: dict) -> str:
         return f"unknown key {loc[-1]!r}{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        model = _model_at(loc)
+        keys = f" with keys {', '.join(_keys_of(model))}" if model else ""
+        return f"expected a mapping{keys}, got {error.get('input')!r}"
+    if kind == "list_type":
+        return f"expected a list (items starting with '- '), got {error.get('input')!r}"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    return message
+    return re.sub(r" or instance of \w+", "", message)  # never an internal class name
 
 
 def _problems(error: ValidationError, file: str, lines: dict[Loc, int]) -> list[Problem]:

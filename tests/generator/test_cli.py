@@ -86,3 +86,15 @@ def test_schema_describes_units_as_users_write_them():
     schema = json.loads(result.stdout)
     thresholds = schema["$defs"]["DurationThresholds"]["properties"]["critical"]
     assert "50ms" in json.dumps(thresholds)
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("watchkeeper 0.")
+
+
+def test_ext_str_on_a_yaml_spec_is_an_error(tmp_path):
+    result = run("validate", str(EXAMPLE), "--ext-str", "env=prod")
+    assert result.returncode == 2
+    assert "--ext-str sets Jsonnet external variables" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from watchkeeper.load import SpecError, load_services, load_spec_file
@@ -153,3 +155,45 @@ def test_runbook_url_placeholders_are_checked(tmp_path):
     text = VALID.replace("  for: 2m", '  for: 2m\n  runbook_url: "https://x/{servce}/{alert}"')
     [found] = problems(tmp_path, text)
     assert found.startswith("5:defaults.runbook_url: unknown placeholder {servce}")
+
+
+def test_messages_never_name_internal_classes(tmp_path):
+    text = VALID.replace("p99: {warning: 200ms, critical: 1s}", "p99: 500ms")
+    text += "    caches: {a: 1}\n"
+    found = problems(tmp_path, text)
+    assert found == [
+        "12:services[0].http.latency.p99: expected a mapping with keys warning, critical, "
+        "for, got '500ms'",
+        "13:services[0].caches: expected a list (items starting with '- '), got {'a': 1}"]
+    assert not any("Thresholds" in f or "instance of" in f for f in found)
+
+
+def test_jsonnet_errors_keep_their_file_and_line(tmp_path):
+    (tmp_path / "budgets.libsonnet").write_text("{\n  p99: std.extVar('missing'),\n}\n")
+    path = tmp_path / "spec.jsonnet"
+    path.write_text("local b = import 'budgets.libsonnet';\n{ version: 1, services: [\n"
+                    "  { name: 'a', selector: {job: 'a'}, language: 'go', x: b.p99 } ] }\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(path)
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.line) == ("budgets.libsonnet", 2)
+    assert problem.message == "Jsonnet error: RUNTIME ERROR: undefined external variable: missing"
+
+
+def test_schema_defaults_are_values_the_tool_accepts(tmp_path):
+    """Every default the JSON Schema advertises, written into a spec, validates."""
+    from watchkeeper.spec import SpecFile
+
+    schema = SpecFile.model_json_schema(by_alias=True)
+    alertmanager = {key: prop["default"] for key, prop in
+                    schema["$defs"]["AlertmanagerSpec"]["properties"].items()
+                    if "default" in prop}
+    assert alertmanager["group_interval"] == "5m"
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID.replace("  for: 2m", "  for: 2m\n  alertmanager: "
+                                  + json.dumps(alertmanager)))
+    load_spec_file(path)
+    described = [(name, key) for name, model in schema["$defs"].items()
+                 for key, prop in model.get("properties", {}).items()
+                 if not prop.get("description")]
+    assert described == []
