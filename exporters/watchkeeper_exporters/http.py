@@ -90,12 +90,46 @@ class _Recorder:
         return child
 
 
-def _starlette_template(scope: Mapping[str, Any]) -> str | None:
-    """Template of the route Starlette/FastAPI matched (they store it in ``scope["route"]``)."""
-    route = scope.get("route")
-    if route is None:
-        return None
-    return getattr(route, "path_format", None) or getattr(route, "path", None)
+def _find_routes(app: Any) -> list[Any] | None:
+    """The route list of the Starlette/FastAPI app under ``app`` (through wrapping
+    middleware's ``.app``), or None for other frameworks."""
+    for _ in range(16):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+def walk_template(routes: list[Any], scope: Mapping[str, Any]) -> str | None:
+    """The full template of the route a Starlette-style router picks for ``scope``, with the
+    templates of the mounts on the way (``/v2`` + ``/users/{uid}``); a mount without routes of
+    its own (``StaticFiles``) gives ``<mount>/{path}``."""
+    partial = None
+    for route in routes:
+        try:
+            match, child = route.matches(scope)
+        except Exception:  # a route type that cannot match this scope
+            continue
+        kind = getattr(match, "name", "")
+        if kind == "FULL":
+            return _joined_template(route, {**scope, **child})
+        if kind == "PARTIAL" and partial is None:  # e.g. the path matches, the method not
+            partial = (route, child)
+    return _joined_template(partial[0], {**scope, **partial[1]}) if partial else None
+
+
+def _joined_template(route: Any, scope: Mapping[str, Any]) -> str:
+    template = getattr(route, "path_format", "") or ""
+    inner_routes = getattr(route, "routes", None)
+    if inner_routes is None:  # a route, not a mount
+        return template
+    inner = walk_template(inner_routes, scope) if inner_routes else None
+    if inner is None:
+        return template  # Starlette's Mount template ends in /{path}
+    return template.removesuffix("/{path}") + inner
 
 
 class _Middleware:
@@ -115,9 +149,11 @@ class PrometheusASGIMiddleware(_Middleware):
     """ASGI middleware; wrap the outermost app so errors from inner middleware count too.
 
     Route resolution order: ``route_resolver(scope)``, then ``scope["watchkeeper.route"]``,
-    then the route Starlette/FastAPI matched, then ``routes`` templates, else ``<unmatched>``.
+    then the route Starlette/FastAPI matched (``scope["route"]``, when no mount changed
+    ``root_path``), then the app's routes walked again with the mounts' templates as prefixes
+    (mounted sub-apps, ``StaticFiles``, FastAPI's ``add_route``), then ``routes`` templates,
+    else ``<unmatched>``.
     """
-
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Kept flat on purpose: this runs on every request (see bench/exporters_overhead.py).
@@ -133,27 +169,37 @@ class PrometheusASGIMiddleware(_Middleware):
                 status = message["status"]
             return send(message)
 
+        path, root = scope["path"], scope.get("root_path", "")
         start = perf_counter()
         try:
             await self.app(scope, receive, send_status)
         except BaseException:
-            self._recorder.observe(scope["method"], self._route(scope), "500",
+            self._recorder.observe(scope["method"], self._route(scope, path, root), "500",
                                    perf_counter() - start)
             raise
         elapsed = perf_counter() - start
         route = None if self._resolver else scope.get(ROUTE_KEY)
-        key = (scope["method"], route or self._route(scope), _CODES.get(status) or "500")
+        key = (scope["method"], route or self._route(scope, path, root),
+               _CODES.get(status) or "500")
         child = self._children.get(key)
         if child is None:
             child = self._recorder.child(key)
         child.observe(elapsed)
 
-    def _route(self, scope: Mapping[str, Any]) -> str:
-        if self._resolver is None:
-            route = scope.get(ROUTE_KEY) or _starlette_template(scope)
-        else:
-            route = self._resolver(scope) or scope.get(ROUTE_KEY) or _starlette_template(scope)
-        return route or self._matcher.match(scope["path"]) or UNMATCHED
+    def _route(self, scope: Mapping[str, Any], path: str, root: str) -> str:
+        route = self._resolver(scope) if self._resolver is not None else None
+        route = route or scope.get(ROUTE_KEY)
+        if route:
+            return route
+        matched = scope.get("route")
+        if matched is not None and scope.get("root_path", "") == root:
+            route = getattr(matched, "path_format", None)
+            if route:
+                return route
+        routes = _find_routes(self.app)
+        if routes is not None:
+            route = walk_template(routes, {**scope, "path": path, "root_path": root})
+        return route or self._matcher.match(path) or UNMATCHED
 
 
 class PrometheusWSGIMiddleware(_Middleware):
