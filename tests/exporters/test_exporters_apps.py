@@ -79,7 +79,13 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
         for i in range(20):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 5}", timeout=10):
                 pass
-        _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+        while True:  # lru_cache counts reach the files from each worker's sync thread (1 s)
+            _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+            lookups = (value(body, "cache_hits_total", cache="fib") or 0) + \
+                (value(body, "cache_misses_total", cache="fib") or 0)
+            if lookups >= 20 or time.monotonic() > deadline + 5:
+                break
+            time.sleep(0.2)
     finally:
         servers._stop(proc)
     worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
@@ -93,6 +99,7 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
     # miss of n >= 2 adds two (fib(n-1), fib(n-2)): at most 3 such misses per worker.
     assert 5 <= misses <= 10
     assert hits + misses in range(20, 20 + 2 * 6 + 1, 2)
+    assert value(body, "python_threads") >= 2  # per-worker series, summed over workers
 
 
 def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_path) -> None:
