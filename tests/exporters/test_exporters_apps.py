@@ -86,9 +86,10 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
             if lookups >= 20 or time.monotonic() > deadline + 5:
                 break
             time.sleep(0.2)
+        # before the stop: then child_exit merges the workers' files into the archive
+        worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
     finally:
         servers._stop(proc)
-    worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
     assert len(worker_pids) == 2  # both workers wrote samples...
     assert value(body, "http_request_duration_seconds_count", method="GET",
                  route="/fib/{n}", code="200") == 20  # ...and one scrape sums them

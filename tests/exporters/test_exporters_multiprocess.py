@@ -31,7 +31,8 @@ def merged(folder: Path) -> str:
     """What the app serves: the multiprocess aggregate of ``folder``, read in a fresh process
     (this test process is not in multiprocess mode)."""
     return run_worker(folder, """
-                from watchkeeper_exporters import metrics_registry
+        from prometheus_client import generate_latest
+        from watchkeeper_exporters import metrics_registry
         out = {"text": generate_latest(metrics_registry()).decode()}
     """)["text"]
 
