@@ -206,7 +206,8 @@ class PrometheusWSGIMiddleware(_Middleware):
     """WSGI middleware; the request ends when the server closes the response body.
 
     Route resolution order: ``route_resolver(environ)``, then ``environ["watchkeeper.route"]``
-    (set by the app or a framework hook), then ``routes`` templates, else ``<unmatched>``.
+    (set by the app or a framework hook; :func:`instrument_flask` does it for Flask), then
+    ``routes`` templates, else ``<unmatched>``.
     """
 
 
@@ -243,6 +244,25 @@ class PrometheusWSGIMiddleware(_Middleware):
         route = self._resolver(environ) if self._resolver else None
         route = route or environ.get(ROUTE_KEY)
         return route or self._matcher.match(environ.get("PATH_INFO", "")) or UNMATCHED
+
+
+def instrument_flask(app: Any, **middleware: Any) -> Any:
+    """Wrap a Flask app's ``wsgi_app`` in :class:`PrometheusWSGIMiddleware` and label each
+    request with the rule Flask matched (``/items/<int:item_id>``); returns the app.
+
+    The rule is stored by a URL value preprocessor, which Flask runs for every routed request
+    before any ``before_request`` hook (so an auth hook answering 401 keeps the label).
+    """
+    from flask import request
+
+    def remember_rule(endpoint: str | None, values: Any) -> None:
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule
+
+    app.url_value_preprocessor(remember_rule)
+    app.wsgi_app = PrometheusWSGIMiddleware(app.wsgi_app, **middleware)
+    return app
 
 
 class _Body:
