@@ -217,3 +217,26 @@ def test_fastapi_added_routes_mounts_and_static_files_get_full_templates(tmp_pat
         assert value(registry, COUNT, method="GET", route=route, code="200") == 1, route
     assert value(registry, COUNT, method="GET", route=UNMATCHED, code="404") == 1
     assert value(registry, COUNT, method="GET", route=UNMATCHED, code="200") is None
+
+
+def test_fast_observer_lands_in_the_same_buckets_as_observe() -> None:
+    """The middleware's bisect-based observer must give exactly Histogram.observe's buckets,
+    including values on a bucket bound and past the last one."""
+    from prometheus_client import Histogram, generate_latest
+    from watchkeeper_exporters._metrics import HTTP_BUCKETS
+    from watchkeeper_exporters.http import _Recorder
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    recorder = _Recorder(Histogram("h", "h", ["method", "route", "code"], buckets=HTTP_BUCKETS,
+                                   registry=ours), max_routes=10)
+    reference = Histogram("h", "h", ["method", "route", "code"], buckets=HTTP_BUCKETS,
+                          registry=theirs).labels("GET", "/r", "200")
+    for seconds in (0.0, 0.004, 0.005, 0.0050001, 0.1, 0.99, 1.0, 9.9, 10.0, 11.0, 3600.0):
+        recorder.observe("GET", "/r", "200", seconds)
+        reference.observe(seconds)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines()
+                if not line.startswith("#") and "_created" not in line]
+
+    assert lines(ours) == lines(theirs)
