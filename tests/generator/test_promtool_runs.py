@@ -19,7 +19,9 @@ WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli"]
 
 def service(name: str, warning: str = "512MiB") -> dict:
     return {"name": name, "selector": {"job": name}, "language": "go",
-            "runtime": {"memory": {"warning": warning, "critical": "2GiB"}}}
+            "runtime": {"memory": {"warning": warning, "critical": "2GiB"},
+                        "goroutines": {"warning": 5000, "critical": 10000,
+                                       "leak": {"window": "1h", "horizon": "4h"}}}}
 
 
 @pytest.fixture
@@ -51,36 +53,40 @@ def test_second_run_reuses_passes_and_one_changed_service_re_runs_alone(out):
     second = wk_test(out)
     assert second.returncode == 0
     assert set(statuses(second).values()) == {"cached"}
-    assert "promtool: 4 passed, 0 failed (4 unchanged" in second.stdout
+    # Per service: runtime, leak and availability rule files, and a test file for each.
+    assert "promtool: 12 passed, 0 failed (12 unchanged" in second.stdout
 
     spec = write_spec(out.parent, {"version": 1,
                                    "services": [service("one", "600MiB"), service("two")]})
     generate_alerts(spec, out)
     third = wk_test(out)
     assert third.returncode == 0, third.stdout
-    assert statuses(third) == {"one.rules.yml": "ok", "two.rules.yml": "cached",
-                               "one.test.yml": "ok", "two.test.yml": "cached"}
+    changed = {"one.runtime.rules.yml", "one.runtime.test.yml", "one.leak.test.yml"}
+    assert {name for name, status in statuses(third).items() if status == "ok"} == changed
+    assert set(statuses(third).values()) == {"ok", "cached"}
 
 
 def test_a_rule_change_re_runs_the_tests_that_load_it(out):
     assert wk_test(out).returncode == 0
-    rules = out / "alerts" / "two.rules.yml"
+    rules = out / "alerts" / "two.runtime.rules.yml"
     rules.write_text(rules.read_text() + "# edited by hand\n")
     again = wk_test(out)
-    assert statuses(again) == {"one.rules.yml": "cached", "two.rules.yml": "ok",
-                               "one.test.yml": "cached", "two.test.yml": "ok"}
+    # The leak tests list the runtime rules too (they check the static budget as well).
+    assert {name for name, status in statuses(again).items() if status == "ok"} == {
+        "two.runtime.rules.yml", "two.runtime.test.yml", "two.leak.test.yml"}
+    assert len(statuses(again)) == 12
 
 
 def test_failures_are_never_remembered_and_all_forces_a_full_run(out):
-    rules = out / "alerts" / "one.rules.yml"
+    rules = out / "alerts" / "one.runtime.rules.yml"
     text = rules.read_text()
     assert "> 536870912" in text
     rules.write_text(text.replace("> 536870912", "> 1073741824", 1))
     for _ in range(2):
         failed = wk_test(out)
         assert failed.returncode == 1
-        assert statuses(failed)["one.test.yml"] == "FAIL"
-        assert statuses(failed)["two.test.yml"] in ("ok", "cached")
+        assert statuses(failed)["one.runtime.test.yml"] == "FAIL"
+        assert statuses(failed)["two.runtime.test.yml"] in ("ok", "cached")
     full = wk_test(out, "--all")
     assert "cached" not in statuses(full).values()
     assert full.returncode == 1
@@ -138,10 +144,10 @@ def test_batches_balance_by_size_and_keep_order(tmp_path):
 
 def test_parallel_runs_report_every_file_like_one_run(out):
     tests = sorted((out / "alerts" / "tests").glob("*.test.yml"))
-    broken = out / "alerts" / "two.rules.yml"
+    broken = out / "alerts" / "two.runtime.rules.yml"
     broken.write_text(broken.read_text().replace("> 536870912", "> 1073741824", 1))
     one = promtool.test_rules(tests, jobs=1)
     many = promtool.test_rules(tests, jobs=2)
     assert [(f.file, f.ok) for f in one.files] == [(f.file, f.ok) for f in many.files] == [
-        (str(tests[0]), True), (str(tests[1]), False)]
+        (str(test), test.name != "two.runtime.test.yml") for test in tests]
     assert not many.ok and many.failed[0].details == one.failed[0].details
