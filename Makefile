@@ -14,7 +14,7 @@ all: generate
 $(BIN)/.installed: generator/pyproject.toml exporters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'generator[dev]' -e 'exporters[dev]'
+	$(BIN)/pip install --quiet -e 'generator[dev,report]' -e 'exporters[dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -31,9 +31,9 @@ dashboards: setup
 test-deps:
 	scripts/install-test-deps.sh
 
-## promtool check + test over the committed/generated rules
+## promtool check + test over the committed/generated rules (TEST_FLAGS=--all: no cache)
 test-rules: setup test-deps rules
-	$(WATCHKEEPER) test .
+	$(WATCHKEEPER) test . $(TEST_FLAGS)
 
 check: setup test-deps generate
 	$(WATCHKEEPER) test .

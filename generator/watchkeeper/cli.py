@@ -17,10 +17,12 @@ from pathlib import Path
 from watchkeeper import check, deploy, promtool
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_spec
+from watchkeeper.results_cache import CacheError, ResultsCache
 from watchkeeper.spec import SpecFile
 from watchkeeper.writers import write_tree
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
 
 
 class UsageError(Exception):
@@ -62,29 +64,69 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _open_cache(args: argparse.Namespace) -> ResultsCache | None:
+    folder = Path(args.cache_dir) if args.cache_dir else Path(args.dir) / CACHE_DIR
+    try:
+        return ResultsCache(folder, promtool.version())
+    except CacheError as error:
+        print(f"watchkeeper: {error}", file=sys.stderr)
+        return None
+
+
+def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsCache | None,
+                     args: argparse.Namespace) -> tuple[int, int, int]:
+    """Run `run` over the files without a cached pass; print one line per file.
+
+    Returns (passed, failed, from cache).
+    """
+    keys = {file: key_of(file) if cache else None for file in files}
+    cached = {file for file in files if cache and not args.all and cache.hit(keys[file])}
+    result = run([f for f in files if f not in cached], jobs=args.jobs)
+    outcome = {f.file: f for f in result.files}
+    passed = failed = 0
+    for file in files:
+        if file in cached:
+            print(f"ok   {label}: {file} (cached)")
+            passed += 1
+            continue
+        found = outcome.get(str(file))
+        ok = found is not None and found.ok
+        if cache:
+            cache.record(keys[file], ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: {file}")
+        for line in found.details if found and not ok else ():
+            print(f"       {line}")
+        passed, failed = passed + ok, failed + (not ok)
+    if not result.ok and not result.files:
+        print(result.output.rstrip())
+        failed = max(failed, 1)
+    return passed, failed, len(cached)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     alerts = Path(args.dir) / "alerts"
     rule_files = sorted(alerts.glob("*.rules.yml"))
     test_files = sorted((alerts / "tests").glob("*.test.yml"))
     if not rule_files:
         raise UsageError(f"no rule files in {alerts}/; run `watchkeeper generate` first")
-    checked = promtool.check_rules(rule_files)
-    tested = promtool.test_rules(test_files) if test_files else None
-    failures = 0
-    for label, result in (("check rules", checked), ("test rules", tested)):
-        if result is None:
-            continue
-        for file in result.files:
-            print(f"{'ok  ' if file.ok else 'FAIL'} {label}: {file.file}")
-            for line in file.details if not file.ok else ():
-                print(f"       {line}")
-        if not result.ok:
-            failures += max(1, len(result.failed))
-            if not result.files:
-                print(result.output.rstrip())
-    passed = len(checked.files) + (len(tested.files) if tested else 0) - failures
-    print(f"promtool: {passed} passed, {failures} failed")
-    return EXIT_OK if failures == 0 else EXIT_FAILED
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    cache = _open_cache(args) if not args.no_cache else None
+    totals = [_promtool_cached("check rules", promtool.check_rules, rule_files,
+                               cache and cache.check_key, cache, args)]
+    if test_files:
+        totals.append(_promtool_cached("test rules", promtool.test_rules, test_files,
+                                       cache and cache.test_key, cache, args))
+    passed, failed, reused = (sum(column) for column in zip(*totals, strict=True))
+    if cache:
+        try:
+            cache.save()
+        except OSError as error:
+            print(f"watchkeeper: cache not saved: {error.strerror}: {error.filename}",
+                  file=sys.stderr)
+    print(f"promtool: {passed} passed, {failed} failed"
+          + (f" ({reused} unchanged, passed before: not re-run)" if reused else ""))
+    return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -108,6 +150,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                              dry_run=args.dry_run, force=args.force, prune=args.prune)
     failures = deploy.run(Path(args.dir), client, options, lambda line: print(line, flush=True))
     return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from watchkeeper.backtest import client, command
+
+    try:
+        return command.run(args, _ext_vars(args.ext_str))
+    except client.BacktestError as error:
+        for line in str(error).splitlines():
+            print(f"watchkeeper: {line}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -150,8 +203,20 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
     gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
                      help="generate only this output folder (repeatable)")
-    test = commands.add_parser("test", help="promtool check + test the generated rules")
+    test = commands.add_parser(
+        "test", help="promtool check + test the generated rules",
+        description="promtool check + test the generated rules, on every core. Files that "
+        "passed before with the same contents (and the same promtool) are not re-run: passes "
+        f"are remembered in DIR/{CACHE_DIR}/ (safe to delete; see --cache-dir).")
     test.add_argument("dir", nargs="?", default=".", help="folder holding alerts/ (default .)")
+    test.add_argument("--all", action="store_true",
+                      help="re-run every check and test, even those that passed unchanged")
+    test.add_argument("--jobs", "-j", type=int, metavar="N",
+                      help="promtool processes at once (default: one per core)")
+    test.add_argument("--cache-dir", metavar="DIR",
+                      help=f"where passes are remembered (default DIR/{CACHE_DIR})")
+    test.add_argument("--no-cache", action="store_true",
+                      help="neither read nor write the cache")
     test.set_defaults(handler=cmd_test)
     chk = commands.add_parser("check", help="cross-check dashboards against the rules")
     chk.add_argument("dir", nargs="?", default=".",
@@ -175,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
                      help="delete managed dashboards that are no longer generated")
     dep.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     dep.set_defaults(handler=cmd_deploy)
+    from watchkeeper.backtest.command import add_arguments as backtest_arguments
+
+    backtest_arguments(spec_command(
+        "backtest", "replay the spec's alerts over a Prometheus' history", cmd_backtest))
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root

@@ -76,23 +76,55 @@ def _line_map(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dupes: list[tupl
             _line_map(item, child, lines, dupes)
 
 
-def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
+# libyaml's parser when PyYAML was built with it (wheels are), else the pure-Python one.
+FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_once(text: str) -> tuple[yaml.Node | None, object]:
+    """Compose the node tree and construct the data from those same nodes: one parse.
+
+    The line map is taken from the nodes before construction, because the constructor
+    rewrites mappings with merge keys (``<<``) in place.
+    """
+    loader = FastLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
+        node = loader.get_single_node()
+        lines: dict[Loc, int] = {}
+        dupes: list[tuple[Loc, int]] = []
+        if node is not None:
+            _line_map(node, (), lines, dupes)
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return (lines, dupes), data
+
+
+def _syntax_problem(path: Path, text: str, error: yaml.YAMLError) -> Problem:
+    """One problem for a YAML error, worded by the pure-Python parser.
+
+    libyaml words some errors differently; bad input is rare, so it is parsed once more
+    with PyYAML's own parser to keep the messages (and their lines) stable either way.
+    """
+    if FastLoader is not yaml.SafeLoader:
+        try:
+            yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as pure:
+            error = pure
+    if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
         message = f"YAML syntax error: {error.problem or error}"
         if error.context and error.context_mark and error.context_mark is not mark:
             message += f" ({error.context} started on line {error.context_mark.line + 1})"
-        raise SpecError([Problem(str(path), "", line, message)]) from None
+        return Problem(str(path), "", line, message)
+    return Problem(str(path), "", None, f"YAML error: {error}")
+
+
+def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
+    try:
+        (lines, dupes), data = _parse_once(text)
     except yaml.YAMLError as error:
-        raise SpecError([Problem(str(path), "", None, f"YAML error: {error}")]) from None
-    lines: dict[Loc, int] = {}
-    dupes: list[tuple[Loc, int]] = []
-    if node is not None:
-        _line_map(node, (), lines, dupes)
+        raise SpecError([_syntax_problem(path, text, error)]) from None
     if dupes:
         raise SpecError([
             Problem(str(path), format_loc(loc), line, "key written twice; keep one")

@@ -287,10 +287,10 @@ def test_gc_pause_by_language(language, record_name, expr):
 def test_memory_and_leak_rules():
     group = rules(runtime={"memory": {"critical": "1GiB"},
                            "goroutines": {"critical": 100, "leak": {"window": "1h",
-                                                                    "horizon": "4h"}}})[
-        "svc-runtime"]
-    assert alert(group, "MemoryHigh", "critical")["expr"] == (
+                                                                    "horizon": "4h"}}})
+    assert alert(group["svc-runtime"], "MemoryHigh", "critical")["expr"] == (
         'process_resident_memory_bytes{job="svc"} > 1073741824')
+    group = group["svc-leak"]  # leaks have a group of their own (tested at a coarser step)
     assert record(group, "instance:go_goroutines:predict_linear1h_4h")["expr"] == (
         'predict_linear(go_goroutines{job="svc"}[1h], 14400)')
     leak = alert(group, "GoroutineLeak", "warning")

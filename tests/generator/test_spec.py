@@ -197,3 +197,40 @@ def test_schema_defaults_are_values_the_tool_accepts(tmp_path):
                  for key, prop in model.get("properties", {}).items()
                  if not prop.get("description")]
     assert described == []
+
+
+def test_spec_is_parsed_with_libyaml_when_pyyaml_has_it():
+    import yaml
+    from watchkeeper import load
+
+    expected = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    assert load.FastLoader is expected
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "pure-python"])
+def test_both_parsers_give_the_same_lines_and_messages(tmp_path, monkeypatch, loader):
+    import yaml
+    from watchkeeper import load
+
+    if loader == "pure-python":
+        monkeypatch.setattr(load, "FastLoader", yaml.SafeLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    assert problems(tmp_path, VALID + "  - name: [broken\n") == [
+        "14:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence started on line 13)"]
+    assert problems(tmp_path, VALID.replace("  for: 2m", "  for: 2m\n  for: 3m")) == [
+        "5:defaults.for: key written twice; keep one"]
+    assert problems(tmp_path, VALID.replace("  for: 2m", "  fro: 2m")) == [
+        "4:defaults.fro: unknown key 'fro'; did you mean 'for'?"]
+
+
+def test_merge_keys_still_resolve_and_lines_point_at_the_written_key(tmp_path):
+    text = VALID.replace("defaults:\n", "x-budget: &budget {warning: 200ms, critical: 1s}\n"
+                         "defaults:\n").replace(
+        "p99: {warning: 200ms, critical: 1s}", "p99: {<<: *budget, critcal: 2s}")
+    # The merged-in keys are valid; the misspelt one is reported on the line it is written.
+    assert sorted(problems(tmp_path, text)) == [
+        "13:services[0].http.latency.p99.critcal: unknown key 'critcal'; "
+        "did you mean 'critical'?",
+        "2:x-budget: unknown key 'x-budget'; expected one of: version, defaults, services"]
