@@ -77,33 +77,6 @@ def poll(what: str, condition: Callable[[], object], timeout: float) -> float:
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
-def notifications(webhook, since: float) -> list[tuple[float, str, str, frozenset]]:
-    """Notifications (one webhook POST each) since ``since``: (at, receiver, group key,
-    the (alert key, status) pairs it carried)."""
-    posts: dict[tuple[float, str, str], set] = {}
-    for entry in webhook.since(since):
-        posts.setdefault((entry.at, entry.receiver, entry.group), set()).add(
-            (entry.key(), entry.status))
-    return [(at, receiver, group, frozenset(alerts))
-            for (at, receiver, group), alerts in sorted(posts.items())]
-
-
-def duplicates(webhook, since: float) -> list[tuple[float, str, str, frozenset]]:
-    """Notifications repeating one already sent for the same group with the same alerts and
-    statuses: what a cluster that failed to deduplicate sends (repeat_interval is 1 h)."""
-    seen: set[tuple[str, str, frozenset]] = set()
-    repeated = []
-    for at, receiver, group, alerts in notifications(webhook, since):
-        if (receiver, group, alerts) in seen:
-            repeated.append((at, receiver, group, alerts))
-        seen.add((receiver, group, alerts))
-    return repeated
-
-
-def count(webhook, since: float, key: Key, status: str) -> int:
-    return sum(1 for _, _, _, alerts in notifications(webhook, since) if (key, status) in alerts)
-
-
 @pytest.fixture(scope="module")
 def ha() -> Iterator[stack.HAStack]:
     require("prometheus", "prometheus-alertmanager", "redis-server")
@@ -175,12 +148,12 @@ def _single_page_and_resolve(watch: HAChain, start: float, key: Key, warning: Ke
     """Exactly one page and one resolve for the group, nothing repeated, the warning never
     sent while the fault lasted."""
     hook = watch.webhook
-    out.notes.append(f"pages {count(hook, start, key, 'firing')}, "
-                     f"resolves {count(hook, start, key, 'resolved')}, "
-                     f"duplicate notifications {len(duplicates(hook, start))}")
-    if count(hook, start, key, "firing") != 1 or count(hook, start, key, "resolved") != 1:
+    pages, resolves = (chain.count(hook, start, key, status) for status in ("firing", "resolved"))
+    out.notes.append(f"pages {pages}, resolves {resolves}, "
+                     f"duplicate notifications {len(chain.duplicates(hook, start))}")
+    if pages != 1 or resolves != 1:
         out.problems.append(f"expected one page and one resolve: {out.notes[-1]}")
-    if repeated := duplicates(hook, start):
+    if repeated := chain.duplicates(hook, start):
         out.problems.append(f"duplicate notifications: {repeated}")
     if warned := [e for e in hook.since(start) if e.key() == warning and e.at < removed]:
         out.problems.append(f"inhibited warning notified during the fault: {warned}")
@@ -252,7 +225,7 @@ def test_losing_an_alertmanager_peer_loses_nothing_and_rejoins_quietly(ha, watch
         time.sleep(GROUP_WAIT + 2 * 2.0 + 4)  # group_wait + 2 peer-timeouts + margin
         out.notes.append(f"peer {victim} rejoined {rejoined:.1f}s after restart; pages sent "
                          f"in the {time.time() - restarted:.0f}s after restart: "
-                         f"{count(watch.webhook, restarted, key, 'firing')}")
+                         f"{chain.count(watch.webhook, restarted, key, 'firing')}")
     finally:
         chain.clear_faults(ha.demo.app_url)
     removed = time.time()
