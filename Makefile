@@ -62,7 +62,7 @@ bench-exporters: setup test-deps
 deploy: setup
 	$(WATCHKEEPER) deploy .
 
-## The whole chain on 127.0.0.1 until Ctrl-C: make demo DEMO_ARGS="--app-port 8001 --vmalert"
+## The whole chain on 127.0.0.1 until Ctrl-C: make demo DEMO_ARGS="--app-port 8001 --vmalert" (or --ha)
 demo: setup test-deps
 	$(BIN)/python examples/demo/run.py $(DEMO_ARGS)
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchkeeper import check, deploy, promtool
+from watchkeeper import check, deploy, promtool, shard
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_spec
 from watchkeeper.results_cache import CacheError, ResultsCache
@@ -47,6 +47,13 @@ def _load(args: argparse.Namespace):
     return load_spec(args.spec, _ext_vars(args.ext_str))
 
 
+def _shard(text: str) -> shard.Shard:
+    try:
+        return shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = _load(args)
     print(f"{args.spec}: valid, {len(spec.services)} service(s): "
@@ -58,6 +65,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     spec = _load(args)
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
     files = generate(spec, Path(args.spec).name, only)
+    if args.shard:
+        names = [s.name for s in spec.services]
+        files = shard.select(files, names, args.shard)
+        mine = [n for n, i in shard.assignment(names, args.shard.count).items()
+                if i == args.shard.index]
+        print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
+              + (", ".join(mine) or "none"))
     write_tree(Path(args.out), files, owned=only)
     print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
           + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
@@ -203,6 +217,9 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
     gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
                      help="generate only this output folder (repeatable)")
+    gen.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="write only the rule and test files of the services shard I of N "
+                     "evaluates (stable by service name; shared files are written whole)")
     test = commands.add_parser(
         "test", help="promtool check + test the generated rules",
         description="promtool check + test the generated rules, on every core. Files that "
