@@ -34,12 +34,26 @@ class Preset:
     settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # budget path -> (metric key that would make it work, why it is missing)
     missing: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # the same under `serving: multiprocess`; "*" refuses every budget
+    missing_multiprocess: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 _NO_OTEL = ("OpenTelemetry's semantic conventions have no metric for {what}; name one "
             "under metrics: {{{key}: <name>}} (watchkeeper's exporters emit {ours}) or remove "
             "the budget")
 
+_RUNTIME_MP = ("under serving: multiprocess, prometheus-client serves no {what} in the merged "
+               "view; call watchkeeper_exporters.install_runtime_metrics() in each worker (it "
+               "writes them as {name}, summed over live workers) and confirm under metrics: "
+               "{{{key}: {name}}}")
+_MP_RUNTIME = {
+    "runtime.memory": ("resident_memory", _RUNTIME_MP.format(
+        what="process memory", name="process_resident_memory_bytes", key="resident_memory")),
+    "runtime.threads": ("threads", _RUNTIME_MP.format(
+        what="thread count", name="python_threads", key="threads")),
+    "runtime.cpu": ("cpu_available", _RUNTIME_MP.format(
+        what="CPU series", name="python_cpu_available_cores", key="cpu_available")),
+}
 PRESETS: dict[str, Preset] = {
     "otel": Preset(
         metrics={
@@ -67,6 +81,10 @@ PRESETS: dict[str, Preset] = {
                 what="the CPUs a process may use", key="cpu_available",
                 ours="python_cpu_available_cores")),
         },
+        missing_multiprocess={"*": ("", (
+            "OpenTelemetry's Prometheus exporter serves the metrics of one process: behind a "
+            "pre-forking server each scrape would see a random worker. Export through an "
+            "OpenTelemetry Collector (one series per worker) and use serving: single"))},
     ),
     "prometheus-fastapi-instrumentator": Preset(
         metrics={},
@@ -79,6 +97,7 @@ PRESETS: dict[str, Preset] = {
                 "add it with Instrumentator().add(metrics.latency(should_include_status=True))"
                 " (grouped '5xx' values match) and confirm with http: {status_label: status}")),
         },
+        missing_multiprocess=_MP_RUNTIME,
     ),
 }
 NAMES = tuple(PRESETS)
@@ -107,14 +126,24 @@ def setting(preset: Preset | None, section: str, name: str) -> str | None:
 
 
 def check_service(metrics: Mapping[str, str], budgets: Mapping[str, bool],
-                  settings: Mapping[str, Mapping[str, Any]], explicit: set[str]) -> None:
-    """Raise ValueError for a budget the preset cannot feed, or a histogram in milliseconds.
+                  settings: Mapping[str, Mapping[str, Any]], explicit: set[str],
+                  serving: str = "single") -> None:
+    """Raise ValueError for a budget the preset (in this serving mode) cannot feed, or a
+    histogram in milliseconds.
 
     `budgets`: spec paths that are declared; `settings`: section -> resolved settings;
-    `explicit`: "section.setting" names the user wrote themselves.
+    `explicit`: "section.setting" names the user wrote themselves. watchkeeper's own
+    exporters serve every series in both modes (multiprocess: per-worker values summed over
+    live workers), so without a preset nothing is refused.
     """
     preset = preset_of(metrics)
-    for path, (key, message) in (preset.missing.items() if preset else ()):
+    missing = dict(preset.missing) if preset else {}
+    if preset and serving == "multiprocess":
+        everything = preset.missing_multiprocess.get("*")
+        if everything and any(budgets.values()):
+            raise ValueError(f"serving: multiprocess: {everything[1]}")
+        missing.update(preset.missing_multiprocess)
+    for path, (key, message) in missing.items():
         overridden = (key and key in metrics) or \
             (path == "http.error_ratio" and "http.status_label" in explicit)
         if budgets.get(path) and not overridden:

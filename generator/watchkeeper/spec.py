@@ -125,6 +125,12 @@ class Inheritable(Strict):
     min_events: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Fewest events (requests, lookups, queries) per rate window for a "
                           "ratio or quantile to be judged; see docs/spec.md for the default.")
+    serving: Literal["single", "multiprocess"] | None = Field(
+        None, description="How the service is served: single (one process per target, the "
+                          "default) or multiprocess (a pre-forking server such as gunicorn "
+                          "with several workers behind one /metrics, prometheus-client's "
+                          "multiprocess mode); budgets whose series that mode cannot serve "
+                          "are refused.")
     metrics: MetricOverrides | None = Field(
         None, description="Rename any metric a rule reads: {metric key: name}, or a naming "
                           "preset (otel, prometheus-fastapi-instrumentator) as `metrics: otel` "
@@ -293,8 +299,9 @@ class SpecFile(Strict):
                         for name in holder.model_fields_set}
             settings = {section: _settings(getattr(service, section, None), section, preset)
                         for section in SECTION_SETTINGS}
+            serving = service.serving or self.defaults.serving or "single"
             try:
-                presets.check_service(metrics, declared, settings, explicit)
+                presets.check_service(metrics, declared, settings, explicit, serving)
             except ValueError as error:
                 raise ValueError(f"services[{index}] ({service.name}): {error}") from None
         return self

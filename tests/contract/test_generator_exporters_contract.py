@@ -112,3 +112,67 @@ def test_every_cache_of_the_spec_reports_lookups(scraped):
         selector = f'{{job="{JOB}",cache="{cache["name"]}"}}'
         assert query(prometheus, f"cache_hits_total{selector} or cache_misses_total{selector}"), \
             cache["name"]
+
+
+MULTIPROCESS_SPEC = {
+    "version": 1,
+    "services": [{
+        "name": "flask-app", "selector": {"job": "flask-app"}, "language": "python",
+        "serving": "multiprocess",
+        "http": {"latency": {"p99": {"critical": "1s"}}, "error_ratio": {"critical": "5%"}},
+        "database": {"latency": {"p99": {"critical": "1s"}},
+                     "pool": {"utilization": {"critical": "95%"}}},
+        "runtime": {"memory": {"critical": "4GiB"}, "cpu": {"critical": "90%"},
+                    "threads": {"critical": 1000, "leak": {"window": "10m", "horizon": "1h"}},
+                    "gc_pause": {"critical": "1s"}},
+    }],
+}
+
+
+def test_gunicorn_app_has_a_series_for_every_selector(tmp_path):
+    """The Flask recipe of docs/exporters.md under gunicorn (2 workers, multiprocess mode),
+    scraped by a real Prometheus: the rules for `serving: multiprocess` select nothing that is
+    not there (threads, memory, CPU, pool sizes come from the workers' sync threads)."""
+    import os
+    import sys
+
+    from test_exporters_recipes import fetch, seed, stop_postgres, write_recipes
+
+    write_recipes(tmp_path)
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    alerts = generate_alerts(write_spec(tmp_path, MULTIPROCESS_SPEC), tmp_path / "out")
+    selectors = raw_selectors(alerts / "flask-app.rules.yml")
+    assert len(selectors) >= 8, selectors
+    with servers.postgres_server() as pg:
+        seed(pg)
+        port = servers.free_port()
+        env = {**os.environ, "DATABASE_URL": pg.sqlalchemy_url(),
+               "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+        app = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b",
+                                f"{servers.HOST}:{port}", "flask_app:app"], cwd=tmp_path,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "flask-app", "static_configs": [
+                {"targets": [f"{servers.HOST}:{port}"]}]}]}))
+        try:
+            servers.wait_for_port(port, proc=app, timeout=30)
+            prometheus = servers.prometheus_daemon(config).start()
+            try:
+                deadline = time.monotonic() + 30
+                while not query(prometheus.url, 'up{job="flask-app"} == 1'):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.5)
+                for i in range(30):
+                    fetch(f"http://{servers.HOST}:{port}/items/{1 + i % 3}")
+                stop_postgres(pg)  # a database outage: Flask answers 500
+                assert fetch(f"http://{servers.HOST}:{port}/items/7", timeout=15) == 500
+                time.sleep(3)
+                missing = sorted(s for s in selectors if not query(prometheus.url, s))
+            finally:
+                prometheus.stop()
+        finally:
+            servers._stop(app, timeout=10)
+    assert not missing, f"selected by the rules but never scraped: {missing}"

@@ -151,3 +151,31 @@ def _count(document: dict) -> str:
         "http_request_duration_seconds"
     status = service["http"].get("status_label", "http_response_status_code")
     return f'{name}_count{{job="svc",{status}=~"5.."}}'
+
+
+@pytest.mark.parametrize(("service", "message"), [
+    ({"serving": "multiprocess", "metrics": "otel", "http": HTTP},
+     "serving: multiprocess: OpenTelemetry's Prometheus exporter serves the metrics of one "
+     "process"),
+    ({"serving": "multiprocess", "metrics": {"preset": "prometheus-fastapi-instrumentator"},
+      "runtime": {"memory": {"critical": "1GiB"}}},
+     "runtime.memory: under serving: multiprocess, prometheus-client serves no process memory"),
+])
+def test_multiprocess_serving_refuses_what_the_merged_view_lacks(tmp_path, service,
+                                                                 message) -> None:
+    done = watchkeeper(tmp_path, spec(service))
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_multiprocess_serving_accepts_what_the_workers_write(tmp_path) -> None:
+    lifted = spec({"serving": "multiprocess",
+                   "metrics": {"preset": "prometheus-fastapi-instrumentator",
+                               "resident_memory": "process_resident_memory_bytes"},
+                   "runtime": {"memory": {"critical": "1GiB"}}})
+    assert watchkeeper(tmp_path, lifted).returncode == 0
+    ours = spec({"serving": "multiprocess", "http": HTTP,
+                 "runtime": {"memory": {"critical": "1GiB"}, "threads": {"critical": 100},
+                             "gc_pause": {"critical": "1s"}, "cpu": {"critical": "90%"}},
+                 "database": {"pool": {"utilization": {"critical": "90%"}}}})
+    done = watchkeeper(tmp_path, ours)
+    assert done.returncode == 0, done.stderr
