@@ -156,7 +156,7 @@ def test_recipe_app_has_a_series_for_every_selector(tmp_path, name):
                **RECIPE_BUDGETS, **extra}
     alerts = generate_alerts(write_spec(tmp_path, {"version": 1, "services": [service]}),
                              tmp_path / "out")
-    selectors = raw_selectors(alerts / f"{name}.rules.yml")
+    selectors = set().union(*map(raw_selectors, alerts.glob(f"{name}.*.rules.yml")))
     assert len(selectors) >= 8, selectors
     with servers.postgres_server() as pg, servers.redis_server() as redis:
         seed(pg)

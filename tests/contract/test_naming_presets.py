@@ -29,6 +29,13 @@ def spec(service: dict) -> dict:
                                         "language": "python", **service}]}
 
 
+def rules_text(alerts: Path) -> str:
+    """All rule files of the service (one per rule group)."""
+    files = sorted(alerts.glob("svc.*.rules.yml"))
+    assert files, sorted(alerts.iterdir())
+    return "\n".join(path.read_text() for path in files)
+
+
 def watchkeeper(tmp_path: Path, document: dict) -> subprocess.CompletedProcess:
     path = write_spec(tmp_path, document)
     exe = Path(sys.executable).with_name("watchkeeper")
@@ -44,7 +51,7 @@ def test_otel_preset_reads_semantic_convention_names(tmp_path) -> None:
         "runtime": {"memory": {"critical": "1GiB"}, "threads": {"critical": 500}},
     })
     alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
-    text = (alerts / "svc.rules.yml").read_text()
+    text = rules_text(alerts)
     for name in ("http_server_request_duration_seconds_bucket",
                  'http_response_status_code=~"5.."', "db_client_operation_duration_seconds",
                  'db_client_connection_state="used"', "db_client_connection_pool_name",
@@ -64,8 +71,7 @@ def test_every_label_is_overridable_on_top_of_a_preset(tmp_path) -> None:
         "http": {**HTTP, "status_label": "status"},
         "database": {"pool": {"utilization": {"critical": "90%"}}},
     })
-    text = (generate_alerts(write_spec(tmp_path, document), tmp_path) /
-            "svc.rules.yml").read_text()
+    text = rules_text(generate_alerts(write_spec(tmp_path, document), tmp_path))
     assert 'status=~"5.."' in text and 'st="busy"' in text and "ignoring(st)" in text
     assert "http_server_request_duration_seconds" in text  # the preset's name stays
 
@@ -136,7 +142,7 @@ def scraped_app(tmp_path: Path, module: str, env: dict[str, str]):
 def test_real_app_has_a_series_for_every_selector(tmp_path, module, metrics, http, env) -> None:
     document = spec({"metrics": metrics, "http": http})
     alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
-    selectors = raw_selectors(alerts / "svc.rules.yml")
+    selectors = set().union(*map(raw_selectors, alerts.glob("svc.*.rules.yml")))
     assert len(selectors) >= 3, selectors
     with scraped_app(tmp_path, module, env) as prometheus:
         missing = sorted(s for s in selectors if not query(prometheus, s))
