@@ -57,6 +57,7 @@ bench: setup
 bench-exporters: setup test-deps
 	command -v prometheus-redis-exporter >/dev/null || apt-get install -y -qq prometheus-redis-exporter prometheus-postgres-exporter
 	$(BIN)/python bench/exporters_overhead.py --rounds 15
+	$(BIN)/python bench/exporters_peers.py --rounds 9
 	$(BIN)/python bench/exporters_sidecar.py --targets 1 10 --scrapes 200
 
 deploy: setup
