@@ -14,12 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchkeeper import check, deploy, promtool, shard
+from watchkeeper import check, deploy, promtool, shard, writers
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_spec
 from watchkeeper.results_cache import CacheError, ResultsCache
 from watchkeeper.spec import SpecFile
-from watchkeeper.writers import write_tree
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
@@ -62,19 +61,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """Render into staging folders as each file is ready, then move into place only the
+    files watchkeeper owns (see writers.commit); a problem there changes nothing."""
     spec = _load(args)
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
-    files = generate(spec, Path(args.spec).name, only)
-    if args.shard:
-        names = [s.name for s in spec.services]
-        files = shard.select(files, names, args.shard)
-        mine = [n for n, i in shard.assignment(names, args.shard.count).items()
-                if i == args.shard.index]
-        print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
-              + (", ".join(mine) or "none"))
-    write_tree(Path(args.out), files, owned=only)
-    print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
-          + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = writers.Stage.create(out, only)
+    try:
+        written = generate(spec, Path(args.spec).name, only, sink=stage.put)
+        if args.shard:  # staged files of other shards go with the stage
+            names = [s.name for s in spec.services]
+            written = shard.select(written, names, args.shard)
+            mine = [n for n, i in shard.assignment(names, args.shard.count).items()
+                    if i == args.shard.index]
+            print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
+                  + (", ".join(mine) or "none"))
+        removed = writers.commit(stage, written)
+    finally:
+        stage.discard()
+    gone = sum(removed.values())
+    print(f"wrote {len(written)} files for {len(spec.services)} service(s) into "
+          + ", ".join(f"{out / folder}/" for folder in only)
+          + (f"; removed {gone} no longer generated" if gone else ""))
     return EXIT_OK
 
 
@@ -276,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (UsageError, deploy.DeployError, promtool.PromtoolMissing) as error:
         print(f"watchkeeper: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except writers.OwnershipError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("watchkeeper: nothing was changed", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
         print(f"watchkeeper: {error.strerror}: {error.filename}", file=sys.stderr)
