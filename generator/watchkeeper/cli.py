@@ -167,8 +167,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     env = os.environ
-    client = deploy.Client(deploy.base_url(args.url, env),
-                           deploy.credentials(env, args.token_file), timeout=args.timeout)
+    if args.offline:
+        if not args.dry_run:
+            raise UsageError("--offline plans against an empty Grafana and applies nothing; "
+                             "add --dry-run")
+        client: deploy.Client | deploy.OfflineClient = deploy.OfflineClient()
+    else:
+        client = deploy.Client(deploy.base_url(args.url, env),
+                               deploy.credentials(env, args.token_file), timeout=args.timeout)
     options = deploy.Options(folder_uid=args.folder_uid, folder_title=args.folder_title,
                              dry_run=args.dry_run, force=args.force, prune=args.prune)
     failures = deploy.run(Path(args.dir), client, options, lambda line: print(line, flush=True))
@@ -251,8 +257,7 @@ def parser() -> argparse.ArgumentParser:
     dep = commands.add_parser("deploy", help="plan and apply dashboards/ to Grafana",
                               description="Plan and apply DIR/dashboards/*.json to Grafana. "
                               "Credentials: GRAFANA_TOKEN, --token-file (or GRAFANA_TOKEN_FILE), "
-                              "or GRAFANA_USER and "
-                              "GRAFANA_PASSWORD.")
+                              "or GRAFANA_USER and GRAFANA_PASSWORD (or GRAFANA_PASSWORD_FILE).")
     dep.add_argument("dir", nargs="?", default=".", help="folder holding dashboards/ (default .)")
     dep.add_argument("--url", help="Grafana base URL (default $GRAFANA_URL)")
     dep.add_argument("--token-file", help="file holding a service-account token")
@@ -260,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
                      help="folder receiving the dashboards (created when missing)")
     dep.add_argument("--folder-title", default=deploy.DEFAULT_FOLDER_TITLE)
     dep.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    dep.add_argument("--offline", action="store_true",
+                     help="with --dry-run: plan against an empty Grafana, without URL or "
+                     "credentials (what a first deploy would create)")
     dep.add_argument("--force", action="store_true",
                      help="overwrite dashboards edited in Grafana (drift)")
     dep.add_argument("--prune", action="store_true",
