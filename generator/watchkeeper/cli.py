@@ -77,7 +77,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     if i == args.shard.index]
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
                   + (", ".join(mine) or "none"))
-        removed = writers.commit(stage, written)
+        removed = writers.commit(stage, written, discard_edits=args.discard_edits)
     finally:
         stage.discard()
     gone = sum(removed.values())
@@ -232,6 +232,9 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
     gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
                      help="generate only this output folder (repeatable)")
+    gen.add_argument("--discard-edits", action="store_true",
+                     help="overwrite generated files edited by hand (files watchkeeper did not "
+                     "write are never touched)")
     gen.add_argument("--shard", type=_shard, metavar="I/N",
                      help="write only the rule and test files of the services shard I of N "
                      "evaluates (stable by service name; shared files are written whole)")

@@ -258,19 +258,19 @@ def _legacy_ours(path: Path, wanted: str) -> bool:
 
 
 def _problems(root: Path, folder: str, old: dict[str, set[str]] | None,
-              new: Mapping[str, str]) -> list[str]:
-    """What this run would lose in `folder`: hand edits to generated files, foreign files
-    where a generated one goes."""
+              new: Mapping[str, str], discard_edits: bool) -> list[str]:
+    """What this run would lose in `folder`: hand edits to generated files (unless the user
+    asked to discard them), foreign files where a generated one goes."""
     problems = []
     base = root / folder
     for relative, accepted in sorted((old or {}).items()):
         path = base / relative
         if path.is_file() and not path.is_symlink():
             current = _file_digest(path)
-            if current not in accepted and current != new.get(relative):
+            if current not in accepted and current != new.get(relative) and not discard_edits:
                 problems.append(f"{folder}/{relative}: edited by hand since watchkeeper "
-                                f"generated it; {EDITED_HINT} (delete the file to discard "
-                                "the edit)")
+                                f"generated it; {EDITED_HINT} (`generate --discard-edits`, "
+                                "or deleting the file, discards the edit)")
         elif path.exists() or path.is_symlink():
             problems.append(f"{folder}/{relative}: replaced by something watchkeeper did not "
                             "write; move it away")
@@ -286,7 +286,8 @@ def _problems(root: Path, folder: str, old: dict[str, set[str]] | None,
     return problems
 
 
-def commit(stage: Stage, written: Mapping[str, str]) -> dict[str, int]:
+def commit(stage: Stage, written: Mapping[str, str],
+           discard_edits: bool = False) -> dict[str, int]:
     """Move the staged files (`written`: relative path → sha256) into place and remove the
     files watchkeeper wrote before but no longer produces; foreign files stay. Raises
     OwnershipError (changing nothing) when that would lose someone's work. Returns, per
@@ -298,7 +299,7 @@ def commit(stage: Stage, written: Mapping[str, str]) -> dict[str, int]:
         per_folder[top][rest] = hexdigest
     old = {folder: read_manifest(root / folder) for folder in per_folder}
     problems = [p for folder, new in per_folder.items()
-                for p in _problems(root, folder, old[folder], new)]
+                for p in _problems(root, folder, old[folder], new, discard_edits)]
     if problems:
         raise OwnershipError(problems)
     removed = {}

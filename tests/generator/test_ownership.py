@@ -100,6 +100,18 @@ def test_hand_edited_generated_file_is_exit_2_and_nothing_changes(tmp_path):
     assert "# my tweak" not in rules.read_text()
 
 
+def test_discard_edits_overwrites_edited_files_but_never_foreign_ones(tmp_path):
+    plant_foreign(tmp_path)
+    assert generate(SPEC, tmp_path).returncode == 0
+    rules = tmp_path / "alerts" / "alpha.rules.yml"
+    rules.write_text("# my tweak\n")
+    result = generate(SPEC, tmp_path, "--discard-edits")
+    assert result.returncode == 0, result.stderr
+    assert "# my tweak" not in rules.read_text()
+    for relative, text in FOREIGN.items():
+        assert (tmp_path / relative).read_text() == text
+
+
 def test_deleting_an_edited_file_is_also_refused(tmp_path):
     assert generate(SPEC, tmp_path).returncode == 0
     dashboard = tmp_path / "dashboards" / "beta.json"
