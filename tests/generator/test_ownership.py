@@ -195,3 +195,28 @@ def test_rules_only_spec_writes_no_routing_and_removes_old_routing(tmp_path):
     assert not (tmp_path / "alerts" / "alertmanager.yml").exists()
     assert not (tmp_path / "alerts" / "alertmanager-routes.yml").exists()
     assert owned(tmp_path, "alpha")
+
+
+def test_worker_processes_write_into_the_stage(tmp_path, monkeypatch):
+    """The process-pool path: workers write their services' files and send back digests
+    only; the result equals the in-memory rendering, byte for byte."""
+    from watchkeeper import generate as generation
+    from watchkeeper.spec import SpecFile, resolve
+
+    many = copy.deepcopy(SPEC)
+    many["services"] = [{**SERVICE, "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
+                        for i in range(6)]
+    services = resolve(SpecFile.model_validate(many))
+    expected = generation.generate(services, "spec.yaml")
+    monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
+    monkeypatch.setattr(generation.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    stage = writers.Stage.create(tmp_path, ("alerts", "dashboards"))
+    try:
+        written = generation.generate(services, "spec.yaml", sink=stage.put)
+        writers.commit(stage, written)
+    finally:
+        stage.discard()
+    assert set(written) == set(expected)
+    for relative, text in expected.items():
+        assert (tmp_path / relative).read_text() == text
+        assert written[relative] == writers.digest(text.encode())
