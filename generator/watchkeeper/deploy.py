@@ -33,7 +33,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NameResolutionError
 from urllib3.util.retry import Retry
-from watchkeeper.dashboards.ids import MANAGED_TAG
+from watchkeeper.naming import MANAGED_TAG
 
 DEFAULT_FOLDER_UID = "watchkeeper"
 DEFAULT_FOLDER_TITLE = "watchkeeper"
