@@ -7,14 +7,21 @@ Written against Grafana's HTTP API as served by Grafana 9.x to 11.x (and still b
 * Plan first, always: each dashboard is `create`, `update` (with a short diff),
   `unchanged` (compared without `id`/`version`, and never re-posted) or `delete`.
 * Updates post the version read with `overwrite: false`, so an edit made in between is a
-  412 from Grafana and is reported as drift, not overwritten. Dashboards whose latest
-  version was saved by someone else (not by watchkeeper) are drift too. `--force` overwrites.
+  412 from Grafana and is reported as drift, not overwritten. Every deployed dashboard
+  carries a `watchkeeper-sha256:` tag (Grafana keeps tags): content that no longer matches
+  it was edited in Grafana, which is drift even where the versions API is missing; without
+  the tag, the versions API decides, and when it cannot, it is drift (fail safe).
+  `--force` overwrites.
 * `folderUid` is always sent: an update without it moves the dashboard to the root folder.
 * Only dashboards tagged `watchkeeper-managed` are ever deleted, and only with `--prune`.
-* Connection errors, timeouts and 5xx retry with bounded exponential backoff; a re-run
-  after an interruption converges because unchanged dashboards are skipped.
-* The secret is sent only in the Authorization header, and every line printed passes
-  through `redact`, so it never reaches output, logs or error messages.
+* Connection errors, timeouts and 5xx retry with bounded exponential backoff (urllib3's
+  Retry); a name that does not resolve is not retried. A re-run after an interruption
+  converges because unchanged dashboards are skipped.
+* The secret is sent only in the Authorization header and only to the configured origin:
+  it is dropped on a redirect to another scheme, host or port, and such a redirect is an
+  error. Every line printed passes through `redact`.
+* Every answer must be JSON of the documented shape; a login page, a proxy or a wrong URL
+  is one DeployError naming the URL and what came back (exit 2), never a traceback.
 """
 
 from __future__ import annotations
