@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     WithJsonSchema,
     create_model,
@@ -173,13 +174,24 @@ NO_RECEIVERS = (
     "generate rules only (no Alertmanager routing)")
 
 
+def _require(*keys: str):
+    """JSON Schema hook: `keys` are required, although pydantic sees a default (which exists
+    only so that a missing key gets NO_RECEIVERS instead of a bare "missing")."""
+    def extra(schema: dict) -> None:
+        schema["required"] = sorted({*schema.get("required", []), *keys})
+        for key in keys:
+            schema.get("properties", {}).get(key, {}).pop("default", None)
+    return extra
+
+
 def _rules_only(value: object) -> object:
     """`receivers: none` is kept as None: an explicit choice of no routing."""
     return None if value == RULES_ONLY else value
 
 
 def _none_in_schema(schema: dict) -> None:
-    """Advertise `none` (not null) as the rules-only choice in the JSON Schema."""
+    """Advertise `none` (not null, and no default) as the rules-only choice in the schema."""
+    schema.pop("default", None)
     for option in schema.get("anyOf", []):
         if option.get("type") == "null":
             option.clear()
@@ -190,6 +202,8 @@ class AlertmanagerSpec(Strict):
     """Routing for `alerts/alertmanager.yml` and the mergeable `alerts/alertmanager-routes.yml`:
     critical pages, warning opens a ticket. No receiver is ever invented: `receivers` is
     required (`none` for rules only)."""
+
+    model_config = ConfigDict(json_schema_extra=_require("receivers"))
 
     receivers: Annotated[Receivers | None, BeforeValidator(_rules_only)] = Field(
         None, description="Where pages and tickets go, or `none` for rules only (no routing "
@@ -212,6 +226,8 @@ class AlertmanagerSpec(Strict):
 
 class Defaults(Inheritable):
     """Keys applied to every service that does not set them, and the shared routing."""
+
+    model_config = ConfigDict(json_schema_extra=_require("alertmanager"))
 
     # Validated even when absent, so a spec without receivers is told what to add.
     alertmanager: AlertmanagerSpec = Field(default_factory=dict, validate_default=True,
@@ -311,6 +327,8 @@ ServiceSpec = create_model("ServiceSpec", __base__=_ServiceBase,
 
 class SpecFile(Strict):
     """A watchkeeper spec file."""
+
+    model_config = ConfigDict(json_schema_extra=_require("defaults"))
 
     version: Literal[1] = Field(description="Spec format version; always 1.")
     defaults: Defaults = Field(default_factory=dict, validate_default=True,

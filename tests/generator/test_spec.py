@@ -260,3 +260,14 @@ def test_rules_only_spec_has_no_routing(tmp_path):
     path.write_text(VALID)
     spec = load_spec(path)
     assert spec.alertmanager is not None and spec.alertmanager.receivers is None
+
+
+def test_schema_requires_receivers_and_offers_none():
+    from watchkeeper.spec import SpecFile
+
+    schema = SpecFile.model_json_schema(by_alias=True)
+    routing = schema["$defs"]["AlertmanagerSpec"]
+    assert "defaults" in schema["required"]
+    assert schema["$defs"]["Defaults"]["required"] == ["alertmanager"]
+    assert routing["required"] == ["receivers"]
+    assert {"const": "none"} in routing["properties"]["receivers"]["anyOf"]
