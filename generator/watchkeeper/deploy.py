@@ -533,8 +533,18 @@ def _plan_line(action: Action) -> str:
     return line
 
 
-def run(root: Path, client: Client, options: Options, say: Callable[[str], None]) -> int:
-    """Plan, print it, and (unless dry-run) apply it. Returns the number of failures."""
+def run(root: Path, client: Client | OfflineClient, options: Options,
+        say: Callable[[str], None]) -> int:
+    """Plan, print it, and (unless dry-run) apply it. Returns the number of failures.
+    Error messages quote what servers answered, so they are redacted too."""
+    try:
+        return _run(root, client, options, say)
+    except DeployError as error:
+        raise DeployError(client.creds.redact(str(error))) from None
+
+
+def _run(root: Path, client: Client | OfflineClient, options: Options,
+         say: Callable[[str], None]) -> int:
     def out(text: str) -> None:
         say(client.creds.redact(text))
 

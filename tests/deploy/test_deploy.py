@@ -387,3 +387,9 @@ def test_password_from_a_file(wk, grafana, tree, tmp_path, monkeypatch):
     monkeypatch.setenv("GRAFANA_USER", grafana.basic[0])
     monkeypatch.setenv("GRAFANA_PASSWORD_FILE", str(secret))
     assert wk(str(tree), "--dry-run").code == 0
+
+
+def test_a_proxy_echoing_the_token_back_never_gets_it_printed(wk, grafana, tree):
+    grafana.answers["/api/folders/"] = (200, {"echo": f"Bearer {grafana.token}"})
+    run = wk(str(tree), "--dry-run")  # wk asserts the token is not in the output
+    assert run.code == 2 and "an object without uid" in run.err and "***" in run.err
