@@ -103,7 +103,7 @@ def test_hand_edited_generated_file_is_exit_2_and_nothing_changes(tmp_path):
 def test_discard_edits_overwrites_edited_files_but_never_foreign_ones(tmp_path):
     plant_foreign(tmp_path)
     assert generate(SPEC, tmp_path).returncode == 0
-    rules = tmp_path / "alerts" / "alpha.rules.yml"
+    rules = tmp_path / next(p for p in owned(tmp_path, "alpha") if p.endswith(".rules.yml"))
     rules.write_text("# my tweak\n")
     result = generate(SPEC, tmp_path, "--discard-edits")
     assert result.returncode == 0, result.stderr
@@ -148,6 +148,18 @@ def test_output_written_before_manifests_is_adopted_once(tmp_path):
     assert (tmp_path / "alerts" / writers.MANIFEST).exists()
     for relative, text in FOREIGN.items():
         assert (tmp_path / relative).read_text() == text
+
+
+def test_a_file_saying_it_is_generated_is_adopted_when_the_manifest_lost_it(tmp_path):
+    """After a merge that kept an older manifest: generated files it does not list carry
+    watchkeeper's header, so they are adopted, not refused as foreign."""
+    assert generate(SPEC, tmp_path, "--only", "alerts").returncode == 0
+    manifest = tmp_path / "alerts" / writers.MANIFEST
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("".join(f"{line}\n" for line in lines if "beta" not in line))
+    result = generate(SPEC, tmp_path, "--only", "alerts")
+    assert result.returncode == 0, result.stderr
+    assert "beta" in manifest.read_text()
 
 
 def test_an_interrupted_swap_is_not_taken_for_an_edit(tmp_path, monkeypatch):
