@@ -151,3 +151,9 @@ def test_parallel_runs_report_every_file_like_one_run(out):
     assert [(f.file, f.ok) for f in one.files] == [(f.file, f.ok) for f in many.files] == [
         (str(test), test.name != "two.runtime.test.yml") for test in tests]
     assert not many.ok and many.failed[0].details == one.failed[0].details
+
+
+def test_jobs_must_be_positive(out):
+    result = wk_test(out, "--jobs", "0")
+    assert result.returncode == 2
+    assert "--jobs must be at least 1" in result.stderr and "Traceback" not in result.stderr
