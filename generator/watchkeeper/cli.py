@@ -11,7 +11,7 @@ import importlib.metadata
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from watchkeeper import check, deploy, promtool, shard, writers
@@ -96,13 +96,15 @@ def _open_cache(args: argparse.Namespace) -> ResultsCache | None:
         return None
 
 
-def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsCache | None,
+def _promtool_cached(label: str, run: Callable[..., promtool.Result], files: list[Path],
+                     key_of: Callable[[Path], str | None] | None,
+                     cache: ResultsCache | None,
                      args: argparse.Namespace) -> tuple[int, int, int]:
-    """Run `run` over the files without a cached pass; print one line per file.
+    """Run `run` over the files without a remembered pass; print one line per file.
 
     Returns (passed, failed, from cache).
     """
-    keys = {file: key_of(file) if cache else None for file in files}
+    keys = {file: key_of(file) if cache and key_of else None for file in files}
     cached = {file for file in files if cache and not args.all and cache.hit(keys[file])}
     result = run([f for f in files if f not in cached], jobs=args.jobs)
     outcome = {f.file: f for f in result.files}
@@ -120,8 +122,8 @@ def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsC
         for line in found.details if found and not ok else ():
             print(f"       {line}")
         passed, failed = passed + ok, failed + (not ok)
-    if not result.ok and not result.files:
-        print(result.output.rstrip())
+    if not result.ok and len(result.files) < len(files) - len(cached):
+        print(result.output.rstrip())  # promtool failed before naming some files
         failed = max(failed, 1)
     return passed, failed, len(cached)
 
