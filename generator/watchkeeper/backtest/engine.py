@@ -171,11 +171,13 @@ def check_data(client: Client, plan: Plan) -> None:
         seen.setdefault(lookup, (selector.name, [where] if where else []))
     longest = max((plan.window.preroll(rule) for rule, _ in plan.alerts), default=0)
     start = plan.window.start - longest
-    problems = []
-    for lookup, (name, where) in sorted(seen.items()):
-        if not client.has_series(lookup, start, plan.window.end):
-            scope = f" for {where[0]}" if where else ""
-            problems.append(f"`{name}` has no data{scope} in this range")
+    lookups = sorted(seen.items())
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda item: client.has_series(item[0], start, plan.window.end),
+                              lookups))
+    problems = [f"`{name}` has no data{f' for {where[0]}' if where else ''} in this range"
+                for (_, (name, where)), present in zip(lookups, found, strict=True)
+                if not present]
     if problems:
         raise BacktestError("\n".join(problems))
 
