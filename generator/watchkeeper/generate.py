@@ -12,6 +12,7 @@ from watchkeeper import alertmanager
 from watchkeeper.dashboards.build import dashboard_files
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
+from watchkeeper.signals import slo
 from watchkeeper.spec import Service
 from watchkeeper.writers import HEADER, to_yaml
 
@@ -23,13 +24,20 @@ PARALLEL_MIN_SERVICES = 64
 
 
 def service_alert_files(service: Service, header: str) -> Files:
-    """One service's rule file and promtool test file."""
+    """One service's rule file and promtool test file; its SLOs get a pair of their own
+    (their scenarios span hours, so promtool evaluates them on a coarser step, and every
+    other test need not evaluate them)."""
     groups = build_groups(service)
-    return {
-        f"alerts/{service.name}.rules.yml": to_yaml(rule_file(groups), header),
-        f"alerts/tests/{service.name}.test.yml": to_yaml(
-            test_file(service, groups, f"../{service.name}.rules.yml"), header),
-    }
+    slo_group = f"{service.name}-{slo.GROUP}"
+    files: Files = {}
+    for suffix, part, step in (
+            ("", [g for g in groups if g.group != slo_group], None),
+            (".slo", [g for g in groups if g.group == slo_group], slo.TEST_INTERVAL)):
+        if part or not suffix:
+            files[f"alerts/{service.name}{suffix}.rules.yml"] = to_yaml(rule_file(part), header)
+            files[f"alerts/tests/{service.name}{suffix}.test.yml"] = to_yaml(test_file(
+                service, part, f"../{service.name}{suffix}.rules.yml", step), header)
+    return files
 
 
 def alert_files(services: Sequence[Service], spec_name: str) -> Files:

@@ -48,7 +48,7 @@ def _expr_test(check: ExprCheck) -> dict:
 def _test_group(scenario: Scenario, interval: str) -> dict:
     group: dict = {
         "name": scenario.name,
-        "interval": interval,
+        "interval": prometheus_duration(scenario.interval) if scenario.interval else interval,
         "input_series": [{"series": s.selector, "values": s.values} for s in scenario.series],
     }
     if scenario.alert_checks:
@@ -58,9 +58,11 @@ def _test_group(scenario: Scenario, interval: str) -> dict:
     return group
 
 
-def test_file(service: Service, groups: list[Piece], rule_file_path: str) -> dict:
-    """The YAML document of one service's promtool test file."""
-    interval = prometheus_duration(test_step(service))
+def test_file(service: Service, groups: list[Piece], rule_file_path: str,
+              step: float | None = None) -> dict:
+    """The YAML document of one service's promtool test file, evaluated every `step`
+    (default: the service's test step)."""
+    interval = prometheus_duration(step or test_step(service))
     return {
         "rule_files": [rule_file_path],
         "evaluation_interval": interval,

@@ -24,6 +24,12 @@ from pydantic import (
     model_validator,
 )
 from watchkeeper import units
+from watchkeeper.slo_spec import (
+    PrometheusSpec,
+    SloSpec,
+    check_against_prometheus,
+    latency_problem,
+)
 
 SPEC_VERSION = 1
 
@@ -188,6 +194,8 @@ class HttpSection(_Strict):
     status_label: LabelName = "code"
     latency: LatencyBudgets | None = None
     error_ratio: RatioThresholds | None = None
+    # Bucket upper bounds (seconds) the histogram declares; lets a latency SLO be checked.
+    buckets: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
 
 
 class PoolSection(_Strict):
@@ -330,6 +338,7 @@ class AlertmanagerSpec(_Strict):
 
 class Defaults(_Inheritable):
     alertmanager: AlertmanagerSpec = AlertmanagerSpec()
+    prometheus: PrometheusSpec = PrometheusSpec()
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -343,6 +352,26 @@ class ServiceSpec(_Inheritable):
     database: DatabaseSection | None = None
     caches: list[CacheSpec] = []
     runtime: RuntimeSection | None = None
+    slos: list[SloSpec] = []
+
+    @field_validator("slos")
+    @classmethod
+    def _unique_slos(cls, slos: list[SloSpec]) -> list[SloSpec]:
+        _unique("SLO", [slo.name for slo in slos])
+        return slos
+
+    @model_validator(mode="after")
+    def _slo_indicators_readable(self) -> ServiceSpec:
+        for i, slo in enumerate(self.slos):
+            if slo.signal in ("availability", "latency") and self.http is None:
+                raise ValueError(f"slos[{i}] ({slo.name}): the {slo.signal} indicator reads "
+                                 "the service's HTTP histogram; declare 'http:' (its histogram "
+                                 "and status_label) or use indicator: {events: ...}")
+            if slo.signal == "latency" and self.http is not None:
+                problem = latency_problem(slo.indicator.latency, self.http.buckets)
+                if problem:
+                    raise ValueError(f"slos[{i}].indicator.latency: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _runtime_matches_language(self) -> ServiceSpec:
@@ -373,6 +402,16 @@ class SpecFile(_Strict):
     def _unique_service_names(cls, services: list[ServiceSpec]) -> list[ServiceSpec]:
         _unique("service", [service.name for service in services])
         return services
+
+    @model_validator(mode="after")
+    def _slos_fit_prometheus(self) -> SpecFile:
+        problems = [problem for i, service in enumerate(self.services)
+                    for j, slo in enumerate(service.slos)
+                    if (problem := check_against_prometheus(
+                        slo, f"services[{i}].slos[{j}]", self.defaults.prometheus))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def _unique(kind: str, names: list[str]) -> None:
@@ -407,6 +446,8 @@ class Service:
     database: DatabaseSection | None = None
     caches: tuple[CacheSpec, ...] = ()
     runtime: RuntimeSection | None = None
+    slos: tuple[SloSpec, ...] = ()
+    prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
     # Routing is global (declared in `defaults`); every service carries the same settings
     # so output builders need nothing but the services.
     alertmanager: AlertmanagerSpec = field(default_factory=AlertmanagerSpec)
@@ -450,6 +491,8 @@ def resolve(spec: SpecFile) -> list[Service]:
             database=s.database,
             caches=tuple(s.caches),
             runtime=s.runtime,
+            slos=tuple(s.slos),
+            prometheus=defaults.prometheus,
             alertmanager=defaults.alertmanager,
         ))
     return services

@@ -20,6 +20,7 @@ from watchkeeper.signals import (
     latency,
     leak,
     runtime,
+    slo,
 )
 from watchkeeper.spec import Service
 
@@ -35,4 +36,5 @@ BUILDERS: tuple[Builder, ...] = (
     leak.build,
     gc.build,
     absent.build,
+    slo.build,
 )
