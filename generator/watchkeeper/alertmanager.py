@@ -2,7 +2,8 @@
 
 Severity picks the receiver (critical pages, warning opens a ticket); notifications group
 by alert, service and signal; a critical alert silences its own warning (same service,
-signal and instance), and a service that is down silences everything else it would raise,
+signal, SLO and instance: an SLO's fast-burn page holds back its own slow-burn ticket, not
+another SLO's), and a service that is down silences everything else it would raise,
 since those alerts are consequences, not news.
 """
 
@@ -43,7 +44,7 @@ def config(settings: AlertmanagerSpec) -> dict:
         "inhibit_rules": [
             {"source_matchers": ['severity="critical"'],
              "target_matchers": ['severity="warning"'],
-             "equal": ["service", "signal", "instance"]},
+             "equal": ["service", "signal", "slo", "instance"]},
             {"source_matchers": ['alertname="ServiceDown"'],
              "target_matchers": ['alertname!="ServiceDown"'],
              "equal": ["service"]},
