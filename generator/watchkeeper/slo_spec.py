@@ -137,13 +137,20 @@ class EventsIndicator(_Strict):
     events: Events
 
 
+class RatioIndicator(_Strict):
+    """A query that already is the error ratio over `{{window}}` (Sloth's raw SLI). With no
+    event counts the long windows average it over time: every moment weighs the same."""
+
+    error_ratio: Query
+
+
 class LatencyIndicator(_Strict):
     """Good = requests served within `latency`, read from the bucket whose `le` is it."""
 
     latency: Duration
 
 
-Indicator = Literal["availability"] | LatencyIndicator | EventsIndicator
+Indicator = Literal["availability"] | LatencyIndicator | EventsIndicator | RatioIndicator
 
 
 class TierPolicy(_Strict):

@@ -17,6 +17,7 @@ alone cannot trip it (see :func:`watchkeeper.slo_spec.min_events`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from watchkeeper import promql
@@ -28,6 +29,7 @@ from watchkeeper.slo_spec import (
     TINY_RATE,
     EventsIndicator,
     LatencyIndicator,
+    RatioIndicator,
     SloSpec,
     Tier,
     le_spellings,
@@ -77,9 +79,10 @@ def number(value: float) -> str:
 def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
     """(bad events per second, all events per second) over `window`, from raw series."""
     indicator = slo.indicator
+    if isinstance(indicator, RatioIndicator):
+        return f"({_at(indicator.error_ratio, window).strip()})", "vector(1)"
     if isinstance(indicator, EventsIndicator):
-        bad, total = (q.replace("{{ window }}", window).replace("{{window}}", window)
-                      for q in (indicator.events.errors, indicator.events.total))
+        bad, total = (_at(q, window) for q in (indicator.events.errors, indicator.events.total))
         return f"({bad.strip()}) or on() vector(0)", total.strip()
     http = service.http
     assert http is not None  # the spec refuses availability/latency SLOs without http
@@ -93,6 +96,10 @@ def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
     good = promql.matchers(service.selector, le="=~" + le)
     good_expr = f"sum(rate({http.histogram}_bucket{good}[{window}]))"
     return f"clamp_min({total} - {good_expr}, 0)", total
+
+
+def _at(query: str, window: str) -> str:
+    return re.sub(r"\{\{\s*window\s*\}\}", window, query)
 
 
 # --- Rules -----------------------------------------------------------------------------------
