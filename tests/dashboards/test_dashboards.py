@@ -107,7 +107,8 @@ def test_uids_stable_valid_and_short():
 def test_overview_links_and_stats(services, files):
     overview = _dashboard(files, "overview")
     rows = [p["title"] for p in overview["panels"] if p["type"] == "row"]
-    assert rows == [s.name for s in services]
+    slo_row = ["SLOs: error budget remaining"] if any(s.slos for s in services) else []
+    assert rows == [s.name for s in services] + slo_row
     stats = [p for p in overview["panels"] if p["type"] == "stat"]
     assert all(p["options"]["colorMode"] == "background" for p in stats)
     assert sum(p["title"] == "Firing alerts" for p in stats) == len(services)

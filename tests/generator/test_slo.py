@@ -246,3 +246,41 @@ def test_one_second_threshold_matches_le_written_1_0(tmp_path):
     path.write_text(yaml.safe_dump(test))
     result = promtool.test_rules([path])
     assert result.ok, result.output
+
+
+# --- Dashboards ------------------------------------------------------------------------------
+
+
+def test_dashboards_show_each_slo_and_the_overview_has_an_slo_row(tmp_path):
+    import json
+
+    from watchkeeper.dashboards.build import dashboard_files
+
+    document = spec(AVAILABILITY, EXAMPLE)
+    document["services"][0]["grafana_url"] = "https://grafana.example.com"
+    services = load_services(write_spec(tmp_path, document))
+    files = dashboard_files(services, "spec.yaml")
+    panels = json.loads(files["dashboards/shop.json"])["panels"]
+    slo_panels = {p["id"]: p for p in panels if 501 <= p["id"] < 600}
+    assert len(slo_panels) == 8  # compliance, budget, burn, events for each of two SLOs
+    burn = slo_panels[503]
+    assert burn["title"] == "availability: burn rate"
+    steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [(s["color"], s["value"]) for s in steps] == \
+        [("green", None), ("yellow", 1), ("red", 6)]  # slowest ticket and page factors
+    compliance = slo_panels[505]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert ("red", None) in [(s["color"], s["value"]) for s in compliance]
+    assert {"color": "green", "value": 0.99} in compliance  # the latency objective
+    overview = json.loads(files["dashboards/overview.json"])["panels"]
+    row = [p["title"] for p in overview if p["type"] == "row"]
+    assert row[-1] == "SLOs: error budget remaining"
+    stats = [p for p in overview if p["type"] == "stat" and p["title"].startswith("shop ")]
+    assert [p["title"] for p in stats] == ["shop availability", "shop latency"]
+    # the page alert links to the burn-rate panel it is judged by
+    rules = alert_files_text(services)
+    assert "viewPanel=503" in rules and "viewPanel=507" in rules
+
+
+def alert_files_text(services) -> str:
+    from watchkeeper.generate import alert_files
+    return alert_files(services, "spec.yaml")["alerts/shop.slo.rules.yml"]

@@ -186,7 +186,18 @@ def runtime_section(service: Service) -> Section | None:
     return section
 
 
-SECTIONS = (http_section, database_section, caches_section, runtime_section)
+def slos_section(service: Service) -> Section | None:
+    """Per SLO: compliance against the objective, remaining budget, burn rates, events."""
+    from watchkeeper.signals import slo as slo_signal  # the signal owns its charts
+
+    if not service.slos:
+        return None
+    section = Section("slos", "SLOs (error budgets)")
+    section.charts.extend(slo_signal.charts(service))
+    return section
+
+
+SECTIONS = (http_section, database_section, caches_section, runtime_section, slos_section)
 
 
 def sections(service: Service) -> list[Section]:

@@ -20,7 +20,7 @@ OVERVIEW_UID = "wk-overview"
 MANAGED_TAG = "watchkeeper-managed"
 
 AVAILABILITY = 1
-ROWS = {"http": 100, "database": 200, "caches": 300, "runtime": 400}
+ROWS = {"http": 100, "database": 200, "caches": 300, "runtime": 400, "slos": 500}
 HTTP_REQUESTS, HTTP_ERRORS = 101, 102
 DB_POOL, DB_POOL_WAITS = 201, 202
 RUNTIME = {"memory": 401, "goroutines": 402, "threads": 403, "tasks": 404, "gc_pause": 405}
@@ -49,6 +49,15 @@ def cache_hit_ratio(service: Service, cache: str) -> int:
 
 def cache_traffic(service: Service, cache: str) -> int:
     return cache_hit_ratio(service, cache) + 1
+
+
+SLO_PANELS = ("compliance", "budget", "burn", "events")
+
+
+def slo_panel(service: Service, slo: str, panel: str) -> int:
+    """Panels of one SLO, four per SLO in declaration order from 501."""
+    index = [s.name for s in service.slos].index(slo)
+    return 501 + len(SLO_PANELS) * index + SLO_PANELS.index(panel)
 
 
 def dashboard_link(service: Service, panel: int | None) -> dict[str, str]:

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from watchkeeper import promql
+from watchkeeper.dashboards import ids
 from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Recording, Scenario, Series
 from watchkeeper.signals import common
 from watchkeeper.signals.threshold import runbook
@@ -193,6 +194,7 @@ def tier_annotations(service: Service, slo: SloSpec, tier: Tier) -> dict[str, st
         out["slo_description"] = slo.description
     name = alert_name(slo)
     out.update(runbook(service, name, slo.signal))
+    out.update(ids.dashboard_link(service, ids.slo_panel(service, slo.name, "burn")))
     if slo.alerting is not False:
         out.update(slo.alerting.annotations)
         out.update((slo.alerting.page if tier.severity == "critical"
@@ -449,3 +451,61 @@ def build(service: Service) -> list[Piece]:
         piece.alerts.extend(alerts(service, slo))
     piece.scenarios.extend(scenarios(service))
     return [piece]
+
+
+# --- Dashboard -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Threshold lines of an SLO chart, shaped like a budget for the dashboard renderer."""
+
+    warning: float | None
+    critical: float | None
+    lower_is_worse: bool = False
+
+
+def charts(service: Service) -> list:
+    """Four panels per SLO, all reading the recordings above; the remaining budget is also
+    the SLO's stat on the overview."""
+    from watchkeeper.dashboards.charts import Chart, Query
+
+    out = []
+    for slo in service.slos:
+        def sel(record: str, s: SloSpec = slo) -> str:
+            return selector(record, service, s)
+        window = span(slo.window)
+        budget = number(slo.budget)
+        title = f"{slo.name}"
+        remaining = sel("slo:error_budget_remaining:ratio")
+        factors = {tier.name: tier.factor(slo.window) for tier, _ in slo.tiers()}
+        pages = [f for name, f in factors.items() if name.startswith("page")]
+        tickets = [f for name, f in factors.items() if name.startswith("ticket")]
+        out.append(Chart(
+            ids.slo_panel(service, slo.name, "compliance"), f"{title}: good events",
+            "percentunit", f"Share of good events over the last {window} and the last 1h; "
+            f"the line is the objective ({number(slo.objective * 100)}%).",
+            (Query(f"1 - {sel(ratio_record(slo.window))}", f"{window}"),
+             Query(f"1 - {sel(ratio_record(3600.0))}", "1h")),
+            Lines(None, slo.objective, lower_is_worse=True)))
+        out.append(Chart(
+            ids.slo_panel(service, slo.name, "budget"), f"{title}: error budget remaining",
+            "percentunit", f"Share of the {window} error budget ({budget} of events) left; "
+            "0 is exhausted. Lines: yellow 25% left, red exhausted.",
+            (Query(remaining, "remaining"),), Lines(0.25, 0.0, lower_is_worse=True),
+            stat=remaining))
+        burns = [Query(f"{sel(ratio_record(w))} / {budget}", span(w))
+                 for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})]
+        out.append(Chart(
+            ids.slo_panel(service, slo.name, "burn"), f"{title}: burn rate", "short",
+            "How many times faster than the budget allows errors arrive, per window. "
+            + ", ".join(f"{name} fires above {f:g}x" for name, f in factors.items())
+            + ". Lines: yellow the slowest ticket factor, red the slowest page factor.",
+            tuple(burns), Lines(min(tickets, default=None), min(pages, default=None))))
+        out.append(Chart(
+            ids.slo_panel(service, slo.name, "events"), f"{title}: events", "short",
+            "Good and all events per second over 5m (bad = all - good).",
+            (Query(sel(total_record(RAW_WINDOW)), "all"),
+             Query(f"{sel(total_record(RAW_WINDOW))} - {sel(bad_record(RAW_WINDOW))}",
+                   "good"))))
+    return out
