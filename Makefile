@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SPEC ?= spec/services.yaml
 WATCHKEEPER := $(BIN)/watchkeeper
 
-.PHONY: all setup generate rules dashboards check test test-rules test-deps lint bench bench-exporters deploy clean \
+.PHONY: all setup generate rules dashboards check test test-fast test-rules test-deps lint bench bench-exporters deploy clean \
 	demo e2e
 
 all: generate
@@ -14,7 +14,7 @@ all: generate
 $(BIN)/.installed: generator/pyproject.toml exporters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'generator[dev]' -e 'exporters[dev]'
+	$(BIN)/pip install --quiet -e 'generator[dev,report]' -e 'exporters[dev]'
 	touch $@
 
 setup: $(BIN)/.installed
@@ -44,6 +44,10 @@ lint: setup
 
 test: setup test-deps lint generate
 	$(BIN)/pytest
+
+## the fast tier for the edit loop: everything not marked slow (seconds, not minutes)
+test-fast: setup
+	$(BIN)/pytest -m "not slow" -q
 
 ## generation speed (rules, tests, dashboards) for 10 to 10,000 services
 bench: setup

@@ -27,3 +27,16 @@ def promtool_path() -> str:
 @pytest.fixture(scope="session")
 def amtool() -> str:
     return tool("amtool", "prometheus-alertmanager")
+
+
+# Real Prometheus/Alertmanager chains, and the sidecar against real Redis/PostgreSQL/
+# pgbouncer: seconds to minutes each.
+SLOW_PATHS = ("e2e", "contract", "test_exporters_sidecar.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under SLOW_PATHS are `slow`; `make test-fast` (pytest -m "not slow") leaves
+    them and the other marked tests out, `make test` runs all."""
+    for item in items:
+        if any(part in SLOW_PATHS for part in Path(str(item.fspath)).relative_to(REPO).parts):
+            item.add_marker(pytest.mark.slow)

@@ -3,12 +3,16 @@
 * ``python_threads``: live threads.
 * ``python_asyncio_tasks``: pending tasks of the event loops handed to :func:`watch_loop`.
 * ``python_gc_pause_seconds{generation}``: collection pauses timed through ``gc.callbacks``.
+* ``python_cpu_available_cores``: CPUs this process may use: the cgroup's CPU limit
+  (``cpu.max`` or v1 ``cfs_quota_us``) when set, else the CPUs it may run on. The CPU
+  budget divides ``process_cpu_seconds_total``'s rate by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -35,6 +39,9 @@ class RuntimeCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("python_threads", "Live Python threads.",
                                 value=threading.active_count())
+        yield GaugeMetricFamily("python_cpu_available_cores",
+                                "CPUs this process may use (cgroup limit, else affinity).",
+                                value=available_cores())
         yield GaugeMetricFamily("python_asyncio_tasks",
                                 "Pending asyncio tasks of the watched event loops.",
                                 value=sum(self._pending(loop) for loop in list(self._loops)))
@@ -49,6 +56,33 @@ class RuntimeCollector(Collector):
             except RuntimeError:
                 continue
         return 0
+
+
+def _cgroup_limit(root: str = "/sys/fs/cgroup") -> float | None:
+    """The cgroup CPU quota in CPUs, or None when there is none (or no cgroup fs)."""
+    for quota_file, period_file in ((f"{root}/cpu.max", None),
+                                    (f"{root}/cpu/cpu.cfs_quota_us",
+                                     f"{root}/cpu/cpu.cfs_period_us")):
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(period_file) as f:
+                    fields.append(f.read().strip())
+        except OSError:
+            continue
+        if len(fields) >= 2 and fields[0] not in ("max", "-1"):
+            return int(fields[0]) / int(fields[1])
+        return None
+    return None
+
+
+def available_cores(root: str = "/sys/fs/cgroup") -> float:
+    """CPUs available to this process: the cgroup limit if lower than its CPU affinity."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    limit = _cgroup_limit(root)
+    return min(limit, affinity) if limit is not None else float(affinity)
 
 
 class GCPauseRecorder:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from watchkeeper import naming as ids
 from watchkeeper import promtool
-from watchkeeper.dashboards import ids
 
 # A recording name is a metric name with a colon (Prometheus' level:metric:operations).
 _RECORD = re.compile(r"(?<![\w:.\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]*)(?=\s*[{\[)\s]|$)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watchkeeper import check, deploy, promtool
 from watchkeeper.generate import OUTPUTS, generate
-from watchkeeper.load import SpecError, load_services
+from watchkeeper.load import SpecError, load_spec
 from watchkeeper.spec import SpecFile
 from watchkeeper.writers import write_tree
 
@@ -37,18 +37,18 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    services = load_services(args.spec, _ext_vars(args.ext_str))
-    print(f"{args.spec}: valid, {len(services)} service(s): "
-          + ", ".join(s.name for s in services))
+    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    print(f"{args.spec}: valid, {len(spec.services)} service(s): "
+          + ", ".join(s.name for s in spec.services))
     return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    services = load_services(args.spec, _ext_vars(args.ext_str))
+    spec = load_spec(args.spec, _ext_vars(args.ext_str))
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
-    files = generate(services, Path(args.spec).name, only)
+    files = generate(spec, Path(args.spec).name, only)
     write_tree(Path(args.out), files, owned=only)
-    print(f"wrote {len(files)} files for {len(services)} service(s) into "
+    print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
           + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
     return EXIT_OK
 
@@ -99,6 +99,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                              dry_run=args.dry_run, force=args.force, prune=args.prune)
     failures = deploy.run(Path(args.dir), client, options, lambda line: print(line, flush=True))
     return EXIT_OK if failures == 0 else EXIT_FAILED
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from watchkeeper.backtest import client, command
+
+    try:
+        return command.run(args, _ext_vars(args.ext_str))
+    except client.BacktestError as error:
+        for line in str(error).splitlines():
+            print(f"watchkeeper: {line}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -183,6 +194,10 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="the Sloth or OpenSLO YAML file")
     imp.add_argument("-o", "--output", help="write the spec here instead of stdout")
     imp.set_defaults(handler=cmd_import)
+    from watchkeeper.backtest.command import add_arguments as backtest_arguments
+
+    backtest_arguments(spec_command(
+        "backtest", "replay the spec's alerts over a Prometheus' history", cmd_backtest))
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root

@@ -1,4 +1,4 @@
-"""From resolved services to the full set of generated files (path → text). No I/O here."""
+"""From a resolved spec to the full set of generated files (path → text). No I/O here."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 from watchkeeper import alertmanager
 from watchkeeper.dashboards.build import dashboard_files
+from watchkeeper.model import Service, Spec
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals import slo
-from watchkeeper.spec import Service
 from watchkeeper.writers import HEADER, to_yaml
 
 Files = dict[str, str]
@@ -40,13 +40,13 @@ def service_alert_files(service: Service, header: str) -> Files:
     return files
 
 
-def alert_files(services: Sequence[Service], spec_name: str) -> Files:
+def alert_files(spec: Spec, spec_name: str) -> Files:
     """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service, and
     `alerts/alertmanager.yml` routing them."""
     header = HEADER.format(spec=spec_name)
     files: Files = {"alerts/alertmanager.yml": to_yaml(
-        alertmanager.config(services[0].alertmanager), header)}
-    for part in _map_services(service_alert_files, services, header):
+        alertmanager.config(spec.alertmanager), header)}
+    for part in _map_services(service_alert_files, spec.services, header):
         files.update(part)
     return files
 
@@ -68,16 +68,15 @@ def _map_services(build: Callable[[Service, str], Files], services: Sequence[Ser
 
 
 # Each output folder and the function producing its files; `--only` picks among them.
-OUTPUTS: dict[str, Callable[[Sequence[Service], str], Files]] = {
+OUTPUTS: dict[str, Callable[[Spec, str], Files]] = {
     "alerts": alert_files,
     "dashboards": dashboard_files,
 }
 
 
-def generate(services: Sequence[Service], spec_name: str,
-             only: Sequence[str] | None = None) -> Files:
+def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None) -> Files:
     files: Files = {}
     for folder, build in OUTPUTS.items():
         if only is None or folder in only:
-            files.update(build(services, spec_name))
+            files.update(build(spec, spec_name))
     return files

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from watchkeeper.model import Service, Spec
 from watchkeeper.spec import SpecFile, resolve
 
 Loc = tuple[str | int, ...]
@@ -200,6 +201,12 @@ def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> 
         raise SpecError(_problems(error, str(path), lines)) from None
 
 
-def load_services(path: str | Path, ext_vars: dict[str, str] | None = None):
-    """Read, validate and resolve a spec into the services builders consume."""
+def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None) -> Spec:
+    """Read, validate and resolve a spec into what builders consume."""
     return resolve(load_spec_file(path, ext_vars))
+
+
+def load_services(path: str | Path,
+                  ext_vars: dict[str, str] | None = None) -> tuple[Service, ...]:
+    """The resolved services of a spec (see :func:`load_spec`)."""
+    return load_spec(path, ext_vars).services

@@ -1,12 +1,153 @@
-"""Plain data the signal builders return: rules, and the promtool test scenarios proving them.
+"""Plain data, no I/O: the resolved spec builders read, and what they build from it.
 
-Builders produce these; ``rules.py`` and ``rule_tests.py`` turn them into YAML documents.
-Nothing here does I/O.
+Two halves. The *resolved model* (``Spec``, ``Service``, ``Profile`` and the budget
+types) is what :func:`watchkeeper.spec.resolve` makes of a validated spec: every default
+applied, every value concrete, no pydantic types. The *output model* (``Recording``,
+``Alert``, ``Scenario``, ``Piece``, ``Chart``) is what signal modules build from it;
+``rules.py``, ``rule_tests.py`` and ``dashboards/`` turn those into files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+# --- Resolved model ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """One budget: up to two severities, its resolved `for`, and which side is worse."""
+
+    warning: float | None
+    critical: float | None
+    for_: float
+    lower_is_worse: bool = False
+
+    def severities(self) -> list[tuple[str, float]]:
+        """The declared (severity, value) pairs, warning first."""
+        return [(sev, value) for sev, value in (("warning", self.warning),
+                                                 ("critical", self.critical))
+                if value is not None]
+
+
+@dataclass(frozen=True)
+class Leak:
+    window: float
+    horizon: float
+    for_: float
+
+
+@dataclass(frozen=True)
+class CountThresholds(Thresholds):
+    leak: Leak | None = None
+
+
+@dataclass(frozen=True)
+class Quantile:
+    """The budget of one quantile of a histogram: ``p99`` is 0.99."""
+
+    name: str
+    q: float
+    budget: Thresholds
+
+
+Quantiles = tuple[Quantile, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between languages, so no builder asks which language it is.
+
+    `metrics` maps each metric key a signal reads to its name (after the spec's `metrics:`
+    overrides); the other fields describe shapes that differ, not just names.
+    """
+
+    language: str
+    metrics: Mapping[str, str]
+    # Label selecting in-use connections when the pool count is split by state (python:
+    # one gauge with state="used"/"idle"); None when in-use is a gauge of its own (go).
+    pool_state: tuple[str, str] | None = None
+    # Suffix of the series holding seconds waited for a connection: Go exports a counter,
+    # the Python exporter a histogram (whose `_sum` is that counter).
+    pool_wait_suffix: str = ""
+    # How GC pauses are exported: "summary" (Go: compare the mean pause) or "histogram"
+    # (Python: compare the p99 pause).
+    gc_pause: str = "summary"
+    # Spec keys this language cannot have, each with the message saying what to use.
+    unsupported: Mapping[str, str] = field(default_factory=dict)
+
+    def metric(self, key: str) -> str:
+        return self.metrics[key]
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a selector: ``job=~"a|b"`` is Matcher("job", "=~", "a|b")."""
+
+    name: str
+    op: str  # "=", "!=", "=~" or "!~"
+    value: str
+
+
+@dataclass(frozen=True)
+class Selector:
+    """The matchers selecting a service's series, and label values satisfying all of them
+    (`example`: what synthesized test series carry; labels only excluded are left out)."""
+
+    matchers: tuple[Matcher, ...]
+    example: Mapping[str, str]
+
+    def equalities(self) -> dict[str, str]:
+        """The labels `absent()` copies into its result: those matched with `=`."""
+        return {m.name: m.value for m in self.matchers if m.op == "="}
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service with every default applied; builders read only this."""
+
+    name: str
+    selector: Selector
+    profile: Profile
+    labels: dict[str, str]
+    runbook_url: str | None
+    grafana_url: str | None
+    rate_window: float
+    for_: float
+    keep_firing_for: float
+    min_events: int | None  # the spec's; None: the default of signals.common.min_events
+    # Settings of each declared section (`http: {histogram: ...}`), by section then key.
+    settings: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Every declared budget, by spec path ("http.latency", "caches"), already resolved
+    # (see each signal module for the type it reads).
+    budgets: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def language(self) -> str:
+        return self.profile.language
+
+    def metric(self, key: str) -> str:
+        return self.profile.metrics[key]
+
+    def budget(self, path: str) -> Any:
+        """The resolved budget at a spec path, or None when the service does not set it."""
+        return self.budgets.get(path)
+
+    def setting(self, section: str, key: str) -> str:
+        return self.settings[section][key]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole resolved spec: the services, and the Alertmanager routing they share."""
+
+    services: tuple[Service, ...]
+    alertmanager: Any  # spec.AlertmanagerSpec (owned by alertmanager.py)
+
+
+# --- Output model: rules and promtool scenarios ------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -79,3 +220,43 @@ class Piece:
     recordings: list[Recording] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     scenarios: list[Scenario] = field(default_factory=list)
+
+
+# --- Output model: dashboard charts ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """A dashboard section; its panels take ids from `base` up (see naming.panel_id)."""
+
+    key: str
+    title: str
+    base: int
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One panel a signal asks for: where, what it queries, and the budget it draws.
+
+    `slot` is the panel's stable place within its row (its id is ``row.base + slot``), so
+    adding a signal never renumbers another's panels. `alerts` (with `match`, labels an
+    alert must carry) are the alerts this panel explains: their `dashboard_url` links here.
+    """
+
+    row: Row | None
+    slot: int
+    title: str
+    unit: str
+    description: str
+    queries: tuple[Query, ...]
+    budget: Thresholds | None = None
+    stat: str | None = None  # one-value summary for the overview (worst instance)
+    alerts: tuple[str, ...] = ()
+    match: tuple[tuple[str, str], ...] = ()
+    kind: str = "timeseries"  # or "heatmap"

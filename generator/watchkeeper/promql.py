@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+
+from watchkeeper.model import Selector
 
 
 @functools.lru_cache(maxsize=4096)  # the same label values are quoted over and over
@@ -11,12 +14,17 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def matchers(labels: dict[str, str], **extra: str) -> str:
+def matchers(labels: Mapping[str, str] | Selector, **extra: str) -> str:
     """``{job="x",code=~"5.."}``-style matcher text; `extra` values may carry their operator.
 
-    A value in `extra` starting with ``=~`` or ``!=`` keeps that operator; others are ``=``.
+    `labels` is plain label values (each ``=``) or a service's Selector (each with its own
+    operator). A value in `extra` starting with ``=~``, ``!~`` or ``!=`` keeps that
+    operator; others are ``=``.
     """
-    parts = [f"{name}={quote(value)}" for name, value in labels.items()]
+    if isinstance(labels, Selector):
+        parts = [f"{m.name}{m.op}{quote(m.value)}" for m in labels.matchers]
+    else:
+        parts = [f"{name}={quote(value)}" for name, value in labels.items()]
     for name, value in extra.items():
         for op in ("=~", "!~", "!="):
             if value.startswith(op):

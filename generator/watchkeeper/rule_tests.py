@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario
+from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
 from watchkeeper.promql import matchers
 from watchkeeper.signals.common import test_step
-from watchkeeper.spec import Service
 from watchkeeper.units import prometheus_duration
 
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from watchkeeper.model import Alert, Piece, Recording
-from watchkeeper.signals import BUILDERS
-from watchkeeper.spec import Service
+from watchkeeper import naming
+from watchkeeper.model import Alert, Piece, Recording, Service
+from watchkeeper.signals import SIGNALS, charts
 from watchkeeper.units import prometheus_duration
 
 
 def build_groups(service: Service) -> list[Piece]:
-    """Run every registered builder and merge their pieces into one rule group per section
-    (a Piece named ``<service>-<section>``), in registry order.
+    """Run every registered signal and merge their pieces into one rule group per section
+    (a Piece named ``<service>-<section>``), in registry order, then add the links
+    (runbook, dashboard panel) to every alert in one pass.
 
     Two signals may need the same recording (latency and errors both read the request
     rate); identical recordings are kept once, since a series written twice per evaluation
     would be a duplicate sample.
     """
     groups: dict[str, Piece] = {}
-    for builder in BUILDERS:
-        for piece in builder(service):
+    for signal in SIGNALS:
+        for piece in signal.build(service):
             _merge(groups.setdefault(piece.group, Piece(f"{service.name}-{piece.group}")), piece)
-    return list(groups.values())
+    pieces = list(groups.values())
+    naming.annotate(service, pieces, charts(service) if service.grafana_url else ())
+    return pieces
 
 
 def _merge(group: Piece, piece: Piece) -> None:

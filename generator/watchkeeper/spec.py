@@ -1,69 +1,52 @@
-"""The spec model (version 1): validated, typed, with defaults resolved.
+"""The spec model (version 1), composed from the signals, and its resolution.
 
 Two layers: the *input* models mirror the YAML exactly (every key optional where the
-contract says so, unknown keys forbidden) and are what pydantic validates; ``resolve()``
-then turns them into :class:`Service` objects whose every value is concrete (defaults
-merged, metric names chosen by language), which is all the builders ever see.
+contract says so, unknown keys forbidden) and are what pydantic validates. The budget
+keys inside ``http``, ``database``, ``runtime`` (and next to them, like ``caches``) are
+not listed here: each signal module declares the keys it reads (see
+:mod:`watchkeeper.signals.base`) and this module adds them to the section models.
+``resolve()`` then turns a validated spec into a :class:`~watchkeeper.model.Spec` whose
+every value is concrete (defaults merged, metric names chosen by language profile),
+which is all the builders ever see.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
-from watchkeeper import units
-from watchkeeper.slo_spec import (
-    PrometheusSpec,
-    SloSpec,
-    check_against_prometheus,
-    latency_problem,
+from watchkeeper import model, profiles, selectors
+from watchkeeper.budgets import (
+    QUANTILES,  # noqa: F401 - re-exported for callers of the spec module
+    Duration,
+    LabelName,
+    MetricName,
+    Strict,
+    Wait,
+    check_label_name,
+    resolve_value,
 )
+from watchkeeper.signals import checks as signal_checks
+from watchkeeper.signals import keys as signal_keys
+from watchkeeper.slo_spec import PrometheusSpec, check_against_prometheus
 
 SPEC_VERSION = 1
-
-# --- Unit-typed scalars ----------------------------------------------------------------------
-
-# Each is a float after validation; WithJsonSchema documents what a user writes instead.
-Duration = Annotated[float, BeforeValidator(units.parse_duration), WithJsonSchema(
-    {"type": "string", "pattern": r"^\d*\.?\d+(ns|us|µs|ms|s|m|h|d|w)$",
-     "examples": ["250us", "50ms", "1.5s", "2m"]})]
-Wait = Annotated[float, BeforeValidator(units.parse_wait), WithJsonSchema(
-    {"type": "string", "pattern": r"^\d*\.?\d+(ns|us|µs|ms|s|m|h|d|w)$",
-     "examples": ["0s", "5m"]})]
-Ratio = Annotated[float, BeforeValidator(units.parse_ratio), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": r"^\d*\.?\d+%$"},
-               {"type": "number", "exclusiveMinimum": 0, "maximum": 1}],
-     "examples": ["80%", "0.1%", 0.8]})]
-Bytes = Annotated[float, BeforeValidator(units.parse_bytes), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": r"^\d*\.?\d+(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"},
-               {"type": "integer", "minimum": 1}],
-     "examples": ["512MiB", "2GB"]})]
-Count = Annotated[float, BeforeValidator(units.parse_count), WithJsonSchema(
-    {"type": "integer", "minimum": 1})]
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-
-
 RESERVED_LABELS = ("service", "signal", "severity")
 
 
 def _check_label_names(labels: dict[str, str]) -> dict[str, str]:
     for name in labels:
-        if not _LABEL_NAME.match(name) or name.startswith("__"):
-            raise ValueError(f"{name!r} is not a valid Prometheus label name")
+        check_label_name(name)
     return labels
 
 
@@ -75,205 +58,25 @@ def _check_alert_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-def _check_metric_name(name: str) -> str:
-    if not _METRIC_NAME.match(name):
-        raise ValueError(f"{name!r} is not a valid Prometheus metric name")
-    return name
-
-
 Labels = Annotated[dict[str, str], AfterValidator(_check_label_names)]
 AlertLabels = Annotated[dict[str, str], AfterValidator(_check_alert_labels)]
-MetricName = Annotated[str, AfterValidator(_check_metric_name)]
-LabelName = Annotated[str, AfterValidator(lambda n: next(iter(_check_label_names({n: ""}))))]
-
-
-class _Strict(BaseModel):
-    """Base for every input model: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --- Thresholds ------------------------------------------------------------------------------
-
-
-class _Thresholds(_Strict):
-    """A budget with up to two severities and an optional `for` of its own.
-
-    Subclasses fix the unit of the values and whether lower values are worse.
-    """
-
-    lower_is_worse: ClassVar[bool] = False
-
-    warning: float | None = None
-    critical: float | None = None
-    for_: Wait | None = Field(None, alias="for")
-
-    @model_validator(mode="after")
-    def _severities_in_order(self) -> _Thresholds:
-        if self.warning is None and self.critical is None:
-            raise ValueError("set at least one of 'warning' or 'critical'")
-        if self.warning is not None and self.critical is not None:
-            if self.lower_is_worse and not self.warning > self.critical:
-                raise ValueError(
-                    "lower is worse for this signal, so 'warning' must be above 'critical'"
-                )
-            if not self.lower_is_worse and not self.warning < self.critical:
-                raise ValueError("'warning' must be below 'critical' (higher is worse here)")
-        return self
-
-
-class DurationThresholds(_Thresholds):
-    warning: Duration | None = None
-    critical: Duration | None = None
-
-
-class RatioThresholds(_Thresholds):
-    warning: Ratio | None = None
-    critical: Ratio | None = None
-
-    @model_validator(mode="after")
-    def _exceedable(self) -> RatioThresholds:
-        if not self.lower_is_worse and 1.0 in (self.warning, self.critical):
-            raise ValueError("a ratio cannot exceed 100%, so a budget of 100% never fires")
-        return self
-
-
-class LowRatioThresholds(RatioThresholds):
-    """A ratio where lower is worse (cache hit ratio)."""
-
-    lower_is_worse: ClassVar[bool] = True
-
-
-class BytesThresholds(_Thresholds):
-    warning: Bytes | None = None
-    critical: Bytes | None = None
-
-
-class Leak(_Strict):
-    """Predict the resource over `window` and alert when it will cross critical within `horizon`."""
-
-    window: Duration
-    horizon: Duration
-    for_: Wait | None = Field(None, alias="for")
-
-
-class CountThresholds(_Thresholds):
-    warning: Count | None = None
-    critical: Count | None = None
-    leak: Leak | None = None
-
-    @model_validator(mode="after")
-    def _leak_needs_critical(self) -> CountThresholds:
-        if self.leak is not None and self.critical is None:
-            raise ValueError("'leak' predicts when 'critical' is crossed, so set 'critical'")
-        return self
-
-
-# --- Sections --------------------------------------------------------------------------------
-
-QUANTILES: dict[str, float] = {
-    "p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999,
-}
-
-
-class LatencyBudgets(_Strict):
-    p50: DurationThresholds | None = None
-    p75: DurationThresholds | None = None
-    p90: DurationThresholds | None = None
-    p95: DurationThresholds | None = None
-    p99: DurationThresholds | None = None
-    p999: DurationThresholds | None = None
-
-    def items(self) -> list[tuple[str, DurationThresholds]]:
-        """The declared quantiles in ascending order."""
-        return [(name, budget) for name in QUANTILES if (budget := getattr(self, name))]
-
-
-class HttpSection(_Strict):
-    histogram: MetricName = "http_request_duration_seconds"
-    status_label: LabelName = "code"
-    latency: LatencyBudgets | None = None
-    error_ratio: RatioThresholds | None = None
-    # Bucket upper bounds (seconds) the histogram declares; lets a latency SLO be checked.
-    buckets: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
-
-
-class PoolSection(_Strict):
-    utilization: RatioThresholds | None = None
-
-
-class DatabaseSection(_Strict):
-    histogram: MetricName = "db_query_duration_seconds"
-    latency: LatencyBudgets | None = None
-    pool: PoolSection | None = None
-
-
-class CacheSpec(_Strict):
-    name: Annotated[str, Field(min_length=1)]
-    hit_ratio: LowRatioThresholds
-
-
-class RuntimeSection(_Strict):
-    memory: BytesThresholds | None = None
-    goroutines: CountThresholds | None = None
-    threads: CountThresholds | None = None
-    tasks: CountThresholds | None = None
-    gc_pause: DurationThresholds | None = None
-
-
-# --- Metric names by language ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricNames:
-    """Every metric name a service's rules read; a spec's `metrics:` block overrides any."""
-
-    up: str = "up"
-    resident_memory: str = "process_resident_memory_bytes"
-    cache_hits: str = "cache_hits_total"
-    cache_misses: str = "cache_misses_total"
-    cache_label: str = "cache"
-    goroutines: str = "go_goroutines"
-    threads: str = "go_threads"
-    tasks: str = "python_asyncio_tasks"
-    gc_pause: str = "go_gc_duration_seconds"
-    pool_in_use: str = "go_sql_in_use_connections"
-    pool_max: str = "go_sql_max_open_connections"
-    pool_label: str = "db_name"
-    pool_wait_seconds: str = "go_sql_wait_duration_seconds_total"
-    pool_waits: str = "go_sql_wait_count_total"
-
-
-LANGUAGE_METRICS: dict[str, MetricNames] = {
-    "go": MetricNames(),
-    "python": MetricNames(
-        threads="python_threads",
-        gc_pause="python_gc_pause_seconds",
-        pool_in_use="db_client_connection_count",
-        pool_max="db_client_connection_max",
-        pool_label="pool",
-        pool_wait_seconds="db_client_connection_wait_time_seconds",
-        pool_waits="db_client_connection_wait_time_seconds",
-    ),
-}
-METRIC_KEYS = tuple(MetricNames.__dataclass_fields__)
 
 
 def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
+    known = profiles.metric_keys()
     for key, value in names.items():
-        if key not in METRIC_KEYS:
-            raise ValueError(f"unknown metric key {key!r}; known keys: {', '.join(METRIC_KEYS)}")
-        pattern = _LABEL_NAME if key.endswith("_label") else _METRIC_NAME
-        if not pattern.match(value):
+        if key not in known:
+            raise ValueError(f"unknown metric key {key!r}; known keys: {', '.join(known)}")
+        pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$" if key.endswith("_label") else \
+            r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+        if not re.match(pattern, value):
             raise ValueError(f"{value!r} is not a valid Prometheus name for {key!r}")
     return names
 
 
 MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrides)]
 
-
 # --- Defaults and services ---------------------------------------------------------------------
-
 
 RUNBOOK_PLACEHOLDERS = ("service", "alert", "signal")
 
@@ -289,31 +92,53 @@ def _check_runbook_url(template: str) -> str:
     return template
 
 
-class _Inheritable(_Strict):
+BUILTIN_RATE_WINDOW = 300.0
+BUILTIN_FOR = 300.0
+BUILTIN_KEEP_FIRING_FOR = 0.0
+
+
+class Inheritable(Strict):
     """Keys a service may set and `defaults` may set for every service."""
 
-    labels: AlertLabels | None = None
-    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)] | None = None
-    grafana_url: str | None = None
-    rate_window: Duration | None = None
-    for_: Wait | None = Field(None, alias="for")
-    keep_firing_for: Wait | None = None
-    min_events: Annotated[int, Field(gt=0)] | None = None
-    metrics: MetricOverrides | None = None
+    labels: AlertLabels | None = Field(
+        None, description="Extra labels on every alert (service, signal and severity are "
+                          "set by watchkeeper).")
+    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)] | None = Field(
+        None, description="Template of each alert's runbook_url annotation; placeholders "
+                          "{service}, {alert}, {signal}.")
+    grafana_url: str | None = Field(
+        None, description="Grafana base URL; when set, each alert carries a dashboard_url "
+                          "to the panel explaining it.")
+    rate_window: Duration | None = Field(
+        None, description="Window of every rate and quantile (default 5m).")
+    for_: Wait | None = Field(
+        None, alias="for", description="How long a budget must be exceeded before its alert "
+                                       "fires (default 5m); each budget may set its own.")
+    keep_firing_for: Wait | None = Field(
+        None, description="How long an alert keeps firing after it clears (default 0s; needs "
+                          "Prometheus 2.42+).")
+    min_events: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="Fewest events (requests, lookups, queries) per rate window for a "
+                          "ratio or quantile to be judged; see docs/spec.md for the default.")
+    metrics: MetricOverrides | None = Field(
+        None, description="Rename any metric a rule reads: {metric key: name}; see "
+                          "docs/spec.md for the keys.")
 
 
-class EmailReceiver(_Strict):
-    to: str
-    from_: str = Field(alias="from")
-    smarthost: str  # host:port
-    require_tls: bool = True
+class EmailReceiver(Strict):
+    """An email receiver (Alertmanager's email_configs)."""
+
+    to: str = Field(description="Recipient address.")
+    from_: str = Field(alias="from", description="Sender address.")
+    smarthost: str = Field(description="SMTP server as host:port.")
+    require_tls: bool = Field(True, description="Refuse to send without STARTTLS.")
 
 
-class Receiver(_Strict):
+class Receiver(Strict):
     """Where one severity's notifications go: a webhook, an email address, or both."""
 
-    webhook_url: str | None = None
-    email: EmailReceiver | None = None
+    webhook_url: str | None = Field(None, description="URL receiving Alertmanager webhooks.")
+    email: EmailReceiver | None = Field(None, description="Email receiver.")
 
     @model_validator(mode="after")
     def _somewhere(self) -> Receiver:
@@ -322,91 +147,155 @@ class Receiver(_Strict):
         return self
 
 
-class Receivers(_Strict):
-    page: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/page")  # critical
-    ticket: Receiver = Receiver(webhook_url="http://127.0.0.1:9095/ticket")  # warning
+class Receivers(Strict):
+    """The two receivers: `page` gets critical alerts, `ticket` warnings."""
+
+    page: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/page"),
+                           description="Receives critical alerts.")
+    ticket: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/ticket"),
+                             description="Receives warning alerts.")
 
 
-class AlertmanagerSpec(_Strict):
+class AlertmanagerSpec(Strict):
     """Routing for `alerts/alertmanager.yml`: critical pages, warning opens a ticket."""
 
-    receivers: Receivers = Receivers()
-    group_wait: Wait = 30.0
-    group_interval: Duration = 300.0
-    repeat_interval: Duration = 14400.0
+    receivers: Receivers = Field(Receivers(), description="Where pages and tickets go.")
+    group_wait: Wait = Field(30.0, description="Wait before the first notification of a "
+                                                "group.", json_schema_extra={"default": "30s"})
+    group_interval: Duration = Field(300.0, description="Wait before notifying about new "
+                                                        "alerts of a group.",
+                                     json_schema_extra={"default": "5m"})
+    repeat_interval: Duration = Field(14400.0, description="Wait before repeating a "
+                                                           "notification.",
+                                      json_schema_extra={"default": "4h"})
 
 
-class Defaults(_Inheritable):
-    alertmanager: AlertmanagerSpec = AlertmanagerSpec()
-    prometheus: PrometheusSpec = PrometheusSpec()
+class Defaults(Inheritable):
+    """Keys applied to every service that does not set them, and the shared routing."""
+
+    alertmanager: AlertmanagerSpec = Field(AlertmanagerSpec(),
+                                           description="Alertmanager routing.")
+    prometheus: PrometheusSpec = Field(PrometheusSpec(), description=(
+        "Facts about the Prometheus evaluating the rules, to refuse SLOs it cannot compute."))
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
+# --- Sections, composed from the keys signals declare ----------------------------------------
 
-class ServiceSpec(_Inheritable):
-    name: Annotated[str, Field(pattern=SERVICE_NAME.pattern, max_length=40)]
-    selector: Annotated[Labels, Field(min_length=1)]
-    language: Literal["go", "python"]
-    http: HttpSection | None = None
-    database: DatabaseSection | None = None
-    caches: list[CacheSpec] = []
-    runtime: RuntimeSection | None = None
-    slos: list[SloSpec] = []
+SECTION_DOCS = {
+    "http": "HTTP server budgets, from one request-duration histogram.",
+    "database": "Database client budgets: query durations and the connection pool.",
+    "runtime": "Per-instance process and runtime budgets.",
+}
+SECTION_SETTINGS: dict[str, dict[str, Any]] = {
+    "http": {
+        "histogram": (MetricName, Field("http_request_duration_seconds", description=(
+            "Request-duration histogram (without _bucket); its _count is the request rate."))),
+        "status_label": (LabelName, Field("code", description="Label holding the HTTP status "
+                                                              "code; 5xx counts as an error.")),
+    },
+    "database": {
+        "histogram": (MetricName, Field("db_query_duration_seconds", description=(
+            "Query-duration histogram (without _bucket)."))),
+    },
+}
 
-    @field_validator("slos")
-    @classmethod
-    def _unique_slos(cls, slos: list[SloSpec]) -> list[SloSpec]:
-        _unique("SLO", [slo.name for slo in slos])
-        return slos
+
+def _section_model(section: str) -> type[Strict]:
+    fields: dict[str, Any] = dict(SECTION_SETTINGS.get(section, {}))
+    for key in signal_keys():
+        if key.section == section:
+            fields[key.name] = (key.type | None, Field(key.default, description=key.description))
+    return create_model(f"{section.title()}Section", __base__=Strict,
+                        __doc__=SECTION_DOCS.get(section, f"Budgets under `{section}`."),
+                        **fields)
+
+
+def _service_fields() -> dict[str, Any]:
+    """The budget-bearing keys of a service, in registry order of first appearance."""
+    fields: dict[str, Any] = {}
+    for key in signal_keys():
+        if key.section is None:
+            fields[key.name] = (key.type, Field(key.default, description=key.description))
+        elif key.section not in fields:
+            fields[key.section] = (_section_model(key.section) | None,
+                                   Field(None, description=SECTION_DOCS.get(key.section)))
+    return fields
+
+
+def _check_language(service: Strict) -> Strict:
+    """Keys the service's language cannot have (goroutines on python…), per its profile."""
+    for path, message in profiles.LANGUAGES[service.language].get("unsupported", {}).items():
+        if _at(service, path) is not None:
+            raise ValueError(message)
+    return service
+
+
+def _at(spec: Any, path: str) -> Any:
+    for part in path.split("."):
+        spec = getattr(spec, part, None)
+        if spec is None:
+            return None
+    return spec
+
+
+class _ServiceBase(Inheritable):
+    name: Annotated[str, Field(pattern=SERVICE_NAME.pattern, max_length=40)] = Field(
+        description="Lowercase name: letters, digits, dashes; the `service` label of every "
+                    "alert and recording.")
+    selector: Annotated[Any, BeforeValidator(selectors.parse), WithJsonSchema({
+        "anyOf": [
+            {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+                {"type": "string"},
+                {"type": "object", "minProperties": 1, "maxProperties": 1,
+                 "properties": {kind: {"type": "string"} for kind in selectors.OPS},
+                 "additionalProperties": False}]}},
+            {"type": "string", "examples": ['{job=~"a|b", route!~"/metrics|/healthz"}']}],
+        "examples": [{"job": "checkout"},
+                     {"job": {"regex": "rockstar|rockstar-canary"},
+                      "route": {"not_regex": "/metrics|/healthz"}}]})] = Field(
+        description="Label matchers selecting the service's series: {job: checkout}, "
+                    "{label: {regex|not_regex|not: value}}, or PromQL matchers as a string; "
+                    "regexes are RE2 as Prometheus reads them.")
+    language: Literal[profiles.LANGUAGE_NAMES] = Field(  # type: ignore[valid-type]
+        description="Which exporter conventions the metric names follow: go or python.")
 
     @model_validator(mode="after")
-    def _slo_indicators_readable(self) -> ServiceSpec:
-        for i, slo in enumerate(self.slos):
-            if slo.signal in ("availability", "latency") and self.http is None:
-                raise ValueError(f"slos[{i}] ({slo.name}): the {slo.signal} indicator reads "
-                                 "the service's HTTP histogram; declare 'http:' (its histogram "
-                                 "and status_label) or use indicator: {events: ...}")
-            if slo.signal == "latency" and self.http is not None:
-                problem = latency_problem(slo.indicator.latency, self.http.buckets)
-                if problem:
-                    raise ValueError(f"slos[{i}].indicator.latency: {problem}")
-        return self
+    def _language_keys(self) -> _ServiceBase:
+        return _check_language(self)
 
     @model_validator(mode="after")
-    def _runtime_matches_language(self) -> ServiceSpec:
-        if self.runtime is None:
-            return self
-        if self.language == "python" and self.runtime.goroutines is not None:
-            raise ValueError("'runtime.goroutines' is for go services; python services have "
-                             "'runtime.tasks' (asyncio tasks) instead")
-        if self.language == "go" and self.runtime.tasks is not None:
-            raise ValueError("'runtime.tasks' (asyncio tasks) is for python services; go "
-                             "services have 'runtime.goroutines' instead")
+    def _across_keys(self) -> _ServiceBase:
+        for check in signal_checks():
+            check(self)
         return self
 
-    @field_validator("caches")
-    @classmethod
-    def _unique_caches(cls, caches: list[CacheSpec]) -> list[CacheSpec]:
-        _unique("cache", [cache.name for cache in caches])
-        return caches
+
+ServiceSpec = create_model("ServiceSpec", __base__=_ServiceBase,
+                           __doc__="One service and its budgets.", **_service_fields())
 
 
-class SpecFile(_Strict):
-    version: Literal[1]
-    defaults: Defaults = Defaults()
-    services: Annotated[list[ServiceSpec], Field(min_length=1)]
+class SpecFile(Strict):
+    """A watchkeeper spec file."""
+
+    version: Literal[1] = Field(description="Spec format version; always 1.")
+    defaults: Defaults = Field(Defaults(), description="Defaults for every service.")
+    services: Annotated[list[ServiceSpec], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        description="The services and their budgets.")
 
     @field_validator("services")
     @classmethod
-    def _unique_service_names(cls, services: list[ServiceSpec]) -> list[ServiceSpec]:
-        _unique("service", [service.name for service in services])
+    def _unique_service_names(cls, services: list) -> list:
+        names = [service.name for service in services]
+        if duplicates := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
         return services
 
     @model_validator(mode="after")
     def _slos_fit_prometheus(self) -> SpecFile:
         problems = [problem for i, service in enumerate(self.services)
-                    for j, slo in enumerate(service.slos)
+                    for j, slo in enumerate(getattr(service, "slos", None) or [])
                     if (problem := check_against_prometheus(
                         slo, f"services[{i}].slos[{j}]", self.defaults.prometheus))]
         if problems:
@@ -414,47 +303,7 @@ class SpecFile(_Strict):
         return self
 
 
-def _unique(kind: str, names: list[str]) -> None:
-    if duplicates := sorted({name for name in names if names.count(name) > 1}):
-        raise ValueError(f"{kind} names must be unique, repeated: {', '.join(duplicates)}")
-
-
-# --- Resolved model (what builders consume) ----------------------------------------------------
-
-BUILTIN_RATE_WINDOW = 300.0
-BUILTIN_FOR = 300.0
-BUILTIN_KEEP_FIRING_FOR = 0.0
-BUILTIN_MIN_EVENTS = 10
-
-
-@dataclass(frozen=True)
-class Service:
-    """One service with every default applied; builders read only this."""
-
-    name: str
-    selector: dict[str, str]
-    language: str
-    labels: dict[str, str]
-    runbook_url: str | None
-    grafana_url: str | None
-    rate_window: float
-    for_: float
-    keep_firing_for: float
-    min_events: int
-    metrics: MetricNames
-    http: HttpSection | None = None
-    database: DatabaseSection | None = None
-    caches: tuple[CacheSpec, ...] = ()
-    runtime: RuntimeSection | None = None
-    slos: tuple[SloSpec, ...] = ()
-    prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
-    # Routing is global (declared in `defaults`); every service carries the same settings
-    # so output builders need nothing but the services.
-    alertmanager: AlertmanagerSpec = field(default_factory=AlertmanagerSpec)
-
-    def for_of(self, budget: _Thresholds | Leak) -> float:
-        """The `for` of one budget: its own when set, else the service's."""
-        return budget.for_ if budget.for_ is not None else self.for_
+# --- Resolution ------------------------------------------------------------------------------
 
 
 def _pick(service_value, default_value, builtin):
@@ -465,34 +314,50 @@ def _pick(service_value, default_value, builtin):
     return builtin
 
 
-def resolve(spec: SpecFile) -> list[Service]:
-    """Merge `defaults` into every service (service keys win) and pick metric names."""
-    defaults = spec.defaults
-    services = []
-    for s in spec.services:
-        overrides = {**(defaults.metrics or {}), **(s.metrics or {})}
-        metrics = LANGUAGE_METRICS[s.language]
-        if overrides:
-            metrics = MetricNames(**{**metrics.__dict__, **overrides})
-        services.append(Service(
-            name=s.name,
-            selector=dict(s.selector),
-            language=s.language,
-            labels={**(defaults.labels or {}), **(s.labels or {})},
-            runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
-            grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),
-            rate_window=_pick(s.rate_window, defaults.rate_window, BUILTIN_RATE_WINDOW),
-            for_=_pick(s.for_, defaults.for_, BUILTIN_FOR),
-            keep_firing_for=_pick(s.keep_firing_for, defaults.keep_firing_for,
-                                  BUILTIN_KEEP_FIRING_FOR),
-            min_events=_pick(s.min_events, defaults.min_events, BUILTIN_MIN_EVENTS),
-            metrics=metrics,
-            http=s.http,
-            database=s.database,
-            caches=tuple(s.caches),
-            runtime=s.runtime,
-            slos=tuple(s.slos),
-            prometheus=defaults.prometheus,
-            alertmanager=defaults.alertmanager,
-        ))
-    return services
+def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, dict]]:
+    """(resolved budgets by spec path, settings by section) of one service."""
+    budgets: dict[str, Any] = {}
+    settings: dict[str, dict] = {}
+    for key in signal_keys():
+        holder = spec if key.section is None else getattr(spec, key.section)
+        if holder is None:
+            continue
+        if key.section is not None:
+            settings[key.section] = {name: getattr(holder, name)
+                                     for name in SECTION_SETTINGS.get(key.section, {})}
+        value = getattr(holder, key.name)
+        if value is None:
+            continue
+        resolved = resolve_value(value, default_for)
+        if resolved is not None and resolved != ():
+            budgets[key.path] = resolved
+    return budgets, settings
+
+
+def _service(s: Any, defaults: Defaults) -> model.Service:
+    for_ = _pick(s.for_, defaults.for_, BUILTIN_FOR)
+    budgets, settings = _budgets(s, for_)
+    return model.Service(
+        name=s.name,
+        selector=s.selector,
+        profile=profiles.profile(s.language, {**(defaults.metrics or {}), **(s.metrics or {})}),
+        labels={**(defaults.labels or {}), **(s.labels or {})},
+        runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
+        grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),
+        rate_window=_pick(s.rate_window, defaults.rate_window, BUILTIN_RATE_WINDOW),
+        for_=for_,
+        keep_firing_for=_pick(s.keep_firing_for, defaults.keep_firing_for,
+                              BUILTIN_KEEP_FIRING_FOR),
+        min_events=_pick(s.min_events, defaults.min_events, None),
+        settings=settings,
+        budgets=budgets,
+    )
+
+
+def resolve(spec: SpecFile) -> model.Spec:
+    """Merge `defaults` into every service (service keys win), resolve every budget and
+    pick metric names by language profile."""
+    return model.Spec(
+        services=tuple(_service(s, spec.defaults) for s in spec.services),
+        alertmanager=spec.defaults.alertmanager,
+    )

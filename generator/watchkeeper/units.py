@@ -99,8 +99,9 @@ def parse_bytes(value: object) -> float:
     """Return bytes for ``"512MB"`` (decimal, 10^6) or ``"512MiB"`` (binary, 2^20)."""
     if isinstance(value, bool):
         raise UnitError(f"expected a size such as 512MiB or 2GB, got {value!r}")
-    if isinstance(value, int) and value > 0:
-        return float(value)
+    if isinstance(value, int | float):  # 512 could be bytes or MiB: refuse to guess
+        raise UnitError(f"a size needs its unit, such as {value}MiB (binary) or {value}MB "
+                        f"(decimal), got {value!r}")
     if not isinstance(value, str) or not (match := _BYTES_RE.match(value.strip())):
         raise UnitError(
             f"expected a size such as 512MiB (binary) or 512MB (decimal), got {value!r}")
@@ -108,6 +109,24 @@ def parse_bytes(value: object) -> float:
     if size <= 0:
         raise UnitError(f"a size must be greater than zero, got {value!r}")
     return size
+
+
+_RATE_RE = re.compile(rf"^{_NUMBER}/(?P<unit>s|min|h)$")
+_RATE_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: object) -> float:
+    """Return events per second for ``"50/s"``, ``"3000/min"`` or ``"10/h"``.
+
+    A bare number is refused: ``50`` could be per second or per minute.
+    """
+    if isinstance(value, bool) or not isinstance(value, str) or \
+            not (match := _RATE_RE.match(value.strip())):
+        raise UnitError(f"expected a rate such as 50/s, 3000/min or 10/h, got {value!r}")
+    per_second = float(match["number"]) / _RATE_UNITS[match["unit"]]
+    if per_second <= 0:
+        raise UnitError(f"a rate must be greater than zero, got {value!r}")
+    return per_second
 
 
 def parse_count(value: object) -> float:

@@ -7,7 +7,6 @@ when every file is written, so a failed run never leaves half of a previous good
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import shutil
@@ -144,10 +143,6 @@ def to_yaml(document: dict, header: str = "") -> str:
     out: list[str] = [header]
     _emit_map(document, "", out)
     return "".join(out)
-
-
-def to_json(document: object) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def write_tree(root: Path, files: Mapping[str, str], owned: tuple[str, ...]) -> None:

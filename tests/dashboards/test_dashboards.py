@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 from watchkeeper.check import panels, referenced
 from watchkeeper.dashboards import ids
 from watchkeeper.generate import alert_files, generate
-from watchkeeper.load import load_services
+from watchkeeper.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "spec" / "services.yaml"
@@ -18,7 +19,7 @@ SPEC = REPO / "spec" / "services.yaml"
 
 @pytest.fixture(scope="module")
 def services():
-    return load_services(SPEC, {})
+    return load_spec(SPEC, {})
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_generation_is_byte_stable(services, files):
 
 
 def test_one_dashboard_per_service_plus_overview_and_provisioning(services, files):
-    expected = {f"dashboards/{s.name}.json" for s in services}
+    expected = {f"dashboards/{s.name}.json" for s in services.services}
     expected |= {"dashboards/overview.json", "dashboards/provisioning/dashboards.yaml"}
     assert set(files) == expected
     provider = yaml.safe_load(files["dashboards/provisioning/dashboards.yaml"])["providers"][0]
@@ -49,6 +50,8 @@ def test_one_dashboard_per_service_plus_overview_and_provisioning(services, file
 
 def test_rows_only_for_declared_sections(files):
     rows = {p["title"] for p in _dashboard(files, "nextevent-api")["panels"] if p["type"] == "row"}
+    assert rows == {"HTTP", "Database", "Caches", "Runtime", "Background jobs"}
+    rows = {p["title"] for p in _dashboard(files, "festivals-api")["panels"] if p["type"] == "row"}
     assert rows == {"HTTP", "Database", "Caches", "Runtime"}
     titles = {p["title"] for p in _dashboard(files, "nextevent-api")["panels"]}
     assert "HTTP latency p95" in titles and "HTTP latency p99" not in titles
@@ -107,19 +110,20 @@ def test_uids_stable_valid_and_short():
 def test_overview_links_and_stats(services, files):
     overview = _dashboard(files, "overview")
     rows = [p["title"] for p in overview["panels"] if p["type"] == "row"]
-    slo_row = ["SLOs: error budget remaining"] if any(s.slos for s in services) else []
-    assert rows == [s.name for s in services] + slo_row
+    slo_row = ["SLOs: error budget remaining"] if any(
+        s.budget("slos") for s in services.services) else []
+    assert rows == [s.name for s in services.services] + slo_row
     stats = [p for p in overview["panels"] if p["type"] == "stat"]
     assert all(p["options"]["colorMode"] == "background" for p in stats)
-    assert sum(p["title"] == "Firing alerts" for p in stats) == len(services)
+    assert sum(p["title"] == "Firing alerts" for p in stats) == len(services.services)
     assert any("/d/wk-festivals-api/" in link["url"] for p in stats for link in p["links"])
     back = _dashboard(files, "festivals-api")["links"]
     assert back[0]["url"] == f"/d/{ids.OVERVIEW_UID}"
 
 
 def test_every_alert_links_to_an_existing_panel(services, files):
-    for service in services:
-        rules = yaml.safe_load(alert_files([service], SPEC.name)[
+    for service in services.services:
+        rules = yaml.safe_load(alert_files(replace(services, services=(service,)), SPEC.name)[
             f"alerts/{service.name}.rules.yml"])
         dashboard = _dashboard(files, service.name)
         panel_ids = {p["id"] for p in panels(dashboard)}

@@ -7,13 +7,13 @@ from pathlib import Path
 import yaml
 from watchkeeper import promtool
 from watchkeeper.generate import alert_files
-from watchkeeper.load import load_services
+from watchkeeper.load import load_spec
 from watchkeeper.writers import write_tree
 
 
 def generate_alerts(spec: Path, out: Path) -> Path:
     """Generate alerts/ for `spec` under `out`; return the alerts folder."""
-    write_tree(out, alert_files(load_services(spec), spec.name), owned=("alerts",))
+    write_tree(out, alert_files(load_spec(spec), spec.name), owned=("alerts",))
     return out / "alerts"
 
 

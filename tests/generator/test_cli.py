@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rule_helpers import write_spec
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -19,6 +20,7 @@ def run(*args: str, env: dict | None = None, cwd: Path | None = None):
                           cwd=cwd, check=False)
 
 
+@pytest.mark.slow
 def test_generate_then_test_passes(tmp_path):
     generated = run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts")
     assert generated.returncode == 0, generated.stderr
@@ -48,6 +50,7 @@ def test_a_failed_generate_keeps_the_previous_output(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".alerts")]
 
 
+@pytest.mark.slow
 def test_failing_rule_tests_exit_1_and_name_the_file(tmp_path):
     assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
     rules = tmp_path / "alerts" / "tickets-api.rules.yml"
@@ -57,6 +60,7 @@ def test_failing_rule_tests_exit_1_and_name_the_file(tmp_path):
     assert "FAIL test rules: " in result.stdout and "tickets-api.test.yml" in result.stdout
 
 
+@pytest.mark.slow
 def test_missing_promtool_says_how_to_install(tmp_path):
     assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
     env = {**os.environ, "PATH": str(tmp_path / "empty")}

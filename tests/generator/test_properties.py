@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rule_helpers import generate_alerts, run_promtool, write_spec
+
+pytestmark = pytest.mark.slow  # 25 specs through promtool: minutes
 
 DURATIONS_MS = st.sampled_from([5, 20, 50, 100, 250, 500, 1000, 2500])
 WINDOWS = st.sampled_from(["1m", "2m", "5m", "10m"])

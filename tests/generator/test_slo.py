@@ -16,7 +16,7 @@ import yaml
 from rule_helpers import generate_alerts, write_spec
 from watchkeeper import promtool
 from watchkeeper.cli import main
-from watchkeeper.load import SpecError, load_services
+from watchkeeper.load import SpecError, load_spec
 from watchkeeper.slo_spec import DAY, TIERS, le_spellings
 
 HERE = Path(__file__).parent
@@ -70,7 +70,7 @@ def test_le_spellings_cover_go_python_and_prometheus_3():
 
 def problems(tmp_path: Path, document: dict) -> str:
     with pytest.raises(SpecError) as error:
-        load_services(write_spec(tmp_path, document))
+        load_spec(write_spec(tmp_path, document))
     return str(error.value)
 
 
@@ -81,7 +81,7 @@ def test_objective_whose_page_can_never_fire_is_refused(tmp_path):
     # switching the impossible tiers off is the way out: 14.4x and 6x of 10% exceed 100%
     ok = {**AVAILABILITY, "objective": "90%",
           "alerting": {"tiers": {"page-1h": False, "page-6h": False}}}
-    assert load_services(write_spec(tmp_path, spec(ok)))[0].slos[0].objective == 0.9
+    assert load_spec(write_spec(tmp_path, spec(ok))).services[0].budget("slos")[0].objective == 0.9
 
 
 def test_budget_spent_between_two_evaluations_is_refused(tmp_path):
@@ -94,7 +94,7 @@ def test_window_longer_than_declared_retention_is_refused(tmp_path):
     text = problems(tmp_path, spec(AVAILABILITY, defaults={"prometheus": {"retention": "15d"}}))
     assert "services[0].slos[0].window" in text and "retention" in text
     fine = spec({**AVAILABILITY, "window": "7d"}, defaults={"prometheus": {"retention": "15d"}})
-    assert load_services(write_spec(tmp_path, fine))[0].slos[0].window == 7 * DAY
+    assert load_spec(write_spec(tmp_path, fine)).services[0].budget("slos")[0].window == 7 * DAY
 
 
 def test_latency_threshold_between_buckets_is_refused(tmp_path):
@@ -258,7 +258,7 @@ def test_dashboards_show_each_slo_and_the_overview_has_an_slo_row(tmp_path):
 
     document = spec(AVAILABILITY, EXAMPLE)
     document["services"][0]["grafana_url"] = "https://grafana.example.com"
-    services = load_services(write_spec(tmp_path, document))
+    services = load_spec(write_spec(tmp_path, document))
     files = dashboard_files(services, "spec.yaml")
     panels = json.loads(files["dashboards/shop.json"])["panels"]
     slo_panels = {p["id"]: p for p in panels if 501 <= p["id"] < 600}

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 from watchkeeper.load import SpecError, load_services, load_spec_file
-from watchkeeper.spec import LANGUAGE_METRICS
+from watchkeeper.profiles import profile
 
 VALID = """\
 version: 1
@@ -39,7 +39,7 @@ def test_defaults_merge_and_service_keys_win(tmp_path):
     assert service.labels == {"team": "payments"}
     assert service.for_ == 120
     assert service.rate_window == 300
-    assert service.metrics == LANGUAGE_METRICS["go"]
+    assert service.profile == profile("go")
 
 
 def test_metric_names_follow_language_and_overrides(tmp_path):
@@ -47,8 +47,8 @@ def test_metric_names_follow_language_and_overrides(tmp_path):
     path.write_text(VALID.replace("language: go", "language: python\n    metrics: "
                                   "{threads: app_threads}"))
     [service] = load_services(path)
-    assert service.metrics.threads == "app_threads"
-    assert service.metrics.pool_in_use == "db_client_connection_count"
+    assert service.metric("threads") == "app_threads"
+    assert service.metric("pool_in_use") == "db_client_connection_count"
 
 
 def test_unknown_key_suggests_the_close_one(tmp_path):
@@ -137,7 +137,7 @@ def test_jsonnet_spec_with_ext_str(tmp_path):
     [service] = load_services(path, {"env": "prod"})
     assert service.name == "api-prod"
     assert service.labels == {"env": "prod"}
-    assert service.runtime.memory.critical == 2**30
+    assert service.budget("runtime.memory").critical == 2**30
 
 
 def test_bad_jsonnet_is_one_clear_error(tmp_path):

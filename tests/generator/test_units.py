@@ -39,7 +39,7 @@ def test_bare_percentage_gets_a_hint():
 
 
 @pytest.mark.parametrize(("text", "size"), [
-    ("512MB", 512e6), ("512MiB", 512 * 2**20), ("2GiB", 2 * 2**30), ("1.5GB", 1.5e9), (4096, 4096),
+    ("512MB", 512e6), ("512MiB", 512 * 2**20), ("2GiB", 2 * 2**30), ("1.5GB", 1.5e9),
 ])
 def test_bytes_decimal_and_binary(text, size):
     assert units.parse_bytes(text) == size
@@ -49,6 +49,12 @@ def test_bytes_decimal_and_binary(text, size):
 def test_bad_bytes_are_refused(text):
     with pytest.raises(units.UnitError):
         units.parse_bytes(text)
+
+
+def test_unitless_size_is_refused_with_a_hint():
+    """`memory: {warning: 512}` used to be 512 bytes; now it names the units to choose from."""
+    with pytest.raises(units.UnitError, match=r"needs its unit, such as 512MiB .* or 512MB"):
+        units.parse_bytes(512)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

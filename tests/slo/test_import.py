@@ -22,7 +22,7 @@ import yaml
 from watchkeeper import promtool
 from watchkeeper.cli import main
 from watchkeeper.generate import alert_files
-from watchkeeper.load import load_services
+from watchkeeper.load import load_spec
 from watchkeeper.writers import write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -198,7 +198,7 @@ def _import(example: Example, tmp_path: Path) -> Path:
     spec = tmp_path / "imported.yaml"
     assert main(["import", example.importer, str(FIXTURES / "sloth" / example.file),
                  "-o", str(spec)]) == 0
-    write_tree(tmp_path, alert_files(load_services(spec), spec.name), owned=("alerts",))
+    write_tree(tmp_path, alert_files(load_spec(spec), spec.name), owned=("alerts",))
     return tmp_path / "alerts"
 
 

@@ -10,7 +10,7 @@ import yaml
 from watchkeeper import promtool
 from watchkeeper.cli import main
 from watchkeeper.generate import alert_files
-from watchkeeper.load import load_services
+from watchkeeper.load import load_spec
 from watchkeeper.writers import write_tree
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -43,7 +43,7 @@ def test_openslo_v1_counters_become_rates_over_the_window(capsys, tmp_path):
     # the imported spec generates burn-rate alerts that promtool accepts
     path = tmp_path / "spec.yaml"
     path.write_text(out)
-    write_tree(tmp_path, alert_files(load_services(path), "spec.yaml"), owned=("alerts",))
+    write_tree(tmp_path, alert_files(load_spec(path), "spec.yaml"), owned=("alerts",))
     if shutil.which("promtool"):
         checked = promtool.check_rules([tmp_path / "alerts" / "checkout.slo.rules.yml"])
         assert checked.ok, checked.output
@@ -132,4 +132,4 @@ def test_output_file_never_overwrites_a_file_it_did_not_write(capsys, tmp_path):
     target.unlink()
     assert run(capsys, "sloth", source, "-o", target)[0] == 0
     assert run(capsys, "sloth", source, "-o", target)[0] == 0  # its own output: rewritten
-    assert load_services(target)[0].slos[0].name == "requests-availability"
+    assert load_spec(target).services[0].budget("slos")[0].name == "requests-availability"

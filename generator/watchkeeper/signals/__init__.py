@@ -1,40 +1,74 @@
-"""The signal registry: each module turns one kind of budget into rules and test scenarios.
+"""The signal registry: one line per signal module, in the order their output appears.
 
-A builder takes a resolved :class:`~watchkeeper.spec.Service` and returns the
-:class:`~watchkeeper.model.Piece` objects it contributes (none when the service does not
-declare that budget). Adding a signal is one module plus one line here.
+Each module exports a :class:`~watchkeeper.signals.base.Signal`; the spec model, the rule
+groups, the promtool tests and the dashboard rows are all derived from this tuple (see
+docs/architecture.md). Adding a signal is one module plus one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from watchkeeper.model import Piece
+from watchkeeper.model import Chart, Service
 from watchkeeper.signals import (
     absent,
     cache,
+    cpu,
     db_latency,
     db_pool,
     errors,
     gc,
+    jobs,
     latency,
     leak,
     runtime,
     slo,
+    slow_queries,
+    throughput,
 )
-from watchkeeper.spec import Service
+from watchkeeper.signals.base import Key, Signal
 
-Builder = Callable[[Service], list[Piece]]
-
-BUILDERS: tuple[Builder, ...] = (
-    latency.build,
-    errors.build,
-    db_latency.build,
-    db_pool.build,
-    cache.build,
-    runtime.build,
-    leak.build,
-    gc.build,
-    absent.build,
-    slo.build,
+SIGNALS: tuple[Signal, ...] = (
+    latency.SIGNAL,
+    errors.SIGNAL,
+    throughput.SIGNAL,
+    db_latency.SIGNAL,
+    db_pool.SIGNAL,
+    slow_queries.SIGNAL,
+    cache.SIGNAL,
+    jobs.SIGNAL,
+    runtime.SIGNAL,
+    leak.SIGNAL,
+    gc.SIGNAL,
+    cpu.SIGNAL,
+    absent.SIGNAL,
+    slo.SIGNAL,
 )
+
+
+def keys() -> list[Key]:
+    """Every spec key a signal reads, in registry order."""
+    return [key for signal in SIGNALS for key in signal.keys]
+
+
+def checks() -> list:
+    """The signals' validations across keys of one input service (see Signal.check)."""
+    return [signal.check for signal in SIGNALS if signal.check is not None]
+
+
+def metric_defaults() -> dict[str, str]:
+    """Every metric key a signal reads, with its default name."""
+    return {key: name for signal in SIGNALS for key, name in signal.metrics.items()}
+
+
+def charts(service: Service) -> list[Chart]:
+    """Every chart the signals ask for, once per place (row and slot).
+
+    Signals may ask for the same panel: latency and errors both show the request rate.
+    Where one of them draws a budget on it (throughput), that one takes the place.
+    """
+    placed: dict[tuple, Chart] = {}
+    for signal in SIGNALS:
+        for chart in signal.charts(service):
+            place = (chart.row, chart.slot)
+            if place not in placed or (placed[place].budget is None and chart.budget):
+                placed[place] = chart
+    return list(placed.values())

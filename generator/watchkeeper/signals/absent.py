@@ -9,41 +9,49 @@ service stopped exposing while it is up.
 from __future__ import annotations
 
 from watchkeeper import promql
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Scenario, Series
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    Chart,
+    ExpectedAlert,
+    Piece,
+    Query,
+    Scenario,
+    Series,
+    Service,
+)
 from watchkeeper.signals import common
-from watchkeeper.signals.runtime import GAUGES, metric_of
-from watchkeeper.signals.threshold import alert_labels, runbook, steps_for
-from watchkeeper.spec import Service
+from watchkeeper.signals.base import Signal
+from watchkeeper.signals.threshold import alert_labels, steps_for
 from watchkeeper.units import prometheus_duration
 
-SIGNAL = "absent"
+NAME = "absent"
 OTHER_INSTANCE = "host-b:9090"
 
 
+ALERTS = ("ServiceDown", "TargetDown", "ServiceMetricsAbsent")
+
+
 def always_exposed(service: Service) -> list[str]:
-    """Metrics the budgets read that an instance exposes from start-up, whatever its traffic.
+    """Metrics the budgets read that an instance exposes from start-up, whatever its traffic,
+    as each signal declares them (its `exposed`), once each.
 
     Histograms with labels appear only after their first observation, so an idle service
-    legitimately lacks them; they are left out to keep this alert free of noise.
+    legitimately lacks them; signals leave those out to keep this alert free of noise.
     """
-    metrics = [metric_of(service, g.key) for g in GAUGES
-               if service.runtime and getattr(service.runtime, g.key) is not None]
-    if service.database and service.database.pool and service.database.pool.utilization:
-        metrics.append(service.metrics.pool_max)
-    return metrics
+    from watchkeeper.signals import SIGNALS  # the registry lists this module too
+
+    return list(dict.fromkeys(m for signal in SIGNALS for m in signal.exposed(service)))
 
 
 def _alerts(service: Service) -> list[Alert]:
-    up = service.metrics.up + promql.matchers(service.selector)
+    up = service.metric("up") + promql.matchers(service.selector)
     duration = prometheus_duration(service.for_)
 
     def alert(name, expr, severity, summary, description, **labels):
         return Alert(name, expr, service.for_,
-                     {**alert_labels(service, SIGNAL, severity), **labels},
-                     {"summary": summary, "description": description,
-                      **runbook(service, name, SIGNAL),
-                      **ids.dashboard_link(service, ids.AVAILABILITY)})
+                     {**alert_labels(service, NAME, severity), **labels},
+                     {"summary": summary, "description": description})
 
     alerts = [
         alert("ServiceDown", f"absent({up} == 1)", "critical",
@@ -81,9 +89,9 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
     fire_at = steps_for(service.for_, step) * step
     samples = round(fire_at / step) + 3
     down, target_down, *metric_alerts = alerts
-    up_name = service.metrics.up
+    up_name = service.metric("up")
     a = common.target_labels(service)
-    b = {**service.selector, "instance": OTHER_INSTANCE}
+    b = {**service.selector.example, "instance": OTHER_INSTANCE}
     exposed = tuple(Series(promql.series(m, a), common.gauge(1, samples))
                     for m in always_exposed(service))
 
@@ -112,7 +120,7 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
         scenarios.append(Scenario(
             f"ServiceMetricsAbsent fires when {alert.labels['metric']} is missing",
             (up(a, 1), *others),
-            fires(alert, _render(alert, dict(service.selector))),
+            fires(alert, _render(alert, service.selector.equalities())),
         ))
     return scenarios
 
@@ -120,3 +128,14 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
 def build(service: Service) -> list[Piece]:
     alerts = _alerts(service)
     return [Piece(group="availability", alerts=alerts, scenarios=_scenarios(service, alerts))]
+
+
+def charts(service: Service) -> list[Chart]:
+    """The first panel, above every row: how many targets are up."""
+    up = service.metric("up") + promql.matchers(service.selector)
+    return [Chart(None, 1, "Targets up", "short",
+                  "Scrape targets of the service that are up (alerts ServiceDown, TargetDown, "
+                  "ServiceMetricsAbsent).", (Query(f"sum({up})", "up"),), alerts=ALERTS)]
+
+
+SIGNAL = Signal(NAME, (), build, charts, {"up": "up"})

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from watchkeeper import promql
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Piece, Recording, Series
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+from watchkeeper import naming, promql
+from watchkeeper.budgets import LowRatioThresholds, Strict
+from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, Thresholds
 from watchkeeper.signals import common
+from watchkeeper.signals.base import Key, Signal
+from watchkeeper.signals.panels import budget_chart
 from watchkeeper.signals.threshold import (
     RATIO,
     Synthesis,
@@ -13,7 +19,39 @@ from watchkeeper.signals.threshold import (
     build_alerts,
     build_scenarios,
 )
-from watchkeeper.spec import CacheSpec, Service
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One cache's resolved budget: the `cache` label value and its hit-ratio floor."""
+
+    name: str
+    hit_ratio: Thresholds
+
+
+class CacheSpec(Strict):
+    """One cache, told apart by the value of the cache label (`metrics.cache_label`)."""
+
+    name: Annotated[str, Field(min_length=1, description="Value of the cache label.")]
+    hit_ratio: LowRatioThresholds = Field(description="Hits over lookups; lower is worse.")
+
+    def resolve(self, default_for: float) -> Cache:
+        return Cache(self.name, self.hit_ratio.resolve(default_for))
+
+
+def _unique(caches: list[CacheSpec]) -> list[CacheSpec]:
+    names = [cache.name for cache in caches]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"cache names must be unique, repeated: {', '.join(duplicates)}")
+    return caches
+
+
+KEY = Key(None, "caches", Annotated[list[CacheSpec], AfterValidator(_unique)],
+          "Caches and their hit-ratio budgets, from the cache hit and miss counters.",
+          default=[])
+ALERT = "CacheHitRatioLow"
+METRICS = {"cache_hits": "cache_hits_total", "cache_misses": "cache_misses_total",
+           "cache_label": "cache"}
 
 
 def records(service: Service) -> dict[str, str]:
@@ -30,16 +68,16 @@ def recordings(service: Service) -> list[Recording]:
     falls back to zero when only the other exists, so such a cache shows 100% (or 0%)
     instead of vanishing from the ratio and its alert.
     """
-    m, w = service.metrics, common.window(service)
+    w = common.window(service)
     names = records(service)
     sel = promql.matchers(service.selector)
-    by = f"sum by ({m.cache_label})"
+    by = f"sum by ({service.metric('cache_label')})"
     hits, misses = (common.service_selector(names[k], service) for k in ("hits", "misses"))
     lookups = common.service_selector(names["lookups"], service)
     return [
-        Recording(names["hits"], f"{by} (rate({m.cache_hits}{sel}[{w}]))",
+        Recording(names["hits"], f"{by} (rate({service.metric('cache_hits')}{sel}[{w}]))",
                   {"service": service.name}),
-        Recording(names["misses"], f"{by} (rate({m.cache_misses}{sel}[{w}]))",
+        Recording(names["misses"], f"{by} (rate({service.metric('cache_misses')}{sel}[{w}]))",
                   {"service": service.name}),
         Recording(names["lookups"], f"({hits} or 0 * {misses})\n+ ({misses} or 0 * {hits})",
                   {"service": service.name}),
@@ -48,17 +86,18 @@ def recordings(service: Service) -> list[Recording]:
     ]
 
 
-def _signal(service: Service, cache: CacheSpec, step: float) -> ThresholdSignal:
-    m = service.metrics
+def _signal(service: Service, cache: Cache, step: float) -> ThresholdSignal:
+    label, hits_metric = service.metric("cache_label"), service.metric("cache_hits")
+    misses_metric = service.metric("cache_misses")
     names = records(service)
-    labels = {**common.target_labels(service), m.cache_label: cache.name}
-    result = {m.cache_label: cache.name, "service": service.name}
+    labels = {**common.target_labels(service), label: cache.name}
+    result = {label: cache.name, "service": service.name}
 
     def synthesize(value: float, samples: int, per_step: float = common.SAMPLES_PER_STEP):
         hits = round(value * per_step, 9)
         return Synthesis(
-            series=(Series(promql.series(m.cache_hits, labels), common.counter(hits, samples)),
-                    Series(promql.series(m.cache_misses, labels),
+            series=(Series(promql.series(hits_metric, labels), common.counter(hits, samples)),
+                    Series(promql.series(misses_metric, labels),
                            common.counter(per_step - hits, samples))),
             value=hits / per_step,
             labels=result,
@@ -69,15 +108,14 @@ def _signal(service: Service, cache: CacheSpec, step: float) -> ThresholdSignal:
 
     guard = common.traffic_guard(
         service,
-        common.service_selector(names["lookups"], service, **{m.cache_label: cache.name}),
-        on=f"service, {m.cache_label}")
-    selector = common.service_selector(names["hit_ratio"], service,
-                                       **{m.cache_label: cache.name})
+        common.service_selector(names["lookups"], service, **{label: cache.name}),
+        on=f"service, {label}")
+    selector = common.service_selector(names["hit_ratio"], service, **{label: cache.name})
     return ThresholdSignal(
         signal="cache",
-        alert="CacheHitRatioLow",
+        alert=ALERT,
         subject="cache hit ratio",
-        where=f"of cache {{{m.cache_label}}} in {{service}}",
+        where=f"of cache {{{label}}} in {{service}}",
         unit=RATIO,
         budget=cache.hit_ratio,
         value_expr=selector,
@@ -88,18 +126,41 @@ def _signal(service: Service, cache: CacheSpec, step: float) -> ThresholdSignal:
         recording=selector,
         upper_bound=1.0,
         over=f" over the last {common.window(service)}",
-        labels=((m.cache_label, cache.name),),
-        panel=ids.cache_hit_ratio(service, cache.name),
+        labels=((label, cache.name),),
     )
 
 
 def build(service: Service) -> list[Piece]:
-    if not service.caches:
+    caches: tuple[Cache, ...] = service.budget(KEY.path) or ()
+    if not caches:
         return []
     step = common.test_step(service)
     piece = Piece(group="cache", recordings=recordings(service))
-    for cache in service.caches:
+    for cache in caches:
         sig = _signal(service, cache, step)
         piece.alerts.extend(build_alerts(sig, service))
         piece.scenarios.extend(build_scenarios(sig, service, step))
     return [piece]
+
+
+def charts(service: Service) -> list[Chart]:
+    """Per cache: its hit ratio against the budget, then its hits and misses."""
+    caches: tuple[Cache, ...] = service.budget(KEY.path) or ()
+    names, label = records(service), service.metric("cache_label")
+    result = []
+    for index, cache in enumerate(caches):
+        match = ((label, cache.name),)
+        ratio = common.service_selector(names["hit_ratio"], service, **{label: cache.name})
+        result.append(budget_chart(
+            naming.CACHES, 1 + 2 * index, f"Cache {cache.name}: hit ratio", RATIO,
+            f"Hits over lookups of cache {cache.name}. ", (Query(ratio, "hit ratio"),),
+            cache.hit_ratio, ALERT, ratio, match=match))
+        result.append(Chart(
+            naming.CACHES, 2 + 2 * index, f"Cache {cache.name}: hits and misses", "ops",
+            f"Hits and misses per second of cache {cache.name}.",
+            tuple(Query(common.service_selector(names[kind], service, **{label: cache.name}),
+                        kind) for kind in ("hits", "misses"))))
+    return result
+
+
+SIGNAL = Signal("cache", (KEY,), build, charts, METRICS)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 from watchkeeper import promql
-from watchkeeper.model import Recording, Series
+from watchkeeper.model import CountThresholds, Leak, Recording, Series, Service
 from watchkeeper.signals.threshold import Synthesis
-from watchkeeper.spec import Service
 from watchkeeper.units import format_number, prometheus_duration
 
 INSTANCE = "host-a:9090"  # the instance label of synthesized test series
@@ -21,11 +20,9 @@ def test_step(service: Service) -> float:
     too, so shorter windows (as in end-to-end specs) get a shorter step.
     """
     finest = service.rate_window / 4
-    if service.runtime:
-        for budget in (service.runtime.goroutines, service.runtime.threads,
-                       service.runtime.tasks):
-            if budget is not None and budget.leak is not None:
-                finest = min(finest, budget.leak.window / 8)
+    for budget in service.budgets.values():
+        if isinstance(budget, CountThresholds) and budget.leak is not None:
+            finest = min(finest, budget.leak.window / 8)
     for step in (60.0, 30.0, 15.0, 10.0, 5.0, 1.0):
         if step <= finest:
             return step
@@ -52,7 +49,7 @@ def gauge(value: float, samples: int) -> str:
 
 def target_labels(service: Service) -> dict[str, str]:
     """Labels of a synthesized series scraped from one instance of the service."""
-    return {**service.selector, "instance": INSTANCE}
+    return {**service.selector.example, "instance": INSTANCE}
 
 
 # --- Request rate and traffic guard ------------------------------------------------------------
@@ -73,26 +70,43 @@ def rate_selector(service: Service, metric: str) -> str:
     return service_selector(f"service:{metric}:rate{window(service)}", service)
 
 
-def traffic_guard(service: Service, rate: str, on: str = "service") -> str:
+MIN_EVENTS = 10  # default guard of ratios (errors, hit ratio, job failures)
+EVENTS_BEYOND = 5  # default guard of a q-quantile: this many events expected above it
+
+
+def min_events(service: Service, q: float | None = None) -> int:
+    """Fewest events per rate window for a value to be judged: the spec's `min_events`
+    when set, else 10 for a ratio and, for a q-quantile, enough events that 5 of them lie
+    above it (5 / (1 − q): 500 for a p99, 10 for a p50) — a p99 over 10 requests would be
+    the slowest request, not a percentile."""
+    if service.min_events is not None:
+        return service.min_events
+    if q is None:
+        return MIN_EVENTS
+    return max(MIN_EVENTS, math.ceil(EVENTS_BEYOND / (1 - q) - 1e-9))
+
+
+def traffic_guard(service: Service, rate: str, on: str = "service",
+                  q: float | None = None) -> str:
     """PromQL that holds only when the events-per-second `rate` selector, over the rate
-    window, adds up to at least `min_events`.
+    window, adds up to at least `min_events` (see :func:`min_events`).
 
     Quantiles and ratios over a handful of events are noise; this keeps a single slow
     request from paging anyone.
     """
     return (f"on({on}) {rate} * {format_number(service.rate_window)} "
-            f">= {service.min_events}")
+            f">= {min_events(service, q)}")
 
 
-def traffic_per_step(service: Service, step: float) -> float:
+def traffic_per_step(service: Service, step: float, q: float | None = None) -> float:
     """Events per step that make the guard pass comfortably."""
-    needed = service.min_events * step / service.rate_window
+    needed = min_events(service, q) * step / service.rate_window
     return max(SAMPLES_PER_STEP, 1000 * math.ceil(needed * 4 / 1000))
 
 
-def sparse_per_step(service: Service, step: float) -> float:
+def sparse_per_step(service: Service, step: float, q: float | None = None) -> float:
     """Events per step that leave the guard short: half of `min_events` per window."""
-    return service.min_events / 2 * step / service.rate_window
+    return min_events(service, q) / 2 * step / service.rate_window
 
 
 # --- Histograms --------------------------------------------------------------------------------
@@ -151,3 +165,31 @@ def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value:
         value=exact,
         labels=result,
     )
+
+
+def predict_record(metric: str, leak: Leak) -> str:
+    """The predict_linear recording of a leak budget (leak alerts read it, charts draw it)."""
+    return (f"instance:{metric}:predict_linear{prometheus_duration(leak.window)}_"
+            f"{prometheus_duration(leak.horizon)}")
+
+
+def history_guard(service: Service) -> str:
+    """PromQL that holds once the service has been scraped for a whole rate window.
+
+    An absolute rate (requests/s, slow queries/s) is underestimated until its window is
+    full of samples, after a Prometheus restart or a service's first deploy; a floor would
+    fire on that alone. Ratios and quantiles need no such guard: both sides shrink alike.
+    """
+    up = service.metric("up") + promql.matchers(service.selector)
+    return f"on() count({up} offset {window(service)}) > 0"
+
+
+def history_series(service: Service, samples: int) -> Series:
+    """The `up` series the history guard reads, for a synthesized scenario."""
+    return Series(promql.series(service.metric("up"), target_labels(service)),
+                  gauge(1, samples))
+
+
+def window_steps(service: Service, step: float) -> int:
+    """Evaluation steps until the history guard holds (a full rate window)."""
+    return math.ceil(service.rate_window / step - 1e-9)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from watchkeeper import promql
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Piece, Recording, Series
+from watchkeeper import naming, promql
+from watchkeeper.budgets import RatioThresholds
+from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, Thresholds
 from watchkeeper.signals import common
+from watchkeeper.signals.base import Key, Signal
+from watchkeeper.signals.latency import request_rate_chart
+from watchkeeper.signals.panels import budget_chart
 from watchkeeper.signals.threshold import (
     RATIO,
     Synthesis,
@@ -13,26 +16,30 @@ from watchkeeper.signals.threshold import (
     build_alerts,
     build_scenarios,
 )
-from watchkeeper.spec import Service
 
+KEY = Key("http", "error_ratio", RatioThresholds,
+          "Budget of the share of responses with a 5xx status (`http.status_label`), over all "
+          "instances.")
+ALERT = "HttpErrorRatioHigh"
 ERROR_CODES = "5.."
 RESPONSES_PER_STEP = 100_000  # fine enough for a 0.1% budget to be whole requests
 
 
 def error_ratio_record(service: Service) -> str:
-    assert service.http is not None
-    return f"service:{service.http.histogram}_count:error_ratio_rate{common.window(service)}"
+    histogram = service.setting("http", "histogram")
+    return f"service:{histogram}_count:error_ratio_rate{common.window(service)}"
 
 
 def build(service: Service) -> list[Piece]:
-    http = service.http
-    if http is None or http.error_ratio is None:
+    budget: Thresholds | None = service.budget(KEY.path)
+    if budget is None:
         return []
     step = common.test_step(service)
     w = common.window(service)
-    count = f"{http.histogram}_count"
+    count = f"{service.setting('http', 'histogram')}_count"
+    status = service.setting("http", "status_label")
     sel = promql.matchers(service.selector)
-    errors = promql.matchers(service.selector, **{http.status_label: "=~" + ERROR_CODES})
+    errors = promql.matchers(service.selector, **{status: "=~" + ERROR_CODES})
     record = error_ratio_record(service)
     ratio = Recording(
         record=record,
@@ -46,9 +53,9 @@ def build(service: Service) -> list[Piece]:
         failed = round(value * total, 9)
         return Synthesis(
             series=(
-                Series(promql.series(count, {**labels, http.status_label: "200"}),
+                Series(promql.series(count, {**labels, status: "200"}),
                        common.counter(total - failed, samples)),
-                Series(promql.series(count, {**labels, http.status_label: "500"}),
+                Series(promql.series(count, {**labels, status: "500"}),
                        common.counter(failed, samples)),
             ),
             value=failed / total,
@@ -60,11 +67,11 @@ def build(service: Service) -> list[Piece]:
 
     sig = ThresholdSignal(
         signal="errors",
-        alert="HttpErrorRatioHigh",
+        alert=ALERT,
         subject="HTTP 5xx error ratio",
         where="of {service}",
         unit=RATIO,
-        budget=http.error_ratio,
+        budget=budget,
         value_expr=common.service_selector(record, service),
         guard=common.traffic_guard(service, common.rate_selector(service, count)),
         synthesize=synthesize,
@@ -73,9 +80,21 @@ def build(service: Service) -> list[Piece]:
         recording=common.service_selector(record, service),
         upper_bound=1.0,
         over=f" over the last {w}",
-        panel=ids.HTTP_ERRORS,
     )
     piece = Piece(group="http", recordings=[common.rate_recording(service, count), ratio])
     piece.alerts.extend(build_alerts(sig, service))
     piece.scenarios.extend(build_scenarios(sig, service, step))
     return [piece]
+
+
+def charts(service: Service) -> list[Chart]:
+    budget: Thresholds | None = service.budget(KEY.path)
+    if budget is None:
+        return []
+    expr = common.service_selector(error_ratio_record(service), service)
+    return [request_rate_chart(service), budget_chart(
+        naming.HTTP, 2, "Error ratio (5xx)", RATIO, "Share of 5xx responses. ",
+        (Query(expr, "5xx ratio"),), budget, ALERT, expr)]
+
+
+SIGNAL = Signal("errors", (KEY,), build, charts)

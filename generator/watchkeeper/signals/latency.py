@@ -2,47 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Piece
+from watchkeeper import naming
+from watchkeeper.budgets import LatencyBudgets
+from watchkeeper.model import Chart, Piece, Quantiles, Query, Row, Service
 from watchkeeper.signals import common
+from watchkeeper.signals.base import Key, Signal
+from watchkeeper.signals.panels import budget_chart
 from watchkeeper.signals.threshold import DURATION, ThresholdSignal, build_alerts, build_scenarios
-from watchkeeper.spec import QUANTILES, LatencyBudgets, Service
+
+KEY = Key("http", "latency", LatencyBudgets,
+          "Budgets per quantile of the request-duration histogram (`http.histogram`), over "
+          "all instances.")
+QUANTILE_SLOTS = ("p50", "p75", "p90", "p95", "p99", "p999")  # slot 10 + index in a row
 
 
 def quantile_signals(service: Service, *, signal: str, alert_prefix: str, subject: str,
-                     histogram: str, latency: LatencyBudgets, step: float,
-                     panel: Callable[[str], int] | None = None) -> list[ThresholdSignal]:
+                     histogram: str, latency: Quantiles, step: float) -> list[ThresholdSignal]:
     """One threshold signal per declared quantile of a service-wide latency histogram."""
     w = common.window(service)
     count = f"{histogram}_count"
-    per_step = common.traffic_per_step(service, step)
     result = {"service": service.name}
     signals = []
-    for name, budget in latency.items():
-        q = QUANTILES[name]
+    for quantile in latency:
+        name, q = quantile.name, quantile.q
+        per_step = common.traffic_per_step(service, step, q)
         record = common.service_selector(f"service:{histogram}:{name}_rate{w}", service)
         labels = common.target_labels(service)
         signals.append(ThresholdSignal(
             signal=signal,
-            alert=f"{alert_prefix}{name.upper()}High",
+            alert=alert_name(alert_prefix, name),
             subject=f"{name} {subject}",
             where="of {service}",
             unit=DURATION,
-            budget=budget,
+            budget=quantile.budget,
             value_expr=record,
-            guard=common.traffic_guard(service, common.rate_selector(service, count)),
+            guard=common.traffic_guard(service, common.rate_selector(service, count), q=q),
             synthesize=partial(_synthesize, histogram, labels, q, per_step, result),
             sparse=partial(_synthesize, histogram, labels, q,
-                           common.sparse_per_step(service, step), result),
+                           common.sparse_per_step(service, step, q), result),
             onset_steps=1,
             recording=record,
             over=f" over the last {w}",
-            panel=panel(name) if panel else None,
         ))
     return signals
+
+
+def alert_name(prefix: str, quantile: str) -> str:
+    return f"{prefix}{quantile.upper()}High"
 
 
 def _synthesize(histogram, labels, q, per_step, result, value, samples):
@@ -50,24 +58,57 @@ def _synthesize(histogram, labels, q, per_step, result, value, samples):
 
 
 def latency_piece(service: Service, group: str, signals: list[ThresholdSignal],
-                  histogram: str, latency: LatencyBudgets, step: float) -> Piece:
+                  histogram: str, latency: Quantiles, step: float) -> Piece:
     piece = Piece(group=group)
     piece.recordings.append(common.rate_recording(service, f"{histogram}_count"))
     piece.recordings.extend(common.quantile_recordings(
-        service, histogram, [(name, QUANTILES[name]) for name, _ in latency.items()]))
+        service, histogram, [(quantile.name, quantile.q) for quantile in latency]))
     for sig in signals:
         piece.alerts.extend(build_alerts(sig, service))
         piece.scenarios.extend(build_scenarios(sig, service, step))
     return piece
 
 
+def latency_charts(service: Service, row: Row, histogram: str, latency: Quantiles,
+                   what: str, alert_prefix: str) -> list[Chart]:
+    """One panel per declared quantile, its budget drawn as threshold lines."""
+    charts = []
+    for quantile in latency:
+        name = quantile.name
+        expr = common.service_selector(common.quantile_record(service, histogram, name), service)
+        charts.append(budget_chart(
+            row, 10 + QUANTILE_SLOTS.index(name), f"{what} latency {name}", DURATION,
+            f"{name} of {histogram} over {common.window(service)}, all instances. ",
+            (Query(expr, name),), quantile.budget, alert_name(alert_prefix, name), expr))
+    return charts
+
+
+def request_rate_chart(service: Service) -> Chart:
+    """Requests per second: the context of every HTTP budget (latency and errors share it)."""
+    rate = common.rate_selector(service, f"{service.setting('http', 'histogram')}_count")
+    return Chart(naming.HTTP, 1, "Request rate", "reqps", "Requests per second, all instances.",
+                 (Query(rate, "requests/s"),))
+
+
 def build(service: Service) -> list[Piece]:
-    http = service.http
-    if http is None or http.latency is None:
+    latency: Quantiles | None = service.budget(KEY.path)
+    if not latency:
         return []
     step = common.test_step(service)
+    histogram = service.setting("http", "histogram")
     signals = quantile_signals(service, signal="latency", alert_prefix="HttpLatency",
-                               subject="HTTP latency", histogram=http.histogram,
-                               latency=http.latency, step=step,
-                               panel=ids.http_latency)
-    return [latency_piece(service, "http", signals, http.histogram, http.latency, step)]
+                               subject="HTTP latency", histogram=histogram,
+                               latency=latency, step=step)
+    return [latency_piece(service, "http", signals, histogram, latency, step)]
+
+
+def charts(service: Service) -> list[Chart]:
+    latency: Quantiles | None = service.budget(KEY.path)
+    if not latency:
+        return []
+    return [request_rate_chart(service), *latency_charts(
+        service, naming.HTTP, service.setting("http", "histogram"), latency, "HTTP",
+        "HttpLatency")]
+
+
+SIGNAL = Signal("latency", (KEY,), build, charts)

@@ -12,26 +12,25 @@ from __future__ import annotations
 import math
 
 from watchkeeper import promql
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Recording, Scenario, Series
-from watchkeeper.signals import common
-from watchkeeper.signals.runtime import GAUGES, gauge_signal, metric_of
-from watchkeeper.signals.threshold import (
-    alert_labels,
-    expected_alert,
-    runbook,
-    severities,
-    steps_for,
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    CountThresholds,
+    ExpectedAlert,
+    Leak,
+    Piece,
+    Recording,
+    Scenario,
+    Series,
+    Service,
 )
-from watchkeeper.spec import CountThresholds, Leak, Service
+from watchkeeper.signals import common
+from watchkeeper.signals.base import Signal
+from watchkeeper.signals.runtime import Gauge, declared, gauge_signal
+from watchkeeper.signals.threshold import alert_labels, expected_alert, severities, steps_for
 from watchkeeper.units import format_number, humanize, prometheus_duration
 
-LEAK_ALERTS = {"goroutines": "GoroutineLeak", "threads": "ThreadLeak", "tasks": "AsyncioTaskLeak"}
-
-
-def _record(metric: str, leak: Leak) -> str:
-    return (f"instance:{metric}:predict_linear{prometheus_duration(leak.window)}_"
-            f"{prometheus_duration(leak.horizon)}")
+_record = common.predict_record
 
 
 def _recording(service: Service, metric: str, leak: Leak) -> Recording:
@@ -79,7 +78,7 @@ def _gate_opens(leak: Leak, step: float) -> float:
         t += step_ms
 
 
-def _annotations(service, key, subject, leak, critical, value_text, labels):
+def _annotations(service, subject, leak, critical, value_text, labels):
     instance = "{{ $labels.instance }}" if labels is None else labels["instance"]
     horizon = prometheus_duration(leak.horizon)
     return {
@@ -89,22 +88,20 @@ def _annotations(service, key, subject, leak, critical, value_text, labels):
                        f"the last {prometheus_duration(leak.window)} and is predicted to reach "
                        f"{value_text} within {horizon}; the critical budget is "
                        f"{humanize(critical)}.",
-        **runbook(service, LEAK_ALERTS[key], key),
-        **ids.dashboard_link(service, ids.RUNTIME[key]),
     }
 
 
-def _alert(service: Service, key: str, subject: str, metric: str, budget: CountThresholds):
+def _alert(service: Service, gauge: Gauge, metric: str, budget: CountThresholds):
     leak = budget.leak
-    assert leak is not None and budget.critical is not None
+    assert leak is not None and budget.critical is not None and gauge.leak_alert
     predicted = common.service_selector(_record(metric, leak), service)
     return Alert(
-        name=LEAK_ALERTS[key],
+        name=gauge.leak_alert,
         expr=(f"{predicted} > {format_number(budget.critical)}\n"
               f"and ignoring(service)\n(\n{_steady_growth(service, metric, leak)}\n)"),
-        for_=service.for_of(leak),
-        labels=alert_labels(service, key, "warning"),
-        annotations=_annotations(service, key, subject, leak, budget.critical,
+        for_=leak.for_,
+        labels=alert_labels(service, gauge.key, "warning"),
+        annotations=_annotations(service, gauge.subject, leak, budget.critical,
                                  "{{ $value | humanize }}", None),
         keep_firing_for=service.keep_firing_for,
     )
@@ -127,7 +124,7 @@ def _static_expected(service, gauge, values, step, at) -> tuple[ExpectedAlert, .
         while run_start >= 0 and values[run_start] > threshold:
             run_start -= 1
         active_since = (run_start + 1) * step
-        if values[index] > threshold and at - active_since >= service.for_of(sig.budget):
+        if values[index] > threshold and at - active_since >= sig.budget.for_:
             expected.append(expected_alert(sig, service, severity, values[index],
                                            common.target_labels(service)))
     return tuple(expected)
@@ -137,10 +134,10 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
     leak = budget.leak
     assert leak is not None and budget.critical is not None
     critical, step = budget.critical, common.test_step(service)
-    name = LEAK_ALERTS[gauge.key]
+    name = gauge.leak_alert
     labels = common.target_labels(service)
     series_name = promql.series(metric, labels)
-    for_steps = steps_for(service.for_of(leak), step)
+    for_steps = steps_for(leak.for_, step)
     onset = _gate_opens(leak, step)
     fire_at = onset + for_steps * step
     samples = round(fire_at / step) + 3
@@ -151,7 +148,7 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
     predicted = base + per_step * (fire_at + leak.horizon) / step
     expected = ExpectedAlert(
         labels={**labels, **alert_labels(service, gauge.key, "warning")},
-        annotations=_annotations(service, gauge.key, gauge.subject, leak, critical,
+        annotations=_annotations(service, gauge.subject, leak, critical,
                                  humanize(predicted), labels))
     climb = Scenario(
         name=f"{name} fires on a steady climb before the static budget",
@@ -193,20 +190,17 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
 
 
 def build(service: Service) -> list[Piece]:
-    if service.runtime is None:
-        return []
     piece = Piece(group="runtime")
-    for gauge in GAUGES:
-        budget = getattr(service.runtime, gauge.key)
+    for gauge, budget in declared(service):
         if not isinstance(budget, CountThresholds) or budget.leak is None:
             continue
-        metric = metric_of(service, gauge.key)
+        metric = service.metric(gauge.metric)
         piece.recordings.append(_recording(service, metric, budget.leak))
-        piece.alerts.append(_alert(service, gauge.key, gauge.subject, metric, budget))
+        piece.alerts.append(_alert(service, gauge, metric, budget))
         piece.scenarios.extend(_scenarios(service, gauge, metric, budget))
     return [piece] if piece.alerts else []
 
 
-def record(metric: str, leak: Leak) -> str:
-    """The predict_linear recording of a leak budget (what dashboards chart as the trend)."""
-    return _record(metric, leak)
+# The leak reads the `leak` block of the runtime counts (keys declared by runtime.py) and
+# is drawn on their panels, which name its alerts.
+SIGNAL = Signal("leak", (), build)

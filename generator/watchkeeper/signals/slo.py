@@ -19,12 +19,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from watchkeeper import promql
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, Piece, Recording, Scenario, Series
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    Chart,
+    ExpectedAlert,
+    Piece,
+    Query,
+    Recording,
+    Row,
+    Scenario,
+    Series,
+    Service,
+    Thresholds,
+)
 from watchkeeper.signals import common
-from watchkeeper.signals.threshold import runbook
+from watchkeeper.signals.base import Key, Signal
 from watchkeeper.slo_spec import (
     RAW_WINDOW,
     TINY_RATE,
@@ -33,16 +46,29 @@ from watchkeeper.slo_spec import (
     RatioIndicator,
     SloSpec,
     Tier,
+    latency_problem,
     le_spellings,
     min_events,
     windows,
 )
-from watchkeeper.spec import Service
 from watchkeeper.units import format_number, prometheus_duration
 
 GROUP = "slo"
 ERROR_CODES = "5.."
 ABSENT_ALERT = "SloDataMissing"
+ROW = Row("slos", "SLOs (error budgets)", 500)
+KEYS = (
+    Key(None, "slos", list[SloSpec],
+        "Service level objectives: error budgets with multiwindow multi-burn-rate alerts "
+        "(docs/slo.md).", default=[]),
+    Key("http", "buckets", list[float] | None,
+        "Bucket upper bounds (seconds) of the request histogram, as the client library "
+        "declares them; lets a latency SLO's threshold be checked against them."),
+)
+
+
+def slos_of(service: Service) -> tuple[SloSpec, ...]:
+    return service.budget("slos") or ()
 
 
 # --- Names -----------------------------------------------------------------------------------
@@ -85,17 +111,17 @@ def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
     if isinstance(indicator, EventsIndicator):
         bad, total = (_at(q, window) for q in (indicator.events.errors, indicator.events.total))
         return f"({bad.strip()}) or on() vector(0)", total.strip()
-    http = service.http
-    assert http is not None  # the spec refuses availability/latency SLOs without http
-    count = f"{http.histogram}_count"
+    histogram = service.setting("http", "histogram")  # the spec refuses these without http
+    count = f"{histogram}_count"
     total = f"sum(rate({count}{promql.matchers(service.selector)}[{window}]))"
     if indicator == "availability":
-        errors = promql.matchers(service.selector, **{http.status_label: "=~" + ERROR_CODES})
+        status = service.setting("http", "status_label")
+        errors = promql.matchers(service.selector, **{status: "=~" + ERROR_CODES})
         return f"sum(rate({count}{errors}[{window}])) or on() vector(0)", total
     assert isinstance(indicator, LatencyIndicator)
     le = "|".join(s.replace(".", "\\.") for s in le_spellings(indicator.latency))
     good = promql.matchers(service.selector, le="=~" + le)
-    good_expr = f"sum(rate({http.histogram}_bucket{good}[{window}]))"
+    good_expr = f"sum(rate({histogram}_bucket{good}[{window}]))"
     return f"clamp_min({total} - {good_expr}, 0)", total
 
 
@@ -192,9 +218,6 @@ def tier_annotations(service: Service, slo: SloSpec, tier: Tier) -> dict[str, st
     }
     if slo.description:
         out["slo_description"] = slo.description
-    name = alert_name(slo)
-    out.update(runbook(service, name, slo.signal))
-    out.update(ids.dashboard_link(service, ids.slo_panel(service, slo.name, "burn")))
     if slo.alerting is not False:
         out.update(slo.alerting.annotations)
         out.update((slo.alerting.page if tier.severity == "critical"
@@ -210,7 +233,7 @@ def alerts(service: Service, slo: SloSpec) -> list[Alert]:
     tiers = slo.tiers()
     if not tiers:
         return []
-    out = [Alert(alert_name(slo), tier_expr(service, slo, tier, service.min_events), for_,
+    out = [Alert(alert_name(slo), tier_expr(service, slo, tier, common.min_events(service)), for_,
                  alert_labels(service, slo, tier.severity, burn_tier=tier.name),
                  tier_annotations(service, slo, tier))
            for tier, for_ in tiers]
@@ -232,7 +255,6 @@ def absent_alert(service: Service, slo: SloSpec, tiers: list[tuple[Tier, float]]
         "summary": f"{service.name} SLO {slo.name} has no data",
         "description": (f"The events SLO {slo.name} is computed from have been missing for "
                         f"{prometheus_duration(wait)}; its burn-rate alerts cannot fire."),
-        **runbook(service, ABSENT_ALERT, slo.signal),
     })
 
 
@@ -358,23 +380,23 @@ def _changed(states: dict[str, list[bool]], a: int, b: int) -> bool:
 
 def input_series(service: Service, slos: list[SloSpec], profile: Profile) -> tuple[Series, ...]:
     """Counters of the service's request histogram whose bad shares follow `profile`."""
-    http = service.http
-    assert http is not None
+    histogram = service.setting("http", "histogram")
+    status = service.setting("http", "status_label")
     labels = common.target_labels(service)
     per_sample = profile.traffic * SAMPLE / 60
     shares = [bad_shares(slos, b) for b in minutes(profile)]
-    count = f"{http.histogram}_count"
+    count = f"{histogram}_count"
     errors = [per_sample * s.get("availability", 0.0) for s in shares]
     series = [
-        Series(promql.series(count, {**labels, http.status_label: "200"}),
+        Series(promql.series(count, {**labels, status: "200"}),
                _counter([per_sample - e for e in errors], profile.vanish_after)),
-        Series(promql.series(count, {**labels, http.status_label: "500"}),
+        Series(promql.series(count, {**labels, status: "500"}),
                _counter(errors, profile.vanish_after)),
     ]
     for key in dict.fromkeys(indicator_key(slo) for slo in slos):
         if key.startswith("le="):
             series.append(Series(
-                promql.series(f"{http.histogram}_bucket", {**labels, "le": key[3:]}),
+                promql.series(f"{histogram}_bucket", {**labels, "le": key[3:]}),
                 _counter([per_sample * (1 - s[key]) for s in shares], profile.vanish_after)))
     return tuple(series)
 
@@ -402,10 +424,10 @@ def scenarios(service: Service) -> list[Scenario]:
     """promtool scenarios over all availability and latency SLOs of a service (events SLOs
     read arbitrary PromQL, for which no input series can be synthesized; the import tests
     cover them against Sloth's own rules), and one for missing data covering every SLO."""
-    if not any(slo.tiers() for slo in service.slos):
+    if not any(slo.tiers() for slo in slos_of(service)):
         return []
-    slos = [slo for slo in service.slos if slo.signal != "slo" and slo.tiers()]
-    floor = service.min_events
+    slos = [slo for slo in slos_of(service) if slo.signal != "slo" and slo.tiers()]
+    floor = common.min_events(service)
     out = []
     for profile in profiles(slos, floor) if slos else []:
         states = {key: s for slo in slos for key, s in model(slo, slos, profile, floor).items()}
@@ -426,7 +448,7 @@ def scenarios(service: Service) -> list[Scenario]:
 def absent_scenario(service: Service) -> Scenario:
     """Every input series stops after 30 minutes: quiet until the 5m rate empties and the
     data-missing `for` has passed, firing after, for every alerting SLO of the service."""
-    slos = [slo for slo in service.slos if slo.tiers()]
+    slos = [slo for slo in slos_of(service) if slo.tiers()]
     indicator_slos = [slo for slo in slos if slo.signal != "slo"]
     profile = Profile("", ((150, 0.0),), vanish_after=30)
     expected = tuple(ExpectedAlert(alert_labels(service, slo, "warning"),
@@ -443,10 +465,10 @@ def absent_scenario(service: Service) -> Scenario:
 
 
 def build(service: Service) -> list[Piece]:
-    if not service.slos:
+    if not slos_of(service):
         return []
     piece = Piece(group=GROUP)
-    for slo in service.slos:
+    for slo in slos_of(service):
         piece.recordings.extend(recordings(service, slo))
         piece.alerts.extend(alerts(service, slo))
     piece.scenarios.extend(scenarios(service))
@@ -455,57 +477,75 @@ def build(service: Service) -> list[Piece]:
 
 # --- Dashboard -------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Lines:
-    """Threshold lines of an SLO chart, shaped like a budget for the dashboard renderer."""
-
-    warning: float | None
-    critical: float | None
-    lower_is_worse: bool = False
+PANELS = ("compliance", "budget", "burn", "events")
 
 
-def charts(service: Service) -> list:
-    """Four panels per SLO, all reading the recordings above; the remaining budget is also
-    the SLO's stat on the overview."""
-    from watchkeeper.dashboards.charts import Chart, Query
-
+def charts(service: Service) -> list[Chart]:
+    """Four panels per SLO, all reading the recordings above: good events against the
+    objective, the remaining budget (also the SLO's stat on the overview), burn rates with
+    the tiers' factors, and events. Burn alerts link to the burn panel, the data-missing
+    alert to the events panel."""
     out = []
-    for slo in service.slos:
+    for index, slo in enumerate(slos_of(service)):
         def sel(record: str, s: SloSpec = slo) -> str:
             return selector(record, service, s)
-        window = span(slo.window)
-        budget = number(slo.budget)
-        title = f"{slo.name}"
-        remaining = sel("slo:error_budget_remaining:ratio")
+
+        def slot(panel: str, i: int = index) -> int:
+            return 1 + len(PANELS) * i + PANELS.index(panel)
+
+        window, budget, match = span(slo.window), number(slo.budget), (("slo", slo.name),)
         factors = {tier.name: tier.factor(slo.window) for tier, _ in slo.tiers()}
         pages = [f for name, f in factors.items() if name.startswith("page")]
         tickets = [f for name, f in factors.items() if name.startswith("ticket")]
+        remaining = sel("slo:error_budget_remaining:ratio")
         out.append(Chart(
-            ids.slo_panel(service, slo.name, "compliance"), f"{title}: good events",
-            "percentunit", f"Share of good events over the last {window} and the last 1h; "
-            f"the line is the objective ({number(slo.objective * 100)}%).",
-            (Query(f"1 - {sel(ratio_record(slo.window))}", f"{window}"),
+            ROW, slot("compliance"), f"{slo.name}: good events", "percentunit",
+            f"Share of good events over the last {window} and the last 1h; the line is the "
+            f"objective ({number(slo.objective * 100)}%).",
+            (Query(f"1 - {sel(ratio_record(slo.window))}", window),
              Query(f"1 - {sel(ratio_record(3600.0))}", "1h")),
-            Lines(None, slo.objective, lower_is_worse=True)))
+            Thresholds(None, slo.objective, 0.0, lower_is_worse=True)))
         out.append(Chart(
-            ids.slo_panel(service, slo.name, "budget"), f"{title}: error budget remaining",
-            "percentunit", f"Share of the {window} error budget ({budget} of events) left; "
-            "0 is exhausted. Lines: yellow 25% left, red exhausted.",
-            (Query(remaining, "remaining"),), Lines(0.25, 0.0, lower_is_worse=True),
+            ROW, slot("budget"), f"{slo.name}: error budget remaining", "percentunit",
+            f"Share of the {window} error budget ({budget} of events) left; 0 is exhausted. "
+            "Lines: yellow 25% left, red exhausted.",
+            (Query(remaining, "remaining"),), Thresholds(0.25, 0.0, 0.0, lower_is_worse=True),
             stat=remaining))
-        burns = [Query(f"{sel(ratio_record(w))} / {budget}", span(w))
-                 for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})]
         out.append(Chart(
-            ids.slo_panel(service, slo.name, "burn"), f"{title}: burn rate", "short",
-            "How many times faster than the budget allows errors arrive, per window. "
+            ROW, slot("burn"), f"{slo.name}: burn rate", "short",
+            "How many times faster than the budget allows bad events arrive, per window. "
             + ", ".join(f"{name} fires above {f:g}x" for name, f in factors.items())
             + ". Lines: yellow the slowest ticket factor, red the slowest page factor.",
-            tuple(burns), Lines(min(tickets, default=None), min(pages, default=None))))
+            tuple(Query(f"{sel(ratio_record(w))} / {budget}", span(w))
+                  for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})),
+            Thresholds(min(tickets, default=None), min(pages, default=None), 0.0),
+            alerts=(alert_name(slo),), match=match))
         out.append(Chart(
-            ids.slo_panel(service, slo.name, "events"), f"{title}: events", "short",
-            "Good and all events per second over 5m (bad = all - good).",
+            ROW, slot("events"), f"{slo.name}: events", "short",
+            "All and good events per second over 5m (good = all - bad).",
             (Query(sel(total_record(RAW_WINDOW)), "all"),
-             Query(f"{sel(total_record(RAW_WINDOW))} - {sel(bad_record(RAW_WINDOW))}",
-                   "good"))))
+             Query(f"{sel(total_record(RAW_WINDOW))} - {sel(bad_record(RAW_WINDOW))}", "good")),
+            alerts=(ABSENT_ALERT,), match=match))
     return out
+
+
+# --- Validation across keys ------------------------------------------------------------------
+
+
+def check_service(service: Any) -> None:
+    """Refuse, for one input service, SLOs its other keys cannot support: availability and
+    latency need the HTTP histogram; a latency threshold must be one of its buckets when
+    they are declared (Prometheus cannot interpolate a share exactly between two)."""
+    http = getattr(service, "http", None)
+    for i, slo in enumerate(getattr(service, "slos", None) or []):
+        if slo.signal in ("availability", "latency") and http is None:
+            raise ValueError(f"slos[{i}] ({slo.name}): the {slo.signal} indicator reads the "
+                             "service's HTTP histogram; declare 'http:' (its histogram and "
+                             "status_label) or use indicator: {events: ...}")
+        problem = (latency_problem(slo.indicator.latency, http.buckets)
+                   if slo.signal == "latency" and http is not None else None)
+        if problem:
+            raise ValueError(f"slos[{i}].indicator.latency: {problem}")
+
+
+SIGNAL = Signal(name="slo", keys=KEYS, build=build, charts=charts, check=check_service)

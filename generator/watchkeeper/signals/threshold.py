@@ -16,9 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchkeeper import units
-from watchkeeper.dashboards import ids
-from watchkeeper.model import Alert, AlertCheck, ExpectedAlert, ExprCheck, Scenario, Series
-from watchkeeper.spec import Service, _Thresholds
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    ExpectedAlert,
+    ExprCheck,
+    Scenario,
+    Series,
+    Service,
+    Thresholds,
+)
 
 SEVERITIES = ("warning", "critical")
 
@@ -29,6 +36,7 @@ class Unit:
 
     template: str
     humanize: Callable[[float], str]
+    grafana: str  # the panel unit Grafana formats values with
     suffix: str = ""
     whole: bool = False  # test values are rounded to whole numbers (counts, bytes)
 
@@ -39,10 +47,10 @@ class Unit:
         return "{{ $value | " + self.template + " }}" + self.suffix
 
 
-DURATION = Unit("humanizeDuration", units.humanize_duration)
-RATIO = Unit("humanizePercentage", units.humanize_percentage)
-BYTES = Unit("humanize1024", units.humanize_1024, suffix="B", whole=True)
-COUNT = Unit("humanize", units.humanize, whole=True)
+DURATION = Unit("humanizeDuration", units.humanize_duration, "s")
+RATIO = Unit("humanizePercentage", units.humanize_percentage, "percentunit")
+BYTES = Unit("humanize1024", units.humanize_1024, "bytes", suffix="B", whole=True)
+COUNT = Unit("humanize", units.humanize, "short", whole=True)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class ThresholdSignal:
     subject: str  # "p99 HTTP latency", used in summary and description
     where: str  # "of {service}" or "on {instance}": str.format with result label names
     unit: Unit
-    budget: _Thresholds
+    budget: Thresholds
     value_expr: str  # PromQL whose value is compared with the budget
     synthesize: Synthesizer
     onset_steps: int  # evaluation steps before the expression first has a value (rates: 1)
@@ -77,24 +85,16 @@ class ThresholdSignal:
     upper_bound: float | None = None  # values cannot exceed this (ratios: 1)
     over: str = ""  # " over the last 5m" for values computed over a window
     labels: tuple[tuple[str, str], ...] = ()  # extra alert labels telling rules apart (cache)
-    panel: int | None = None  # dashboard panel id showing this signal (see dashboards.ids)
 
 
-def severities(budget: _Thresholds) -> list[tuple[str, float]]:
-    return [(sev, value) for sev in SEVERITIES if (value := getattr(budget, sev)) is not None]
+def severities(budget: Thresholds) -> list[tuple[str, float]]:
+    return budget.severities()
 
 
 def alert_labels(service: Service, signal: str, severity: str,
                  extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
     return {"service": service.name, "signal": signal, "severity": severity, **dict(extra),
             **service.labels}
-
-
-def runbook(service: Service, alert: str, signal: str) -> dict[str, str]:
-    if not service.runbook_url:
-        return {}
-    return {"runbook_url": service.runbook_url.format(service=service.name, alert=alert,
-                                                       signal=signal)}
 
 
 def _where(template: str, labels: dict[str, str] | None, service: Service) -> str:
@@ -119,8 +119,6 @@ def _annotations(sig: ThresholdSignal, service: Service, severity: str, threshol
                    f"{sig.unit.render(threshold)}",
         "description": f"{sig.subject} {where} is {value_text}{sig.over}; the {severity} "
                        f"budget is {sig.unit.render(threshold)}.",
-        **runbook(service, sig.alert, sig.signal),
-        **ids.dashboard_link(service, sig.panel),
     }
 
 
@@ -135,7 +133,7 @@ def build_alerts(sig: ThresholdSignal, service: Service) -> list[Alert]:
         alerts.append(Alert(
             name=sig.alert,
             expr=expr,
-            for_=service.for_of(sig.budget),
+            for_=sig.budget.for_,
             labels=alert_labels(service, sig.signal, severity, sig.labels),
             annotations=_annotations(sig, service, severity, threshold,
                                      sig.unit.template_text(), None),
@@ -150,6 +148,10 @@ def build_alerts(sig: ThresholdSignal, service: Service) -> list[Alert]:
 def _round(value: float, unit: Unit) -> float:
     if unit.whole:
         return float(round(value))
+    if unit is DURATION and value >= 60:
+        # humanizeDuration truncates to whole seconds from a minute up, so a value that Go
+        # computes as 131.9999… would read "2m 11s": keep test values mid-second.
+        return math.floor(value) + 0.5
     return float(f"{value:.3g}")
 
 
@@ -195,7 +197,7 @@ def expected_alert(sig: ThresholdSignal, service: Service, severity: str, value:
 
 def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario]:
     """Quiet, each severity, and (where relevant) too-little-traffic scenarios for one signal."""
-    for_steps = steps_for(service.for_of(sig.budget), step)
+    for_steps = steps_for(sig.budget.for_, step)
     onset = sig.onset_steps * step
     fire_at = onset + for_steps * step
     samples = sig.onset_steps + for_steps + 3
