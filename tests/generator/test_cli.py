@@ -26,7 +26,7 @@ def test_generate_then_test_passes(tmp_path):
     assert generated.returncode == 0, generated.stderr
     tested = run("test", str(tmp_path))
     assert tested.returncode == 0, tested.stdout
-    assert "promtool: 6 passed, 0 failed" in tested.stdout
+    assert "promtool: 8 passed, 0 failed" in tested.stdout  # 3 rule + 3 test files, SLO pair
 
 
 def test_bad_spec_exits_2_without_traceback(tmp_path):
