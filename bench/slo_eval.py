@@ -112,8 +112,9 @@ def write_history(path: Path, start: float, end: float) -> Counters:
         for lines in series.values():
             out.write("\n".join(lines) + "\n")
         ours = '{service="myservice",slo="requests-availability"}'
-        sloth = ('{sloth_id="myservice-requests-availability",sloth_service="myservice",'
-                 'sloth_slo="requests-availability",sloth_window="5m"}')
+        sloth = ('{cmd="examplesgen.sh",owner="myteam",repo="myorg/myservice",'
+                 'sloth_id="myservice-requests-availability",sloth_service="myservice",'
+                 'sloth_slo="requests-availability",sloth_window="5m",tier="2"}')
         for name, labels, value in (
                 ("slo:bad_events:rate5m", ours, lambda _: ERRORS * INSTANCES),
                 ("slo:events:rate5m", ours, lambda t: requests(t) * INSTANCES),
@@ -157,6 +158,20 @@ def query(port: int, expr: str) -> list[dict]:
         return json.load(response)["data"]["result"]
 
 
+def group_durations(port: int) -> dict[str, float]:
+    """`prometheus_rule_group_last_duration_seconds` by group, from Prometheus' /metrics
+    (it does not scrape itself here)."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("prometheus_rule_group_last_duration_seconds{"):
+            labels, value = line.rsplit(" ", 1)
+            group = labels.split('rule_group="', 1)[1].split('"', 1)[0]
+            out[group.split(";")[-1]] = float(value)
+    return out
+
+
 def our_rules(folder: Path) -> Path:
     """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs)."""
     spec = folder / "spec.yaml"
@@ -180,6 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=15, help="evaluations per rule set")
     parser.add_argument("--interval", type=int, default=10, help="rule evaluation interval (s)")
+    parser.add_argument("--days", type=int, default=30, help="days of history (smoke: 1)")
     args = parser.parse_args()
     for tool in ("prometheus", "promtool"):
         if shutil.which(tool) is None:
@@ -188,7 +204,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wk-slo-bench-") as tmp:
         folder = Path(tmp)
         end = time.time() - 5
-        start = end - 30 * DAY
+        start = end - args.days * DAY
         began = time.monotonic()
         counters = write_history(folder / "history.om", start, end)
         data = folder / "data"
@@ -196,7 +212,7 @@ def main() -> int:
                         "--max-block-duration=744h", str(folder / "history.om"), str(data)],
                        check=True)
         (folder / "history.om").unlink()
-        print(f"backfilled 30 days in {time.monotonic() - began:.0f}s", flush=True)
+        print(f"backfilled {args.days} days in {time.monotonic() - began:.0f}s", flush=True)
         Exporter.counters = counters
         server = http.server.ThreadingHTTPServer((HOST, free_port()), Exporter)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -218,9 +234,12 @@ def main() -> int:
             ["prometheus", f"--config.file={folder / 'prometheus.yml'}",
              f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=90d",
              f"--web.listen-address={HOST}:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=(folder / "prometheus.log").open("w"))
         try:
-            return measure(port, groups, args)
+            status = measure(port, groups, args)
+            if status:
+                print((folder / "prometheus.log").read_text()[-3000:], file=sys.stderr)
+            return status
         finally:
             proc.terminate()
             proc.wait(30)
@@ -228,20 +247,24 @@ def main() -> int:
 
 
 def measure(port: int, groups: dict[str, list[str]], args: argparse.Namespace) -> int:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
+    wanted = {g for names in groups.values() for g in names}
+    seen: set[str] = set()
     while time.monotonic() < deadline:
         try:
-            if len(query(port, "prometheus_rule_group_last_duration_seconds")) >= sum(
-                    map(len, groups.values())):
+            seen = {g for g, v in group_durations(port).items() if v > 0}
+            if wanted <= seen:
                 break
         except OSError:
             pass
         time.sleep(1)
+    else:
+        print(f"rule groups never evaluated: {sorted(wanted - seen)}", file=sys.stderr)
+        return 1
     time.sleep(2 * args.interval)  # let the first evaluations (cold caches) pass
     durations: dict[str, list[float]] = {name: [] for name in groups}
     for _ in range(args.samples):
-        values = {r["metric"]["rule_group"].split(";")[-1]: float(r["value"][1])
-                  for r in query(port, "prometheus_rule_group_last_duration_seconds")}
+        values = group_durations(port)
         for name, names in groups.items():
             durations[name].append(sum(values[g] for g in names))
         time.sleep(args.interval)
@@ -252,7 +275,7 @@ def measure(port: int, groups: dict[str, list[str]], args: argparse.Namespace) -
         "naive": query(port, "naive:sli_error:ratio_rate30d"),
     }
     print(f"rule evaluation, median of {args.samples} evaluations every {args.interval}s "
-          f"(10 instances x 2 codes, 30s scrapes, 30 days):")
+          f"(10 instances x 2 codes, 30s scrapes, {args.days} days):")
     for name in groups:
         ratio = float(ratios[name][0]["value"][1]) if ratios[name] else float("nan")
         print(f"  {name:6} {medians[name] * 1000:9.2f} ms  ({len(groups[name])} group(s)); "
