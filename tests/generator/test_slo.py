@@ -131,6 +131,7 @@ def shop_alerts(tmp_path_factory) -> Path:
     return generate_alerts(write_spec(folder, spec(AVAILABILITY, EXAMPLE)), folder)
 
 
+@pytest.mark.slow
 @needs_promtool
 def test_generated_slo_tests_pass(shop_alerts):
     check = promtool.check_rules([shop_alerts / "shop.slo.rules.yml"])
@@ -160,6 +161,7 @@ def _mutate(alerts: Path, tmp_path: Path, mutation) -> promtool.Result:
     return promtool.test_rules([copy / "tests" / "shop.slo.test.yml"])
 
 
+@pytest.mark.slow
 @needs_promtool
 @pytest.mark.parametrize("name, mutation", [
     ("page-1h factor 7.2 instead of 14.4", lambda rule: rule.update(expr=rule["expr"].replace(

@@ -202,6 +202,7 @@ def _import(example: Example, tmp_path: Path) -> Path:
     return tmp_path / "alerts"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXAMPLES))
 def test_imported_slos_page_and_ticket_like_sloths_own_rules(name, tmp_path):
     example = EXAMPLES[name]
