@@ -1,19 +1,35 @@
-"""Generation benchmark: rules + promtool tests (and any other registered output) for N
-synthetic services with every signal. Prints services/s and peak memory per size.
+"""Generation and rule-test benchmark, timing what a user runs: the `watchkeeper` CLI from a
+spec file on disk to files on disk, next to `promtool check rules` of the same rule files
+in the same run (the machine is shared and noisy, so only ratios taken side by side mean
+much). Every command runs in a fresh process; runs are interleaved; medians are reported.
 
-Each size runs in a fresh process (so peak RSS is that size's own), `--repeat` times;
-the median wall time is reported. Usage: python bench/generate.py [--sizes 10 100 1000]
+Sections (all by default; pick with --only):
+  generate    `watchkeeper generate spec.yaml` for each --sizes, ratio to check rules
+  test        `watchkeeper test --all` for --test-services, ratio to check rules; then one
+              service's budget changes, the spec is regenerated and `watchkeeper test` (no
+              --all) is timed again, ratio to the full run
+  test-rules  `make test-rules` on the example spec (cold: TEST_FLAGS=--all; and warm)
+
+Usage: python bench/generate.py [--sizes 100 1000] [--test-services 100] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import glob
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WATCHKEEPER = str(Path(sys.executable).with_name("watchkeeper"))
 
 SERVICE = {
     "selector": {}, "language": "go",
@@ -32,62 +48,130 @@ SERVICE = {
 }
 
 
-def spec(count: int) -> dict:
+def spec(count: int, changed: bool = False) -> dict:
+    """`count` services declaring every signal; `changed` moves one budget of svc-0."""
     services = []
     for index in range(count):
         name = f"svc-{index}"
         services.append({**SERVICE, "name": name, "selector": {"job": name}})
+    if changed:
+        runtime = {**SERVICE["runtime"], "memory": {"warning": "600MiB", "critical": "2GiB"}}
+        services[0] = {**services[0], "runtime": runtime}
     return {"version": 1, "defaults": {"labels": {"team": "bench"}}, "services": services}
 
 
-def measure(count: int, serial: bool, only: list[str] | None) -> dict:
-    """Validate, resolve and render every output for `count` services (in memory)."""
-    from watchkeeper import generate as generation
-    from watchkeeper.spec import SpecFile, resolve
+def write_spec(path: Path, count: int, changed: bool = False) -> None:
+    path.write_text(yaml.safe_dump(spec(count, changed), sort_keys=False), encoding="utf-8")
 
-    if serial:
-        generation.PARALLEL_MIN_SERVICES = sys.maxsize
 
-    document = spec(count)
+def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Run a command to completion; (wall seconds, peak RSS MiB of it and its children)."""
     start = time.perf_counter()
-    services = resolve(SpecFile.model_validate(document))
-    files = generation.generate(services, "bench.yaml", only)
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    chunks = []
+    while chunk := process.stdout.read(65536):
+        chunks.append(chunk)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"services": count, "seconds": elapsed, "files": len(files),
-            "bytes": sum(len(text) for text in files.values()), "peak_rss_mib": peak_kib / 1024}
+    if process.returncode != 0:
+        output = b"".join(chunks).decode(errors="replace")
+        sys.exit(f"{' '.join(argv)} failed ({process.returncode}):\n{output[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def check_rules(out: Path) -> list[str]:
+    return ["promtool", "check", "rules", *sorted(glob.glob(str(out / "alerts/*.rules.yml")))]
+
+
+def test_supports_all() -> bool:
+    help_text = subprocess.run([WATCHKEEPER, "test", "--help"], capture_output=True,
+                               text=True, check=False).stdout
+    return "--all" in help_text
+
+
+def bench_generate(work: Path, sizes: list[int], repeat: int) -> None:
+    print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files")
+    print(f"{'services':>9} {'generate s':>11} {'check s':>8} {'ratio':>6} {'gen/s':>7} "
+          f"{'peak RSS MiB':>13}")
+    for size in sizes:
+        folder = work / f"gen-{size}"
+        folder.mkdir()
+        write_spec(folder / "spec.yaml", size)
+        generate = [WATCHKEEPER, "generate", str(folder / "spec.yaml"), "--out",
+                    str(folder / "out")]
+        run(generate)  # warm the page cache and create the folders once
+        gen, check, ratios, rss = [], [], [], []
+        for _ in range(repeat):
+            seconds, peak = run(generate)
+            checked, _ = run(check_rules(folder / "out"))
+            gen.append(seconds)
+            check.append(checked)
+            ratios.append(seconds / checked)
+            rss.append(peak)
+        print(f"{size:>9} {statistics.median(gen):>11.2f} {statistics.median(check):>8.2f} "
+              f"{statistics.median(ratios):>6.2f} {size / statistics.median(gen):>7.0f} "
+              f"{max(rss):>13.0f}")
+
+
+def bench_test(work: Path, size: int, repeat: int) -> None:
+    full_flag = ["--all"] if test_supports_all() else []
+    print(f"\n## watchkeeper test, {size} services (full run{' --all' if full_flag else ''}; "
+          "re-test after one service changed)")
+    folder = work / f"test-{size}"
+    folder.mkdir()
+    spec_file, out = folder / "spec.yaml", folder / "out"
+    generate = [WATCHKEEPER, "generate", str(spec_file), "--out", str(out)]
+    full, check, retest = [], [], []
+    for _ in range(repeat):
+        write_spec(spec_file, size)
+        run(generate)
+        check.append(run(check_rules(out))[0])
+        full.append(run([WATCHKEEPER, "test", str(out), *full_flag])[0])
+        write_spec(spec_file, size, changed=True)
+        run(generate)
+        retest.append(run([WATCHKEEPER, "test", str(out)])[0])
+    ratio = statistics.median(f / c for f, c in zip(full, check, strict=True))
+    again = statistics.median(r / f for r, f in zip(retest, full, strict=True))
+    print(f"check rules {statistics.median(check):.2f} s | test (full) "
+          f"{statistics.median(full):.2f} s = {ratio:.1f}x check | re-test after one change "
+          f"{statistics.median(retest):.2f} s = {again:.3f}x full")
+
+
+def bench_make_test_rules(repeat: int) -> None:
+    full_flag = "TEST_FLAGS=--all" if test_supports_all() else "TEST_FLAGS="
+    print("\n## make test-rules on the example spec (spec/services.yaml)")
+    cold, warm = [], []
+    for _ in range(repeat):
+        cold.append(run(["make", "-s", "test-rules", full_flag], cwd=ROOT)[0])
+        warm.append(run(["make", "-s", "test-rules"], cwd=ROOT)[0])
+    print(f"cold ({full_flag}) {statistics.median(cold):.2f} s | warm (cache as left by the "
+          f"previous run) {statistics.median(warm):.2f} s")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--test-services", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--serial", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--only", action="append", choices=["alerts", "dashboards"],
-                        help="measure only these outputs (default: all)")
+    parser.add_argument("--only", action="append",
+                        choices=["generate", "test", "test-rules"])
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.child, args.serial, args.only)))
-        return
-    print("serial = one process; default = generate() as the CLI runs it (a process per core "
-          "from 64 services on). Runs interleaved, medians of --repeat.")
-    print(f"{'services':>9} {'mode':>8} {'median s':>9} {'services/s':>11} {'peak RSS MiB':>13} "
-          f"{'output MB':>10}")
-    for size in args.sizes:
-        runs: dict[str, list[dict]] = {"serial": [], "default": []}
-        for _ in range(args.repeat):
-            for mode, flag in (("serial", ["--serial"]), ("default", [])):
-                only = [f"--only={o}" for o in args.only or ()]
-                child = subprocess.run([sys.executable, __file__, "--child", str(size), *flag,
-                                        *only],
-                                       capture_output=True, text=True, check=True)
-                runs[mode].append(json.loads(child.stdout))
-        for mode, results in runs.items():
-            seconds = statistics.median(run["seconds"] for run in results)
-            peak = max(run["peak_rss_mib"] for run in results)
-            print(f"{size:>9} {mode:>8} {seconds:>9.3f} {size / seconds:>11.0f} {peak:>13.0f} "
-                  f"{results[0]['bytes'] / 1e6:>10.1f}")
+    sections = args.only or ["generate", "test", "test-rules"]
+    if shutil.which("promtool") is None:
+        sys.exit("promtool is needed (make test-deps)")
+    version = subprocess.run(["promtool", "--version"], capture_output=True, text=True,
+                             check=False).stdout.splitlines()[0]
+    print(f"{version}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}; medians of "
+          f"{args.repeat}")
+    with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
+        work = Path(tmp)
+        if "generate" in sections:
+            bench_generate(work, args.sizes, args.repeat)
+        if "test" in sections:
+            bench_test(work, args.test_services, args.repeat)
+    if "test-rules" in sections:
+        bench_make_test_rules(args.repeat)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Several workers:  PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) gunicorn -c gunicorn.con
 from __future__ import annotations
 
 import json
-import os
 import sys
 from wsgiref.simple_server import make_server
 
@@ -20,15 +19,11 @@ from watchkeeper_exporters import (
     metrics_wsgi_app,
 )
 from watchkeeper_exporters.http import ROUTE_KEY
-from watchkeeper_exporters.runtime import GCPauseRecorder
 
 ROUTES = RouteMatcher(["/fib/{n}", "/jobs/run", "/health", "/metrics"])
 metrics = metrics_wsgi_app()            # aggregates workers when PROMETHEUS_MULTIPROC_DIR is set
 cleanup = JobMetrics("cleanup")
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    install_runtime_metrics()           # threads, asyncio tasks, GC pauses
-else:
-    GCPauseRecorder().install()         # histograms work across workers; collectors do not
+install_runtime_metrics()               # threads, GC pauses, process_* (also per worker)
 
 
 @counted_lru_cache("fib", maxsize=256)  # cache_hits_total / cache_misses_total{cache="fib"}

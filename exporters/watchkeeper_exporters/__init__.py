@@ -13,7 +13,12 @@ from .exposition import (
     metrics_wsgi_app,
     serve_metrics,
 )
-from .http import PrometheusASGIMiddleware, PrometheusWSGIMiddleware, RouteMatcher
+from .http import (
+    PrometheusASGIMiddleware,
+    PrometheusWSGIMiddleware,
+    RouteMatcher,
+    instrument_flask,
+)
 from .jobs import JobMetrics
 from .runtime import install_runtime_metrics, watch_running_loop
 
@@ -30,6 +35,7 @@ __all__ = [
     "counted_lru_cache",
     "install_runtime_metrics",
     "instrument_engine",
+    "instrument_flask",
     "metrics_asgi_app",
     "metrics_registry",
     "metrics_wsgi_app",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from . import _sync
 
 T = TypeVar("T")
 
@@ -39,6 +41,7 @@ def _once(registry: CollectorRegistry | None, name: str,
           factory: Callable[[CollectorRegistry], T]) -> T:
     """Return the metric ``name`` of ``registry``, creating it on first use."""
     reg = REGISTRY if registry is None else registry
+    _sync.ensure_collector(reg)  # first, so hooks run before these metrics are collected
     with _lock:
         per_registry = _cache.setdefault(reg, {})
         if name not in per_registry:
@@ -54,8 +57,9 @@ def http_duration(registry: CollectorRegistry | None = None) -> Histogram:
 
 def db_query_duration(registry: CollectorRegistry | None = None) -> Histogram:
     return _once(registry, "db", lambda r: Histogram(
-        "db_query_duration_seconds", "Database statement latency by operation and table.",
-        ["operation", "table"], buckets=DB_BUCKETS, registry=r))
+        "db_query_duration_seconds",
+        "Database statement latency by operation, table and result (success/error).",
+        ["operation", "table", "result"], buckets=DB_BUCKETS, registry=r))
 
 
 def pool_wait(registry: CollectorRegistry | None = None) -> Histogram:
@@ -81,6 +85,12 @@ def cache_misses(registry: CollectorRegistry | None = None) -> Counter:
         "cache_misses", "Cache lookups that did not find the key.", ["cache"], registry=r))
 
 
+def cache_errors(registry: CollectorRegistry | None = None) -> Counter:
+    return _once(registry, "cache_errors", lambda r: Counter(
+        "cache_errors", "Cache operations that raised (level down, timeout); a failed lookup "
+        "also counts as a miss.", ["cache", "operation"], registry=r))
+
+
 def gc_pause(registry: CollectorRegistry | None = None) -> Histogram:
     return _once(registry, "gc", lambda r: Histogram(
         "python_gc_pause_seconds", "Stop-the-world garbage collection pauses by generation.",
@@ -102,4 +112,27 @@ def jobs_processed(registry: CollectorRegistry | None = None) -> Counter:
 def job_queue_depth(registry: CollectorRegistry | None = None) -> Gauge:
     return _once(registry, "job_queue_depth", lambda r: Gauge(
         "job_queue_depth", "Jobs waiting in the queue.", ["job_name"],
-        multiprocess_mode="max", registry=r))
+        multiprocess_mode="livemax", registry=r))
+
+
+_worker: dict[str, Any] = {}
+
+
+def worker_gauge(name: str, documentation: str, labels: tuple[str, ...] = (),
+                 mode: str = "livesum") -> Gauge:
+    """A multiprocess-mode gauge written by this worker and summed (``livesum``) or otherwise
+    combined over live workers when scraped. Not registered anywhere: in multiprocess mode
+    values live in the worker's files, and the served registry reads those files."""
+    with _lock:
+        if name not in _worker:
+            _worker[name] = Gauge(name, documentation, list(labels), registry=None,
+                                  multiprocess_mode=mode)
+        return _worker[name]
+
+
+def worker_counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+    """A multiprocess-mode counter of this worker (summed over all workers, dead ones too)."""
+    with _lock:
+        if name not in _worker:
+            _worker[name] = Counter(name, documentation, list(labels), registry=None)
+        return _worker[name]

@@ -1,6 +1,7 @@
 """SQLAlchemy integration: query latency and connection-pool metrics.
 
-* ``db_query_duration_seconds{operation,table}`` from ``before/after_cursor_execute`` events.
+* ``db_query_duration_seconds{operation,table,result}`` from ``before/after_cursor_execute``
+  events; ``result="error"`` for statements that raised (``handle_error``).
 * ``db_client_connection_count{pool,state}`` and ``db_client_connection_max{pool}`` read from
   the pool when scraped (exact, and free on the request path).
 * ``db_client_connection_wait_time_seconds{pool}`` and ``db_client_connection_timeouts_total
@@ -20,9 +21,11 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import _metrics
+from . import _metrics, _sync
 
 _TIMER_KEY = "watchkeeper_query_start"
+_COUNT_HELP = "Connections in the client pool by state."
+_MAX_HELP = "Most connections the client pool may open."
 _MAX_TABLES = 200
 _TABLE_PATTERNS = {
     "SELECT": re.compile(r"\bFROM\s+([\"`\w.]+)", re.IGNORECASE),
@@ -67,22 +70,22 @@ class _QueryTimer:
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         starts = conn.info.get(_TIMER_KEY)
         if starts:
-            self._observe(statement, perf_counter() - starts.pop())
+            self._observe(statement, perf_counter() - starts.pop(), "success")
 
     def error(self, context: Any) -> None:
         conn = context.connection
         starts = conn.info.get(_TIMER_KEY) if conn is not None else None
         if starts and context.statement:
-            self._observe(context.statement, perf_counter() - starts.pop())
+            self._observe(context.statement, perf_counter() - starts.pop(), "error")
 
-    def _observe(self, statement: str, seconds: float) -> None:
+    def _observe(self, statement: str, seconds: float, result: str) -> None:
         operation, table = classify(statement)
         if table not in self._tables:
             if len(self._tables) >= _MAX_TABLES:
                 table = "<other>"
             else:
                 self._tables.add(table)
-        self._histogram.labels(operation, table).observe(seconds)
+        self._histogram.labels(operation, table, result).observe(seconds)
 
 
 class PoolCollector(Collector):
@@ -98,22 +101,40 @@ class PoolCollector(Collector):
     def add(self, pool_name: str, engine: Any) -> None:
         self._engines[pool_name] = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        count = GaugeMetricFamily("db_client_connection_count",
-                                  "Connections in the client pool by state.",
-                                  labels=["pool", "state"])
-        maximum = GaugeMetricFamily("db_client_connection_max",
-                                    "Most connections the client pool may open.", labels=["pool"])
+    def readings(self) -> Iterator[tuple[str, str | None, float]]:
+        """``(pool, state, value)``; state ``None`` is the pool's maximum."""
         for name, engine in list(self._engines.items()):
             pool = engine.pool
             if hasattr(pool, "checkedout"):
-                count.add_metric([name, "used"], pool.checkedout())
-                count.add_metric([name, "idle"], pool.checkedin())
+                yield name, "used", pool.checkedout()
+                yield name, "idle", pool.checkedin()
             limit = pool_max(pool)
             if limit is not None:
-                maximum.add_metric([name], limit)
+                yield name, None, limit
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        count = GaugeMetricFamily("db_client_connection_count", _COUNT_HELP,
+                                  labels=["pool", "state"])
+        maximum = GaugeMetricFamily("db_client_connection_max", _MAX_HELP, labels=["pool"])
+        for name, state, value in self.readings():
+            if state is None:
+                maximum.add_metric([name], value)
+            else:
+                count.add_metric([name, state], value)
         yield count
         yield maximum
+
+    def sync_worker(self) -> None:
+        """Multiprocess mode: write this worker's pool readings (summed over live workers, so
+        used/max is the utilisation of all workers' pools together)."""
+        count = _metrics.worker_gauge("db_client_connection_count", _COUNT_HELP,
+                                      ("pool", "state"))
+        maximum = _metrics.worker_gauge("db_client_connection_max", _MAX_HELP, ("pool",))
+        for name, state, value in self.readings():
+            if state is None:
+                maximum.labels(name).set(value)
+            else:
+                count.labels(name, state).set(value)
 
 
 def pool_max(pool: Any) -> int | None:
@@ -125,6 +146,10 @@ def pool_max(pool: Any) -> int | None:
     return size() + overflow
 
 
+#: engine -> {registry: pool name}, so a second instrument_engine cannot double-count.
+_instrumented: weakref.WeakKeyDictionary[Any, dict[CollectorRegistry, str]] = (
+    weakref.WeakKeyDictionary()
+)
 _pool_collectors: weakref.WeakKeyDictionary[CollectorRegistry, PoolCollector] = (
     weakref.WeakKeyDictionary()
 )
@@ -135,7 +160,10 @@ def _pool_collector(registry: CollectorRegistry | None) -> PoolCollector:
     collector = _pool_collectors.get(reg)
     if collector is None:
         collector = PoolCollector()
-        reg.register(collector)
+        if _sync.multiprocess_enabled():
+            _sync.add_hook(reg, collector.sync_worker)
+        else:
+            reg.register(collector)
         _pool_collectors[reg] = collector
     return collector
 
@@ -167,11 +195,21 @@ def instrument_engine(engine: Any, pool: str = "default", *,
                       registry: CollectorRegistry | None = None) -> Any:
     """Instrument a SQLAlchemy ``Engine`` (or ``AsyncEngine``) and return it.
 
-    ``pool`` names the ``pool`` label; give each engine its own name.
+    ``pool`` names the ``pool`` label; give each engine its own name. Instrumenting the same
+    engine again with the same registry and name does nothing (it would count every query
+    twice); with another name it raises ``ValueError``.
     """
     from sqlalchemy import event
 
     sync_engine = getattr(engine, "sync_engine", engine)
+    reg = REGISTRY if registry is None else registry
+    done = _instrumented.setdefault(sync_engine, {})
+    if reg in done:
+        if done[reg] == pool:
+            return engine
+        raise ValueError(f"engine {sync_engine!r} is already instrumented as pool "
+                         f"{done[reg]!r}; instrument it once (asked for pool {pool!r})")
+    done[reg] = pool
     timer = _QueryTimer(registry)
     event.listen(sync_engine, "before_cursor_execute", timer.before)
     event.listen(sync_engine, "after_cursor_execute", timer.after)

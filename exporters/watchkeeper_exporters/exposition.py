@@ -8,7 +8,12 @@ empty directory before the workers start, serve :func:`metrics_registry` and cal
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -21,6 +26,11 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Lock file (not ``*.db``, so prometheus-client ignores it): scrapes share it, compaction of a
+#: dead worker's files holds it alone, so no scrape sees a value twice or not at all.
+LOCK_NAME = ".watchkeeper.lock"
+#: File types whose samples are summed over dead workers too, so they can be merged.
+_SUMMED_TYPES = ("counter", "histogram", "summary")
 
 
 def multiprocess_enabled() -> bool:
@@ -34,8 +44,59 @@ def metrics_registry() -> CollectorRegistry:
     if not multiprocess_enabled():
         return REGISTRY
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    _LockedMultiProcessCollector(registry)
     return registry
+
+
+@contextlib.contextmanager
+def _folder_lock(path: str, exclusive: bool) -> Iterator[None]:
+    with open(os.path.join(path, LOCK_NAME), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _LockedMultiProcessCollector(multiprocess.MultiProcessCollector):
+    """Reads the workers' files while no dead worker's files are being merged."""
+
+    def collect(self) -> Any:
+        with _folder_lock(self._path, exclusive=False):
+            return list(super().collect())
+
+
+def compact_dead_worker(pid: int, path: str | None = None) -> None:
+    """Merge a dead worker's counter/histogram files into one ``<type>_archive.db`` per type.
+
+    Without it the folder gains files with every worker ever started (gunicorn's
+    ``max_requests`` recycling) and each scrape reads them all. Sums are unchanged.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    folder = Path(path or os.environ[MULTIPROC_ENV])
+    with _folder_lock(str(folder), exclusive=True):
+        for typ in _SUMMED_TYPES:
+            dead = folder / f"{typ}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = folder / f"{typ}_archive.db"
+            totals: dict[str, float] = defaultdict(float)
+            for source in (archive, dead):
+                if source.exists():
+                    for key, value, _ts, _pos in MmapedDict.read_all_values_from_file(
+                            str(source)):
+                        totals[key] += value
+            staging = folder / f"{typ}_archive.db.tmp"  # not *.db: scrapes never read it
+            staging.unlink(missing_ok=True)
+            merged = MmapedDict(str(staging))
+            try:
+                for key, value in totals.items():
+                    merged.write_value(key, value, 0.0)
+            finally:
+                merged.close()
+            os.replace(staging, archive)
+            dead.unlink()
 
 
 class _PerScrapeRegistry:
@@ -78,12 +139,15 @@ def metrics_wsgi_app(registry: CollectorRegistry | None = None) -> Any:
 
 def serve_metrics(port: int, addr: str = "127.0.0.1",
                   registry: CollectorRegistry | None = None) -> Any:
-    """Serve the metrics on their own port from a background thread (not for pre-fork
-    servers' workers: each would try to bind the port)."""
+    """Serve the metrics on their own port from a background thread. Under a pre-fork server
+    call it once (e.g. from gunicorn's ``when_ready`` hook in the master), not per worker: each
+    worker would try to bind the port, and each serves the same merged view anyway."""
     return start_http_server(port, addr=addr, registry=_serving_registry(registry))
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """gunicorn ``child_exit`` hook: drop a dead worker's live gauges (``livesum``/``max``)."""
+    """gunicorn ``child_exit`` hook: drop a dead worker's gauges (all ``live*`` modes) and merge
+    its counters and histograms into the archive files."""
     if multiprocess_enabled():
         multiprocess.mark_process_dead(worker.pid)
+        compact_dead_worker(worker.pid)

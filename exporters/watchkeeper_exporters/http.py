@@ -9,7 +9,8 @@ Exceptions raised by the application are recorded as ``code="500"`` and re-raise
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -54,28 +55,51 @@ class RouteMatcher:
         return None
 
 
-class _Recorder:
-    """Caches histogram children per (method, route, code) and caps distinct routes.
+#: How a request is recorded without ``Histogram.observe``'s per-call checks and bucket loop:
+#: ``(bucket increments, upper bounds, sum increment)`` of one child; the bucket is found with
+#: one C-level ``bisect``. The values are prometheus-client's own (locked, multiprocess-aware).
+Fast = tuple[list[Callable[[float], None]], Sequence[float], Callable[[float], None]]
 
-    ``Histogram.labels`` costs more than ``observe``; caching children keeps the per-request
-    cost close to a bare ``observe``.
+
+def _fast(child: Any) -> Fast:
+    """The fast observer of a histogram child; falls back to ``observe`` if prometheus-client's
+    internals ever change shape."""
+    try:
+        incs = [bucket.inc for bucket in child._buckets]
+        bounds = tuple(child._upper_bounds)
+        total = child._sum.inc
+    except AttributeError:
+        return [lambda one: None], (float("inf"),), child.observe
+    if len(incs) != len(bounds) or bounds[-1] != float("inf"):
+        return [lambda one: None], (float("inf"),), child.observe
+    return incs, bounds, total
+
+
+class _Recorder:
+    """Caches per (method, route, code) the child's fast observer and caps distinct routes.
+
+    ``Histogram.labels`` costs more than ``observe``, and ``observe`` itself checks and loops
+    over buckets in Python: the middleware does a dict lookup, one ``bisect`` and two locked
+    increments per request (see bench/exporters_overhead.py).
     """
 
     def __init__(self, histogram: Histogram, max_routes: int) -> None:
         self._histogram = histogram
         self._max_routes = max_routes
         self._routes: set[str] = set()
-        self.children: dict[tuple[str, str, str], Any] = {}
+        self.children: dict[tuple[str, str, str], Fast] = {}
 
     def observe(self, method: str, route: str, code: str, seconds: float) -> None:
         key = (method, route, code)
-        child = self.children.get(key)
-        if child is None:
-            child = self.child(key)
-        child.observe(seconds)
+        fast = self.children.get(key)
+        if fast is None:
+            fast = self.child(key)
+        incs, bounds, total = fast
+        incs[bisect_left(bounds, seconds)](1)
+        total(seconds)
 
-    def child(self, key: tuple[str, str, str]) -> Any:
-        """The histogram child for ``key`` after normalising method and capping routes."""
+    def child(self, key: tuple[str, str, str]) -> Fast:
+        """The fast observer for ``key`` after normalising method and capping routes."""
         method, route, code = key
         if method not in METHODS:
             method = "OTHER"
@@ -84,18 +108,52 @@ class _Recorder:
                 route = OVERFLOW
             else:
                 self._routes.add(route)
-        child = self._histogram.labels(method, route, code)
+        fast = _fast(self._histogram.labels(method, route, code))
         if len(self.children) < _CHILD_CACHE_LIMIT:
-            self.children[key] = child
-        return child
+            self.children[key] = fast
+        return fast
 
 
-def _starlette_template(scope: Mapping[str, Any]) -> str | None:
-    """Template of the route Starlette/FastAPI matched (they store it in ``scope["route"]``)."""
-    route = scope.get("route")
-    if route is None:
-        return None
-    return getattr(route, "path_format", None) or getattr(route, "path", None)
+def _find_routes(app: Any) -> list[Any] | None:
+    """The route list of the Starlette/FastAPI app under ``app`` (through wrapping
+    middleware's ``.app``), or None for other frameworks."""
+    for _ in range(16):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+def walk_template(routes: list[Any], scope: Mapping[str, Any]) -> str | None:
+    """The full template of the route a Starlette-style router picks for ``scope``, with the
+    templates of the mounts on the way (``/v2`` + ``/users/{uid}``); a mount without routes of
+    its own (``StaticFiles``) gives ``<mount>/{path}``."""
+    partial = None
+    for route in routes:
+        try:
+            match, child = route.matches(scope)
+        except Exception:  # a route type that cannot match this scope
+            continue
+        kind = getattr(match, "name", "")
+        if kind == "FULL":
+            return _joined_template(route, {**scope, **child})
+        if kind == "PARTIAL" and partial is None:  # e.g. the path matches, the method not
+            partial = (route, child)
+    return _joined_template(partial[0], {**scope, **partial[1]}) if partial else None
+
+
+def _joined_template(route: Any, scope: Mapping[str, Any]) -> str:
+    template = getattr(route, "path_format", "") or ""
+    inner_routes = getattr(route, "routes", None)
+    if inner_routes is None:  # a route, not a mount
+        return template
+    inner = walk_template(inner_routes, scope) if inner_routes else None
+    if inner is None:
+        return template  # Starlette's Mount template ends in /{path}
+    return template.removesuffix("/{path}") + inner
 
 
 class _Middleware:
@@ -115,9 +173,11 @@ class PrometheusASGIMiddleware(_Middleware):
     """ASGI middleware; wrap the outermost app so errors from inner middleware count too.
 
     Route resolution order: ``route_resolver(scope)``, then ``scope["watchkeeper.route"]``,
-    then the route Starlette/FastAPI matched, then ``routes`` templates, else ``<unmatched>``.
+    then the route Starlette/FastAPI matched (``scope["route"]``, when no mount changed
+    ``root_path``), then the app's routes walked again with the mounts' templates as prefixes
+    (mounted sub-apps, ``StaticFiles``, FastAPI's ``add_route``), then ``routes`` templates,
+    else ``<unmatched>``.
     """
-
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Kept flat on purpose: this runs on every request (see bench/exporters_overhead.py).
@@ -127,10 +187,11 @@ class PrometheusASGIMiddleware(_Middleware):
         status = 0
 
         def send_status(message: dict[str, Any]) -> Any:
-            # A plain function returning send's awaitable: no extra coroutine per message.
+            # A plain function returning send's awaitable: no extra coroutine per message. The
+            # first message is the response start; later ones have no status.
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            if not status:
+                status = message.get("status", 0)
             return send(message)
 
         start = perf_counter()
@@ -141,18 +202,31 @@ class PrometheusASGIMiddleware(_Middleware):
                                    perf_counter() - start)
             raise
         elapsed = perf_counter() - start
-        route = None if self._resolver else scope.get(ROUTE_KEY)
-        key = (scope["method"], route or self._route(scope), _CODES.get(status) or "500")
-        child = self._children.get(key)
-        if child is None:
-            child = self._recorder.child(key)
-        child.observe(elapsed)
+        key = (scope["method"], (None if self._resolver else scope.get(ROUTE_KEY))
+               or self._route(scope), _CODES.get(status) or "500")
+        fast = self._children.get(key)
+        if fast is None:
+            fast = self._recorder.child(key)
+        incs, bounds, total = fast
+        incs[bisect_left(bounds, elapsed)](1)
+        total(elapsed)
 
     def _route(self, scope: Mapping[str, Any]) -> str:
-        if self._resolver is None:
-            route = scope.get(ROUTE_KEY) or _starlette_template(scope)
-        else:
-            route = self._resolver(scope) or scope.get(ROUTE_KEY) or _starlette_template(scope)
+        route = self._resolver(scope) if self._resolver is not None else None
+        route = route or scope.get(ROUTE_KEY)
+        if route:
+            return route
+        matched = scope.get("route")
+        # Starlette's Mount records the root path it started from as app_root_path: without
+        # it no mount was passed and the matched route's template is the whole template.
+        if matched is not None and "app_root_path" not in scope:
+            route = getattr(matched, "path_format", None)
+            if route:
+                return route
+        routes = _find_routes(self.app)
+        if routes is not None:
+            root = scope.get("app_root_path", scope.get("root_path", ""))
+            route = walk_template(routes, {**scope, "root_path": root})
         return route or self._matcher.match(scope["path"]) or UNMATCHED
 
 
@@ -160,7 +234,8 @@ class PrometheusWSGIMiddleware(_Middleware):
     """WSGI middleware; the request ends when the server closes the response body.
 
     Route resolution order: ``route_resolver(environ)``, then ``environ["watchkeeper.route"]``
-    (set by the app or a framework hook), then ``routes`` templates, else ``<unmatched>``.
+    (set by the app or a framework hook; :func:`instrument_flask` does it for Flask), then
+    ``routes`` templates, else ``<unmatched>``.
     """
 
 
@@ -179,7 +254,16 @@ class PrometheusWSGIMiddleware(_Middleware):
             self._record(environ, "500", start)
             raise
         if type(body) is list:  # already complete: nothing left to time, no wrapper needed
-            self._record(environ, status or "500", start)
+            elapsed = perf_counter() - start  # _record inlined: this is the common path
+            key = (environ.get("REQUEST_METHOD", "GET"),
+                   (None if self._resolver else environ.get(ROUTE_KEY))
+                   or self._route(environ), status or "500")
+            fast = self._children.get(key)
+            if fast is None:
+                fast = self._recorder.child(key)
+            incs, bounds, total = fast
+            incs[bisect_left(bounds, elapsed)](1)
+            total(elapsed)
             return body
         return _Body(body, lambda failed: self._record(
             environ, "500" if failed or not status else status, start))
@@ -188,15 +272,36 @@ class PrometheusWSGIMiddleware(_Middleware):
         elapsed = perf_counter() - start
         route = None if self._resolver else environ.get(ROUTE_KEY)
         key = (environ.get("REQUEST_METHOD", "GET"), route or self._route(environ), code)
-        child = self._children.get(key)
-        if child is None:
-            child = self._recorder.child(key)
-        child.observe(elapsed)
+        fast = self._children.get(key)
+        if fast is None:
+            fast = self._recorder.child(key)
+        incs, bounds, total = fast
+        incs[bisect_left(bounds, elapsed)](1)
+        total(elapsed)
 
     def _route(self, environ: Mapping[str, Any]) -> str:
         route = self._resolver(environ) if self._resolver else None
         route = route or environ.get(ROUTE_KEY)
         return route or self._matcher.match(environ.get("PATH_INFO", "")) or UNMATCHED
+
+
+def instrument_flask(app: Any, **middleware: Any) -> Any:
+    """Wrap a Flask app's ``wsgi_app`` in :class:`PrometheusWSGIMiddleware` and label each
+    request with the rule Flask matched (``/items/<int:item_id>``); returns the app.
+
+    The rule is stored by a URL value preprocessor, which Flask runs for every routed request
+    before any ``before_request`` hook (so an auth hook answering 401 keeps the label).
+    """
+    from flask import request
+
+    def remember_rule(endpoint: str | None, values: Any) -> None:
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule
+
+    app.url_value_preprocessor(remember_rule)
+    app.wsgi_app = PrometheusWSGIMiddleware(app.wsgi_app, **middleware)
+    return app
 
 
 class _Body:

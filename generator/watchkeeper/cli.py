@@ -7,19 +7,22 @@ arguments, a missing tool). User errors print one line per problem and no traceb
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchkeeper import check, deploy, promtool
+from watchkeeper import check, deploy, promtool, shard
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_spec
+from watchkeeper.results_cache import CacheError, ResultsCache
 from watchkeeper.spec import SpecFile
 from watchkeeper.writers import write_tree
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
 
 
 class UsageError(Exception):
@@ -36,21 +39,82 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _load(args: argparse.Namespace):
+    """The resolved spec of `args.spec`; --ext-str only means something to Jsonnet."""
+    if args.ext_str and Path(args.spec).suffix not in (".jsonnet", ".libsonnet"):
+        raise UsageError(f"--ext-str sets Jsonnet external variables, but {args.spec} is not a "
+                         ".jsonnet file; remove --ext-str or use a Jsonnet spec")
+    return load_spec(args.spec, _ext_vars(args.ext_str))
+
+
+def _shard(text: str) -> shard.Shard:
+    try:
+        return shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    spec = _load(args)
     print(f"{args.spec}: valid, {len(spec.services)} service(s): "
           + ", ".join(s.name for s in spec.services))
     return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, _ext_vars(args.ext_str))
+    spec = _load(args)
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
     files = generate(spec, Path(args.spec).name, only)
+    if args.shard:
+        names = [s.name for s in spec.services]
+        files = shard.select(files, names, args.shard)
+        mine = [n for n, i in shard.assignment(names, args.shard.count).items()
+                if i == args.shard.index]
+        print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
+              + (", ".join(mine) or "none"))
     write_tree(Path(args.out), files, owned=only)
     print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
           + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
     return EXIT_OK
+
+
+def _open_cache(args: argparse.Namespace) -> ResultsCache | None:
+    folder = Path(args.cache_dir) if args.cache_dir else Path(args.dir) / CACHE_DIR
+    try:
+        return ResultsCache(folder, promtool.version())
+    except CacheError as error:
+        print(f"watchkeeper: {error}", file=sys.stderr)
+        return None
+
+
+def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsCache | None,
+                     args: argparse.Namespace) -> tuple[int, int, int]:
+    """Run `run` over the files without a cached pass; print one line per file.
+
+    Returns (passed, failed, from cache).
+    """
+    keys = {file: key_of(file) if cache else None for file in files}
+    cached = {file for file in files if cache and not args.all and cache.hit(keys[file])}
+    result = run([f for f in files if f not in cached], jobs=args.jobs)
+    outcome = {f.file: f for f in result.files}
+    passed = failed = 0
+    for file in files:
+        if file in cached:
+            print(f"ok   {label}: {file} (cached)")
+            passed += 1
+            continue
+        found = outcome.get(str(file))
+        ok = found is not None and found.ok
+        if cache:
+            cache.record(keys[file], ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: {file}")
+        for line in found.details if found and not ok else ():
+            print(f"       {line}")
+        passed, failed = passed + ok, failed + (not ok)
+    if not result.ok and not result.files:
+        print(result.output.rstrip())
+        failed = max(failed, 1)
+    return passed, failed, len(cached)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -59,23 +123,24 @@ def cmd_test(args: argparse.Namespace) -> int:
     test_files = sorted((alerts / "tests").glob("*.test.yml"))
     if not rule_files:
         raise UsageError(f"no rule files in {alerts}/; run `watchkeeper generate` first")
-    checked = promtool.check_rules(rule_files)
-    tested = promtool.test_rules(test_files) if test_files else None
-    failures = 0
-    for label, result in (("check rules", checked), ("test rules", tested)):
-        if result is None:
-            continue
-        for file in result.files:
-            print(f"{'ok  ' if file.ok else 'FAIL'} {label}: {file.file}")
-            for line in file.details if not file.ok else ():
-                print(f"       {line}")
-        if not result.ok:
-            failures += max(1, len(result.failed))
-            if not result.files:
-                print(result.output.rstrip())
-    passed = len(checked.files) + (len(tested.files) if tested else 0) - failures
-    print(f"promtool: {passed} passed, {failures} failed")
-    return EXIT_OK if failures == 0 else EXIT_FAILED
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    cache = _open_cache(args) if not args.no_cache else None
+    totals = [_promtool_cached("check rules", promtool.check_rules, rule_files,
+                               cache and cache.check_key, cache, args)]
+    if test_files:
+        totals.append(_promtool_cached("test rules", promtool.test_rules, test_files,
+                                       cache and cache.test_key, cache, args))
+    passed, failed, reused = (sum(column) for column in zip(*totals, strict=True))
+    if cache:
+        try:
+            cache.save()
+        except OSError as error:
+            print(f"watchkeeper: cache not saved: {error.strerror}: {error.filename}",
+                  file=sys.stderr)
+    print(f"promtool: {passed} passed, {failed} failed"
+          + (f" ({reused} unchanged, passed before: not re-run)" if reused else ""))
+    return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -138,6 +203,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("watchkeeper")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its one-line style
         self.print_usage(sys.stderr)
@@ -147,6 +219,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="watchkeeper", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action="version", version=f"watchkeeper {_version()}")
     commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def spec_command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
@@ -162,8 +235,23 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
     gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
                      help="generate only this output folder (repeatable)")
-    test = commands.add_parser("test", help="promtool check + test the generated rules")
+    gen.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="write only the rule and test files of the services shard I of N "
+                     "evaluates (stable by service name; shared files are written whole)")
+    test = commands.add_parser(
+        "test", help="promtool check + test the generated rules",
+        description="promtool check + test the generated rules, on every core. Files that "
+        "passed before with the same contents (and the same promtool) are not re-run: passes "
+        f"are remembered in DIR/{CACHE_DIR}/ (safe to delete; see --cache-dir).")
     test.add_argument("dir", nargs="?", default=".", help="folder holding alerts/ (default .)")
+    test.add_argument("--all", action="store_true",
+                      help="re-run every check and test, even those that passed unchanged")
+    test.add_argument("--jobs", "-j", type=int, metavar="N",
+                      help="promtool processes at once (default: one per core)")
+    test.add_argument("--cache-dir", metavar="DIR",
+                      help=f"where passes are remembered (default DIR/{CACHE_DIR})")
+    test.add_argument("--no-cache", action="store_true",
+                      help="neither read nor write the cache")
     test.set_defaults(handler=cmd_test)
     chk = commands.add_parser("check", help="cross-check dashboards against the rules")
     chk.add_argument("dir", nargs="?", default=".",

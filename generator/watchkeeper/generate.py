@@ -10,10 +10,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 from watchkeeper import alertmanager
 from watchkeeper.dashboards.build import dashboard_files
-from watchkeeper.model import Service, Spec
+from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
-from watchkeeper.signals import slo
 from watchkeeper.writers import HEADER, to_yaml
 
 Files = dict[str, str]
@@ -24,25 +23,39 @@ PARALLEL_MIN_SERVICES = 64
 
 
 def service_alert_files(service: Service, header: str) -> Files:
-    """One service's rule file and promtool test file; its SLOs get a pair of their own
-    (their scenarios span hours, so promtool evaluates them on a coarser step, and every
-    other test need not evaluate them)."""
-    groups = build_groups(service)
-    slo_group = f"{service.name}-{slo.GROUP}"
+    """A rule file and a promtool test file per rule group of the service:
+    ``alerts/<service>.<section>.rules.yml`` and ``alerts/tests/<service>.<section>.test.yml``.
+
+    promtool loads and evaluates every rule of every file a test lists, at every step of
+    every test group; a test file listing only its own group's rules does a fraction of
+    that work (and a changed budget re-tests only its group, see `watchkeeper test`).
+    Groups never read each other's recordings, so each file stands alone.
+    """
     files: Files = {}
-    for suffix, part, step in (
-            ("", [g for g in groups if g.group != slo_group], None),
-            (".slo", [g for g in groups if g.group == slo_group], slo.TEST_INTERVAL)):
-        if part or not suffix:
-            files[f"alerts/{service.name}{suffix}.rules.yml"] = to_yaml(rule_file(part), header)
-            files[f"alerts/tests/{service.name}{suffix}.test.yml"] = to_yaml(test_file(
-                service, part, f"../{service.name}{suffix}.rules.yml", step), header)
+    groups = build_groups(service)
+    name = {id(g): f"{service.name}.{g.group.removeprefix(service.name + '-')}" for g in groups}
+    for group in groups:
+        files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
+        if group.scenarios:
+            listed = [f"../{name[id(g)]}.rules.yml" for g in _groups_checked(group, groups)]
+            files[f"alerts/tests/{name[id(group)]}.test.yml"] = to_yaml(
+                test_file(service, [group], listed), header)
     return files
 
 
+def _groups_checked(group: Piece, groups: list[Piece]) -> list[Piece]:
+    """`group` and every other group defining an alert or recording its scenarios check
+    (a leak scenario also checks the static budget of the same count), in rule order."""
+    alerts = {check.alert for s in group.scenarios for check in s.alert_checks}
+    exprs = [check.expr for s in group.scenarios for check in s.expr_checks]
+    return [g for g in groups if g is group or any(a.name in alerts for a in g.alerts)
+            or any(r.record in expr for r in g.recordings for expr in exprs)]
+
+
 def alert_files(spec: Spec, spec_name: str) -> Files:
-    """`alerts/<service>.rules.yml` and `alerts/tests/<service>.test.yml` per service, and
-    `alerts/alertmanager.yml` routing them."""
+    """`alerts/<service>.<section>.rules.yml` and `alerts/tests/<service>.<section>.test.yml`
+    per rule group (see `service_alert_files`), and `alerts/alertmanager.yml` routing
+    them."""
     header = HEADER.format(spec=spec_name)
     files: Files = {"alerts/alertmanager.yml": to_yaml(
         alertmanager.config(spec.alertmanager), header)}

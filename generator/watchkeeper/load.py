@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -75,23 +76,55 @@ def _line_map(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dupes: list[tupl
             _line_map(item, child, lines, dupes)
 
 
-def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
+# libyaml's parser when PyYAML was built with it (wheels are), else the pure-Python one.
+FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_once(text: str) -> tuple[yaml.Node | None, object]:
+    """Compose the node tree and construct the data from those same nodes: one parse.
+
+    The line map is taken from the nodes before construction, because the constructor
+    rewrites mappings with merge keys (``<<``) in place.
+    """
+    loader = FastLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
+        node = loader.get_single_node()
+        lines: dict[Loc, int] = {}
+        dupes: list[tuple[Loc, int]] = []
+        if node is not None:
+            _line_map(node, (), lines, dupes)
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return (lines, dupes), data
+
+
+def _syntax_problem(path: Path, text: str, error: yaml.YAMLError) -> Problem:
+    """One problem for a YAML error, worded by the pure-Python parser.
+
+    libyaml words some errors differently; bad input is rare, so it is parsed once more
+    with PyYAML's own parser to keep the messages (and their lines) stable either way.
+    """
+    if FastLoader is not yaml.SafeLoader:
+        try:
+            yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as pure:
+            error = pure
+    if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
         message = f"YAML syntax error: {error.problem or error}"
         if error.context and error.context_mark and error.context_mark is not mark:
             message += f" ({error.context} started on line {error.context_mark.line + 1})"
-        raise SpecError([Problem(str(path), "", line, message)]) from None
+        return Problem(str(path), "", line, message)
+    return Problem(str(path), "", None, f"YAML error: {error}")
+
+
+def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
+    try:
+        (lines, dupes), data = _parse_once(text)
     except yaml.YAMLError as error:
-        raise SpecError([Problem(str(path), "", None, f"YAML error: {error}")]) from None
-    lines: dict[Loc, int] = {}
-    dupes: list[tuple[Loc, int]] = []
-    if node is not None:
-        _line_map(node, (), lines, dupes)
+        raise SpecError([_syntax_problem(path, text, error)]) from None
     if dupes:
         raise SpecError([
             Problem(str(path), format_loc(loc), line, "key written twice; keep one")
@@ -106,9 +139,22 @@ def _read_jsonnet(path: Path, ext_vars: dict[str, str]) -> object:
     try:
         return json.loads(_jsonnet.evaluate_file(str(path), ext_vars=ext_vars))
     except RuntimeError as error:
-        message = str(error).strip().splitlines()
-        raise SpecError([Problem(str(path), "", None, "Jsonnet error: " + " ".join(
-            part.strip() for part in message))]) from None
+        raise SpecError([_jsonnet_problem(path, str(error))]) from None
+
+
+_JSONNET_PLACE = re.compile(r"(\S+?\.(?:jsonnet|libsonnet)):(\d+):[\d\-()]*:?\s*")
+
+
+def _jsonnet_problem(path: Path, text: str) -> Problem:
+    """The first line of a Jsonnet error, at the file:line where it happened (the
+    innermost frame Jsonnet prints first), not at the top of the spec."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else text.strip()
+    place = _JSONNET_PLACE.search(text)
+    message = _JSONNET_PLACE.sub("", first).strip()
+    if place is None:
+        return Problem(str(path), "", None, f"Jsonnet error: {message}")
+    return Problem(place[1], "", int(place[2]), f"Jsonnet error: {message}")
 
 
 # --- Validation errors → problems ------------------------------------------------------------
@@ -164,10 +210,16 @@ def _message(error: dict) -> str:
         return f"unknown key {loc[-1]!r}{hint}"
     if kind == "missing":
         return "required key is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        model = _model_at(loc)
+        keys = f" with keys {', '.join(_keys_of(model))}" if model else ""
+        return f"expected a mapping{keys}, got {error.get('input')!r}"
+    if kind == "list_type":
+        return f"expected a list (items starting with '- '), got {error.get('input')!r}"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    return message
+    return re.sub(r" or instance of \w+", "", message)  # never an internal class name
 
 
 def _problems(error: ValidationError, file: str, lines: dict[Loc, int]) -> list[Problem]:

@@ -220,6 +220,9 @@ class Piece:
     recordings: list[Recording] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     scenarios: list[Scenario] = field(default_factory=list)
+    # promtool evaluation step (seconds) the scenarios were built for; None: the service's
+    # `signals.common.test_step`. Scenarios spanning hours (leaks) need far fewer steps.
+    test_step: float | None = None
 
 
 # --- Output model: dashboard charts ------------------------------------------------------

@@ -57,13 +57,14 @@ def _test_group(scenario: Scenario, interval: str) -> dict:
     return group
 
 
-def test_file(service: Service, groups: list[Piece], rule_file_path: str,
-              step: float | None = None) -> dict:
-    """The YAML document of one service's promtool test file, evaluated every `step`
-    (default: the service's test step)."""
-    interval = prometheus_duration(step or test_step(service))
+def test_file(service: Service, groups: list[Piece], rule_files: list[str]) -> dict:
+    """The YAML document of a promtool test file proving `groups`' alerts, loading only
+    `rule_files`, at the step the groups' scenarios were built for."""
+    steps = {group.test_step for group in groups if group.scenarios} or {None}
+    assert len(steps) == 1, "scenarios built for different steps need separate test files"
+    interval = prometheus_duration(steps.pop() or test_step(service))
     return {
-        "rule_files": [rule_file_path],
+        "rule_files": rule_files,
         "evaluation_interval": interval,
         "tests": [_test_group(s, interval) for group in groups for s in group.scenarios],
     }

@@ -32,6 +32,9 @@ def _merge(group: Piece, piece: Piece) -> None:
             group.recordings.append(recording)
     group.alerts.extend(piece.alerts)
     group.scenarios.extend(piece.scenarios)
+    if piece.test_step is not None:
+        assert group.test_step in (None, piece.test_step), f"{group.group}: two test steps"
+        group.test_step = piece.test_step
 
 
 def _recording_rule(recording: Recording) -> dict:

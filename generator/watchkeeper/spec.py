@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from watchkeeper import model, profiles, selectors
+from watchkeeper import model, presets, profiles, selectors
 from watchkeeper.budgets import (
     QUANTILES,  # noqa: F401 - re-exported for callers of the spec module
     Duration,
@@ -63,8 +63,11 @@ AlertLabels = Annotated[dict[str, str], AfterValidator(_check_alert_labels)]
 
 
 def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
-    known = profiles.metric_keys()
+    known = (*profiles.metric_keys(), *presets.POOL_STATE_KEYS)
     for key, value in names.items():
+        if key == presets.PRESET_KEY:
+            presets.check_preset_name(value)
+            continue
         if key not in known:
             raise ValueError(f"unknown metric key {key!r}; known keys: {', '.join(known)}")
         pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$" if key.endswith("_label") else \
@@ -74,7 +77,11 @@ def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
     return names
 
 
-MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrides)]
+MetricOverrides = Annotated[dict[str, str], BeforeValidator(presets.as_mapping),
+                            AfterValidator(_check_metric_overrides),
+                            WithJsonSchema({"anyOf": [
+                                {"type": "string", "enum": list(presets.NAMES)},
+                                {"type": "object", "additionalProperties": {"type": "string"}}]})]
 
 # --- Defaults and services ---------------------------------------------------------------------
 
@@ -120,9 +127,16 @@ class Inheritable(Strict):
     min_events: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Fewest events (requests, lookups, queries) per rate window for a "
                           "ratio or quantile to be judged; see docs/spec.md for the default.")
+    serving: Literal["single", "multiprocess"] | None = Field(
+        None, description="How the service is served: single (one process per target, the "
+                          "default) or multiprocess (a pre-forking server such as gunicorn "
+                          "with several workers behind one /metrics, prometheus-client's "
+                          "multiprocess mode); budgets whose series that mode cannot serve "
+                          "are refused.")
     metrics: MetricOverrides | None = Field(
-        None, description="Rename any metric a rule reads: {metric key: name}; see "
-                          "docs/spec.md for the keys.")
+        None, description="Rename any metric a rule reads: {metric key: name}, or a naming "
+                          "preset (otel, prometheus-fastapi-instrumentator) as `metrics: otel` "
+                          "or {preset: otel, key: name…}; see docs/spec.md for the keys.")
 
 
 class EmailReceiver(Strict):
@@ -284,6 +298,24 @@ class SpecFile(Strict):
     services: Annotated[list[ServiceSpec], Field(min_length=1)] = Field(  # type: ignore[valid-type]
         description="The services and their budgets.")
 
+    @model_validator(mode="after")
+    def _presets_and_units(self) -> SpecFile:
+        for index, service in enumerate(self.services):
+            metrics = {**(self.defaults.metrics or {}), **(service.metrics or {})}
+            preset = presets.preset_of(metrics)
+            declared = {key.path: _at(service, key.path) is not None for key in signal_keys()}
+            explicit = {f"{section}.{name}" for section in SECTION_SETTINGS
+                        if (holder := getattr(service, section, None)) is not None
+                        for name in holder.model_fields_set}
+            settings = {section: _settings(getattr(service, section, None), section, preset)
+                        for section in SECTION_SETTINGS}
+            serving = service.serving or self.defaults.serving or "single"
+            try:
+                presets.check_service(metrics, declared, settings, explicit, serving)
+            except ValueError as error:
+                raise ValueError(f"services[{index}] ({service.name}): {error}") from None
+        return self
+
     @field_validator("services")
     @classmethod
     def _unique_service_names(cls, services: list) -> list:
@@ -314,7 +346,18 @@ def _pick(service_value, default_value, builtin):
     return builtin
 
 
-def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, dict]]:
+def _settings(holder: Any, section: str, preset: presets.Preset | None) -> dict[str, Any]:
+    """A section's settings: what the user wrote, else the naming preset's, else built in."""
+    out = {}
+    for name, (_, field) in SECTION_SETTINGS.get(section, {}).items():
+        written = holder is not None and name in holder.model_fields_set
+        out[name] = getattr(holder, name) if written else \
+            presets.setting(preset, section, name) or field.default
+    return out
+
+
+def _budgets(spec: Any, default_for: float,
+             preset: presets.Preset | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
     """(resolved budgets by spec path, settings by section) of one service."""
     budgets: dict[str, Any] = {}
     settings: dict[str, dict] = {}
@@ -323,8 +366,7 @@ def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, d
         if holder is None:
             continue
         if key.section is not None:
-            settings[key.section] = {name: getattr(holder, name)
-                                     for name in SECTION_SETTINGS.get(key.section, {})}
+            settings[key.section] = _settings(holder, key.section, preset)
         value = getattr(holder, key.name)
         if value is None:
             continue
@@ -336,11 +378,12 @@ def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, d
 
 def _service(s: Any, defaults: Defaults) -> model.Service:
     for_ = _pick(s.for_, defaults.for_, BUILTIN_FOR)
-    budgets, settings = _budgets(s, for_)
+    metrics = {**(defaults.metrics or {}), **(s.metrics or {})}
+    budgets, settings = _budgets(s, for_, presets.preset_of(metrics))
     return model.Service(
         name=s.name,
         selector=s.selector,
-        profile=profiles.profile(s.language, {**(defaults.metrics or {}), **(s.metrics or {})}),
+        profile=profiles.profile(s.language, metrics),
         labels={**(defaults.labels or {}), **(s.labels or {})},
         runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
         grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),

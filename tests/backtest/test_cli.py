@@ -112,3 +112,11 @@ def test_rfc3339_and_since(capsys, prometheus, start):
     assert main(["backtest", str(SPEC), "--prometheus", prometheus, "--to", end, "--since",
                  "349m", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["episodes"] == by_time["episodes"]
+
+
+def test_service_filter(capsys, prometheus, start):
+    document = backtest(capsys, prometheus, start, "--service", "checkout")
+    assert len(document["episodes"]) == len(history.INCIDENTS)
+    err = failure(capsys, str(SPEC), "--prometheus", prometheus, "--since", "1h",
+                  "--service", "nope")
+    assert "no service named nope in the spec (services: checkout)" in err

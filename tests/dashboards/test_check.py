@@ -62,8 +62,8 @@ def test_dangling_alert_link_missing_unit_and_duplicate_uid(tree, capsys):
     _edit(tree, "overview", lambda d: d.update(uid="wk-tickets-api"))
     assert cli.main(["check", str(tree)]) == 1
     out = capsys.readouterr().out
-    assert ("alerts/festivals-api.rules.yml: alert HttpErrorRatioHigh: dashboard_url points at "
-            "panel 102") in out
+    assert ("alerts/festivals-api.http.rules.yml: alert HttpErrorRatioHigh: dashboard_url "
+            "points at panel 102") in out
     assert "panel 'Request rate' (id 101): has no unit" in out
     assert ("dashboards/tickets-api.json: uid 'wk-tickets-api' is also used by "
             "dashboards/overview.json") in out

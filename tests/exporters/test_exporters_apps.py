@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import servers
 from metrics_text import names, value
@@ -78,10 +79,17 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
         for i in range(20):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 5}", timeout=10):
                 pass
-        _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+        while True:  # lru_cache counts reach the files from each worker's sync thread (1 s)
+            _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+            lookups = (value(body, "cache_hits_total", cache="fib") or 0) + \
+                (value(body, "cache_misses_total", cache="fib") or 0)
+            if lookups >= 20 or time.monotonic() > deadline + 5:
+                break
+            time.sleep(0.2)
+        # before the stop: then child_exit merges the workers' files into the archive
+        worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
     finally:
         servers._stop(proc)
-    worker_pids = {p.stem.rsplit("_", 1)[1] for p in tmp_path.glob("histogram_*.db")}
     assert len(worker_pids) == 2  # both workers wrote samples...
     assert value(body, "http_request_duration_seconds_count", method="GET",
                  route="/fib/{n}", code="200") == 20  # ...and one scrape sums them
@@ -92,3 +100,44 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
     # miss of n >= 2 adds two (fib(n-1), fib(n-2)): at most 3 such misses per worker.
     assert 5 <= misses <= 10
     assert hits + misses in range(20, 20 + 2 * 6 + 1, 2)
+    assert value(body, "python_threads") >= 2  # per-worker series, summed over workers
+
+
+def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_path) -> None:
+    """Under gunicorn with max_requests recycling, worker starts create thousands of label
+    children while collections run: no worker may hang (WORKER TIMEOUT), no request may be
+    lost, sums survive the recycled workers and their files are merged."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    port = servers.free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder),
+           "PYTHONPATH": os.pathsep.join([str(servers.EXAMPLES), str(Path(__file__).parent)])}
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(servers.EXAMPLES / "gunicorn.conf.py"),
+             "-b", f"127.0.0.1:{port}", "--max-requests", "20", "--timeout", "8",
+             "--graceful-timeout", "2", "recycling_app:app"],
+            stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        failures = []
+        try:
+            servers.wait_for_port(port, proc=proc, timeout=30)
+            for i in range(105):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 7}",
+                                                timeout=12) as response:
+                        assert response.status == 200
+                except OSError as error:  # a hung worker shows up as a timeout or reset
+                    failures.append((i, repr(error)))
+            time.sleep(1.5)  # the last workers' sync thread copies their counts
+            _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+        finally:
+            servers._stop(proc, timeout=10)
+    text = log.read_text()
+    assert "WORKER TIMEOUT" not in text, text[-2000:]
+    assert not failures, failures
+    assert text.count("Booting worker") >= 6, text[-2000:]  # workers really were recycled
+    assert value(body, "http_request_duration_seconds_count", method="GET",
+                 route="/fib/{n}", code="200") == 105
+    db_files = list(folder.glob("*.db"))
+    assert len(db_files) <= 12, sorted(p.name for p in db_files)  # 2 live workers + archives

@@ -34,9 +34,27 @@ def test_query_duration_by_operation_and_table(postgres) -> None:
     with pytest.raises(exc.ProgrammingError), engine.connect() as conn:
         conn.execute(text("SELECT * FROM no_such_table"))
     name = "db_query_duration_seconds_count"
-    assert value(registry, name, operation="INSERT", table="dbt") == 1
-    assert value(registry, name, operation="SELECT", table="dbt") == 2
-    assert value(registry, name, operation="SELECT", table="no_such_table") == 1
+    assert value(registry, name, operation="INSERT", table="dbt", result="success") == 1
+    assert value(registry, name, operation="SELECT", table="dbt", result="success") == 2
+    assert value(registry, name, operation="SELECT", table="no_such_table",
+                 result="error") == 1  # failed queries are told apart
+    assert value(registry, name, operation="SELECT", table="no_such_table",
+                 result="success") is None
+    engine.dispose()
+
+
+def test_instrumenting_an_engine_twice_does_not_double_count(postgres) -> None:
+    registry = CollectorRegistry()
+    engine = create_engine(postgres.sqlalchemy_url())
+    assert instrument_engine(engine, "twice", registry=registry) is engine
+    assert instrument_engine(engine, "twice", registry=registry) is engine
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert value(registry, "db_query_duration_seconds_count", operation="SELECT", table="",
+                 result="success") == 1
+    assert value(registry, "db_client_connection_wait_time_seconds_count", pool="twice") == 1
+    with pytest.raises(ValueError, match="already instrumented as pool 'twice'"):
+        instrument_engine(engine, "other", registry=registry)
     engine.dispose()
 
 

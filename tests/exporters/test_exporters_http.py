@@ -40,6 +40,29 @@ def asgi_get(app: Any, path: str, method: str = "GET") -> int:
     return next(m["status"] for m in sent if m["type"] == "http.response.start")
 
 
+def asgi_get_streaming(app: Any, path: str) -> int:
+    """Like :func:`asgi_get`, but ``receive`` waits after the request as a real server does
+    (``StaticFiles`` listens for the disconnect)."""
+    sent: list[dict[str, Any]] = []
+    first = [True]
+
+    async def receive() -> dict[str, Any]:
+        if first.pop() if first else False:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "path": path, "raw_path": path.encode(), "root_path": "",
+             "scheme": "http", "query_string": b"", "headers": [], "server": ("t", 80),
+             "client": ("c", 1)}
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
 def starlette_app() -> Starlette:
     async def item(request: Any) -> PlainTextResponse:
         return PlainTextResponse("item")
@@ -159,3 +182,61 @@ def test_wsgi_errors_before_and_during_the_body_count_as_500() -> None:
     with pytest.raises(RuntimeError):
         wsgi_call(PrometheusWSGIMiddleware(raises_in_body, registry=registry), "/stream")
     assert value(registry, COUNT, method="GET", route="/stream", code="500") == 1
+
+
+def test_fastapi_added_routes_mounts_and_static_files_get_full_templates(tmp_path) -> None:
+    from fastapi import FastAPI
+    from starlette.staticfiles import StaticFiles
+    from watchkeeper_exporters import metrics_asgi_app
+
+    registry = CollectorRegistry()
+    (tmp_path / "app.css").write_text("body {}")
+    api, sub = FastAPI(), FastAPI()
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @sub.get("/users/{uid}")
+    async def user(uid: int) -> dict[str, int]:
+        return {"uid": uid}
+
+    async def plain(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("plain")
+
+    api.mount("/v2", sub)
+    api.mount("/static", StaticFiles(directory=tmp_path))
+    api.add_route("/plain", plain)
+    api.add_route("/metrics", metrics_asgi_app(registry))
+    app = PrometheusASGIMiddleware(api, registry=registry)
+    for path in ("/items/3", "/v2/users/4", "/static/app.css", "/plain", "/metrics"):
+        assert asgi_get_streaming(app, path) == 200, path
+    assert asgi_get_streaming(app, "/nope") == 404
+    for route in ("/items/{item_id}", "/v2/users/{uid}", "/static/{path}", "/plain",
+                  "/metrics"):
+        assert value(registry, COUNT, method="GET", route=route, code="200") == 1, route
+    assert value(registry, COUNT, method="GET", route=UNMATCHED, code="404") == 1
+    assert value(registry, COUNT, method="GET", route=UNMATCHED, code="200") is None
+
+
+def test_fast_observer_lands_in_the_same_buckets_as_observe() -> None:
+    """The middleware's bisect-based observer must give exactly Histogram.observe's buckets,
+    including values on a bucket bound and past the last one."""
+    from prometheus_client import Histogram, generate_latest
+    from watchkeeper_exporters._metrics import HTTP_BUCKETS
+    from watchkeeper_exporters.http import _Recorder
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    recorder = _Recorder(Histogram("h", "h", ["method", "route", "code"], buckets=HTTP_BUCKETS,
+                                   registry=ours), max_routes=10)
+    reference = Histogram("h", "h", ["method", "route", "code"], buckets=HTTP_BUCKETS,
+                          registry=theirs).labels("GET", "/r", "200")
+    for seconds in (0.0, 0.004, 0.005, 0.0050001, 0.1, 0.99, 1.0, 9.9, 10.0, 11.0, 3600.0):
+        recorder.observe("GET", "/r", "200", seconds)
+        reference.observe(seconds)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines()
+                if not line.startswith("#") and "_created" not in line]
+
+    assert lines(ours) == lines(theirs)

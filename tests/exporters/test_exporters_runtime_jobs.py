@@ -81,3 +81,30 @@ def test_job_metrics_results_duration_and_depth() -> None:
     assert value(registry, "job_queue_depth", job_name="emails") == 7
     emails.queue_depth_from(lambda: 3)
     assert value(registry, "job_queue_depth", job_name="emails") == 3
+
+
+def test_async_jobs_are_timed_until_they_finish_and_their_errors_count() -> None:
+    registry = CollectorRegistry()
+    sync = JobMetrics("sync_job", registry=registry)
+    job = JobMetrics("async_job", registry=registry)
+
+    @job
+    async def slow_then_fail() -> None:
+        await asyncio.sleep(0.3)
+        raise RuntimeError("failed after 0.3 s")
+
+    async def with_block() -> None:
+        async with job.track():
+            await asyncio.sleep(0.01)
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(slow_then_fail())
+    asyncio.run(with_block())
+    processed = "jobs_processed_total"
+    assert value(registry, processed, job_name="async_job", result="error") == 1
+    assert value(registry, processed, job_name="async_job", result="success") == 1
+    assert value(registry, "job_duration_seconds_sum", job_name="async_job") >= 0.3
+    assert value(registry, "job_duration_seconds_bucket", job_name="async_job", le="0.1") == 1
+    with sync.track():
+        pass
+    assert value(registry, processed, job_name="sync_job", result="success") == 1

@@ -199,3 +199,57 @@ def test_web_config_tls_and_bcrypt_basic_auth(redis, tmp_path) -> None:
         with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP is refused
             urllib.request.urlopen(side.base_url.replace("https", "http") + "/healthz",
                                    timeout=5)
+
+
+def test_answers_within_the_scrapers_timeout_header(redis) -> None:
+    """--timeout is 10 s, but a scraper that gives up after 1.5 s gets its answer in time, with
+    the hung target down and the reason."""
+    with servers.silent_server() as port, servers.sidecar(
+            "--redis", f"ok={redis.url}", "--redis", f"hung=redis://127.0.0.1:{port}",
+            "--timeout", "10s") as side:
+        request = urllib.request.Request(
+            side.metrics_url, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+        start = time.monotonic()
+        with urllib.request.urlopen(request, timeout=20) as response:
+            body = response.read().decode()
+        elapsed = time.monotonic() - start
+    assert elapsed < 1.5, elapsed
+    assert value(body, "redis_up", target="ok") == 1
+    assert value(body, "redis_up", target="hung") == 0
+    assert value(body, "watchkeeper_exporter_target_down_reason", target="hung",
+                 reason="timeout") == 1
+    assert value(body, "watchkeeper_exporter_target_down_reason", target="ok",
+                 reason="timeout") is None
+
+
+def test_prometheus_with_a_short_scrape_timeout_sees_the_hung_target_down(redis,
+                                                                         tmp_path) -> None:
+    """A real Prometheus (scrape_timeout 2s) against a sidecar whose own timeout is longer:
+    the scrape succeeds (up 1) and the silent target is reported down."""
+    import yaml
+
+    with servers.silent_server() as port, servers.sidecar(
+            "--redis", f"ok={redis.url}", "--redis", f"hung=redis://127.0.0.1:{port}",
+            "--timeout", "8s") as side:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "3s", "scrape_timeout": "2s"},
+            "scrape_configs": [{"job_name": "side", "static_configs": [
+                {"targets": [f"127.0.0.1:{side.port}"]}]}]}))
+        prometheus = servers.prometheus_daemon(config).start()
+        try:
+            deadline = time.monotonic() + 30
+            found: dict[str, float] = {}
+            while time.monotonic() < deadline and len(found) < 3:
+                for query in ('up{job="side"}', 'redis_up{target="hung"}',
+                              'watchkeeper_exporter_target_down_reason{target="hung"}'):
+                    url = f"{prometheus.url}/api/v1/query?query=" + urllib.request.quote(query)
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        result = __import__("json").load(response)["data"]["result"]
+                    if result:
+                        found[query] = float(result[0]["value"][1])
+                time.sleep(0.5)
+        finally:
+            prometheus.stop()
+    assert found == {'up{job="side"}': 1.0, 'redis_up{target="hung"}': 0.0,
+                     'watchkeeper_exporter_target_down_reason{target="hung"}': 1.0}

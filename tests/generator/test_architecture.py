@@ -46,3 +46,14 @@ def test_signal_names_and_keys_are_unique():
     paths = [key.path for signal in SIGNALS for key in signal.keys]
     assert len(set(names)) == len(names)
     assert len(set(paths)) == len(paths)
+
+
+def test_docs_spec_names_every_key():
+    """docs/spec.md documents every key of the schema (it is where the example spec points)."""
+    text = (SIGNALS_DIR.parents[2] / "docs" / "spec.md").read_text()
+    defs = SpecFile.model_json_schema(by_alias=True)["$defs"]
+    keys = {key for model in defs.values() for key in model.get("properties", {})}
+    keys |= set(SpecFile.model_json_schema(by_alias=True)["properties"])
+    missing = sorted(key for key in keys if f"`{key}" not in text and f"{key}:" not in text
+                     and f".{key}`" not in text)
+    assert missing == []

@@ -26,7 +26,9 @@ def test_generate_then_test_passes(tmp_path):
     assert generated.returncode == 0, generated.stderr
     tested = run("test", str(tmp_path))
     assert tested.returncode == 0, tested.stdout
-    assert "promtool: 8 passed, 0 failed" in tested.stdout  # 3 rule + 3 test files, SLO pair
+    files = [*(tmp_path / "alerts").glob("*.rules.yml"), *(tmp_path / "alerts").glob("*/*.yml")]
+    assert len(files) > 6  # a rule file and a test file per rule group of 3 services
+    assert f"promtool: {len(files)} passed, 0 failed" in tested.stdout
 
 
 def test_bad_spec_exits_2_without_traceback(tmp_path):
@@ -53,11 +55,11 @@ def test_a_failed_generate_keeps_the_previous_output(tmp_path):
 @pytest.mark.slow
 def test_failing_rule_tests_exit_1_and_name_the_file(tmp_path):
     assert run("generate", str(EXAMPLE), "--out", str(tmp_path), "--only", "alerts").returncode == 0
-    rules = tmp_path / "alerts" / "tickets-api.rules.yml"
+    rules = tmp_path / "alerts" / "tickets-api.http.rules.yml"
     rules.write_text(rules.read_text().replace("> 0.2\n", "> 0.3\n", 1))
     result = run("test", str(tmp_path))
     assert result.returncode == 1
-    assert "FAIL test rules: " in result.stdout and "tickets-api.test.yml" in result.stdout
+    assert "FAIL test rules: " in result.stdout and "tickets-api.http.test.yml" in result.stdout
 
 
 @pytest.mark.slow
@@ -76,7 +78,7 @@ def test_jsonnet_ext_str_reaches_the_spec(tmp_path):
     result = run("generate", str(spec), "--ext-str", "name=from-cli", "--out", str(tmp_path),
                  "--only", "alerts")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "alerts" / "from-cli.rules.yml").exists()
+    assert (tmp_path / "alerts" / "from-cli.runtime.rules.yml").exists()
 
 
 def test_schema_describes_units_as_users_write_them():
@@ -86,3 +88,15 @@ def test_schema_describes_units_as_users_write_them():
     schema = json.loads(result.stdout)
     thresholds = schema["$defs"]["DurationThresholds"]["properties"]["critical"]
     assert "50ms" in json.dumps(thresholds)
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("watchkeeper 0.")
+
+
+def test_ext_str_on_a_yaml_spec_is_an_error(tmp_path):
+    result = run("validate", str(EXAMPLE), "--ext-str", "env=prod")
+    assert result.returncode == 2
+    assert "--ext-str sets Jsonnet external variables" in result.stderr
+    assert "Traceback" not in result.stderr

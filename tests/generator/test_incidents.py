@@ -16,7 +16,7 @@ from watchkeeper import promtool
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SHOP_INCIDENTS = ["throughput_drop", "slow_queries", "cpu_saturation", "jobs_smtp_outage",
-                  "error_spike"]
+                  "error_spike", "pool_exhaustion", "cache_cold", "memory_growth"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_hand_written_incident(shop_alerts, incident, promtool_path):
 
 def test_incident_fails_when_a_budget_is_edited(shop_alerts, promtool_path):
     """The incidents are not vacuous: a floor moved from 10/s to 3/s misses the collapse."""
-    rules = shop_alerts / "shop.rules.yml"
+    rules = shop_alerts / "shop.http.rules.yml"
     original = rules.read_text()
     try:
         rules.write_text(original.replace(

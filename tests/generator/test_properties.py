@@ -38,6 +38,10 @@ def pct(value):
     return f"{value}%"
 
 
+def per_second(value):
+    return f"{value}/s"
+
+
 @st.composite
 def services(draw, index):
     language = draw(st.sampled_from(["go", "python"]))
@@ -50,9 +54,24 @@ def services(draw, index):
             "error_ratio": draw(ordered(st.sampled_from([0.1, 0.5, 1, 5]), fmt=pct)),
         }
     if draw(st.booleans()):
+        service.setdefault("http", {})["throughput"] = draw(
+            ordered(st.sampled_from([1, 10, 50, 600]), lower_is_worse=True, fmt=per_second))
+    if draw(st.booleans()):
         service["database"] = {"latency": {"p99": draw(ordered(DURATIONS_MS, fmt=ms))},
                                "pool": {"utilization": draw(
                                    ordered(st.sampled_from([50, 80, 95]), fmt=pct))}}
+        if draw(st.booleans()):
+            service["database"]["slow_queries"] = {
+                "threshold": draw(st.sampled_from(["100ms", "250ms", "1s"])),
+                **draw(ordered(st.sampled_from([1, 5, 20]), fmt=per_second))}
+    if draw(st.booleans()):
+        service["jobs"] = [{"name": "emails",
+                            "failure_ratio": draw(ordered(st.sampled_from([1, 5]), fmt=pct)),
+                            "duration": {"p99": draw(ordered(DURATIONS_MS, fmt=ms))},
+                            "backlog": draw(ordered(st.sampled_from([100, 1000]), fmt=int))}]
+    if draw(st.booleans()):
+        service["selector"] = {"job": {"regex": f"svc-{index}|svc-{index}-canary"},
+                               "route": {"not_regex": "/metrics|/healthz"}}
     if draw(st.booleans()):
         service["caches"] = [{"name": "c1", "hit_ratio": draw(
             ordered(st.sampled_from([30, 60, 90]), lower_is_worse=True, fmt=pct))}]
@@ -66,6 +85,9 @@ def services(draw, index):
                                 "horizon": draw(st.sampled_from(["30m", "2h"]))}
     if draw(st.booleans()):
         runtime["gc_pause"] = draw(ordered(DURATIONS_MS, fmt=ms))
+    if draw(st.booleans()):
+        runtime["cpu"] = {**draw(ordered(st.sampled_from([50, 70, 90]), fmt=pct)),
+                          **({"cores": 2} if draw(st.booleans()) else {})}
     service["runtime"] = runtime
     return service
 

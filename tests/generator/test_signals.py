@@ -287,10 +287,10 @@ def test_gc_pause_by_language(language, record_name, expr):
 def test_memory_and_leak_rules():
     group = rules(runtime={"memory": {"critical": "1GiB"},
                            "goroutines": {"critical": 100, "leak": {"window": "1h",
-                                                                    "horizon": "4h"}}})[
-        "svc-runtime"]
-    assert alert(group, "MemoryHigh", "critical")["expr"] == (
+                                                                    "horizon": "4h"}}})
+    assert alert(group["svc-runtime"], "MemoryHigh", "critical")["expr"] == (
         'process_resident_memory_bytes{job="svc"} > 1073741824')
+    group = group["svc-leak"]  # leaks have a group of their own (tested at a coarser step)
     assert record(group, "instance:go_goroutines:predict_linear1h_4h")["expr"] == (
         'predict_linear(go_goroutines{job="svc"}[1h], 14400)')
     leak = alert(group, "GoroutineLeak", "warning")
@@ -312,3 +312,15 @@ def test_links_are_added_in_one_pass_and_point_at_the_explaining_panel():
               r["annotations"]["runbook_url"]) for r in group if "alert" in r]
     assert links == [("a", "https://g/d/wk-svc/svc?viewPanel=301", "https://rb/CacheHitRatioLow"),
                      ("b", "https://g/d/wk-svc/svc?viewPanel=303", "https://rb/CacheHitRatioLow")]
+
+
+def test_availability_rules():
+    group = rules(runtime={"memory": {"critical": "1GiB"}})["svc-availability"]
+    assert [(r["alert"], r["expr"], r["labels"]["severity"]) for r in group] == [
+        ("ServiceDown", 'absent(up{job="svc"} == 1)', "critical"),
+        ("TargetDown", 'up{job="svc"} == 0', "warning"),
+        ("ServiceMetricsAbsent", 'absent(process_resident_memory_bytes{job="svc"})\n'
+                                 'and on() count(up{job="svc"} == 1) > 0', "warning"),
+    ]
+    assert group[2]["labels"] == {**WARN, "signal": "absent",
+                                  "metric": "process_resident_memory_bytes"}

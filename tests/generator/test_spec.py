@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from watchkeeper.load import SpecError, load_services, load_spec_file
@@ -153,3 +155,82 @@ def test_runbook_url_placeholders_are_checked(tmp_path):
     text = VALID.replace("  for: 2m", '  for: 2m\n  runbook_url: "https://x/{servce}/{alert}"')
     [found] = problems(tmp_path, text)
     assert found.startswith("5:defaults.runbook_url: unknown placeholder {servce}")
+
+
+def test_messages_never_name_internal_classes(tmp_path):
+    text = VALID.replace("p99: {warning: 200ms, critical: 1s}", "p99: 500ms")
+    text += "    caches: {a: 1}\n"
+    found = problems(tmp_path, text)
+    assert found == [
+        "12:services[0].http.latency.p99: expected a mapping with keys warning, critical, "
+        "for, got '500ms'",
+        "13:services[0].caches: expected a list (items starting with '- '), got {'a': 1}"]
+    assert not any("Thresholds" in f or "instance of" in f for f in found)
+
+
+def test_jsonnet_errors_keep_their_file_and_line(tmp_path):
+    (tmp_path / "budgets.libsonnet").write_text("{\n  p99: std.extVar('missing'),\n}\n")
+    path = tmp_path / "spec.jsonnet"
+    path.write_text("local b = import 'budgets.libsonnet';\n{ version: 1, services: [\n"
+                    "  { name: 'a', selector: {job: 'a'}, language: 'go', x: b.p99 } ] }\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec_file(path)
+    [problem] = caught.value.problems
+    assert (Path(problem.file).name, problem.line) == ("budgets.libsonnet", 2)
+    assert problem.message == "Jsonnet error: RUNTIME ERROR: undefined external variable: missing"
+
+
+def test_schema_defaults_are_values_the_tool_accepts(tmp_path):
+    """Every default the JSON Schema advertises, written into a spec, validates."""
+    from watchkeeper.spec import SpecFile
+
+    schema = SpecFile.model_json_schema(by_alias=True)
+    alertmanager = {key: prop["default"] for key, prop in
+                    schema["$defs"]["AlertmanagerSpec"]["properties"].items()
+                    if "default" in prop}
+    assert alertmanager["group_interval"] == "5m"
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID.replace("  for: 2m", "  for: 2m\n  alertmanager: "
+                                  + json.dumps(alertmanager)))
+    load_spec_file(path)
+    described = [(name, key) for name, model in schema["$defs"].items()
+                 for key, prop in model.get("properties", {}).items()
+                 if not prop.get("description")]
+    assert described == []
+
+
+def test_spec_is_parsed_with_libyaml_when_pyyaml_has_it():
+    import yaml
+    from watchkeeper import load
+
+    expected = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    assert load.FastLoader is expected
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "pure-python"])
+def test_both_parsers_give_the_same_lines_and_messages(tmp_path, monkeypatch, loader):
+    import yaml
+    from watchkeeper import load
+
+    if loader == "pure-python":
+        monkeypatch.setattr(load, "FastLoader", yaml.SafeLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    assert problems(tmp_path, VALID + "  - name: [broken\n") == [
+        "14:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence started on line 13)"]
+    assert problems(tmp_path, VALID.replace("  for: 2m", "  for: 2m\n  for: 3m")) == [
+        "5:defaults.for: key written twice; keep one"]
+    assert problems(tmp_path, VALID.replace("  for: 2m", "  fro: 2m")) == [
+        "4:defaults.fro: unknown key 'fro'; did you mean 'for'?"]
+
+
+def test_merge_keys_still_resolve_and_lines_point_at_the_written_key(tmp_path):
+    text = VALID.replace("defaults:\n", "x-budget: &budget {warning: 200ms, critical: 1s}\n"
+                         "defaults:\n").replace(
+        "p99: {warning: 200ms, critical: 1s}", "p99: {<<: *budget, critcal: 2s}")
+    # The merged-in keys are valid; the misspelt one is reported on the line it is written.
+    assert sorted(problems(tmp_path, text)) == [
+        "13:services[0].http.latency.p99.critcal: unknown key 'critcal'; "
+        "did you mean 'critical'?",
+        "2:x-budget: unknown key 'x-budget'; expected one of: version, defaults, services"]

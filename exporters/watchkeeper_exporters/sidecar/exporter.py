@@ -27,6 +27,7 @@ class _Result:
     samples: Samples | None
     error: str | None
     seconds: float
+    reason: str | None = None
 
 
 class Exporter:
@@ -51,7 +52,8 @@ class Exporter:
             target.scrape(out)
         except Exception as exc:  # any failure of one target is reported as that target down
             target.close()
-            return _Result(None, _describe(exc, target), perf_counter() - start)
+            return _Result(None, _describe(exc, target), perf_counter() - start,
+                           type(exc).__name__)
         return _Result(out, None, perf_counter() - start)
 
     def _submit(self, target: Target) -> Future[_Result]:
@@ -62,22 +64,25 @@ class Exporter:
                 self._inflight[target.name] = future
             return future
 
-    def collect(self) -> Samples:
-        """One scrape of every target, merged, with up/duration/error series."""
+    def collect(self, budget: float | None = None) -> Samples:
+        """One scrape of every target, merged, with up/duration/error series; waits at most
+        ``--timeout`` or the scraper's ``budget`` (from its timeout header), if shorter."""
         start = perf_counter()
+        limit = self.timeout if budget is None else min(self.timeout, budget)
         futures = [(t, self._submit(t)) for t in self.targets]
-        wait([f for _, f in futures], timeout=self.timeout)
+        wait([f for _, f in futures], timeout=limit)
         merged = Samples()
         for target, future in futures:
-            self._account(target, future, perf_counter() - start, merged)
+            self._account(target, future, perf_counter() - start, limit, merged)
         return merged
 
-    def _account(self, target: Target, future: Future[_Result], elapsed: float,
+    def _account(self, target: Target, future: Future[_Result], elapsed: float, limit: float,
                  merged: Samples) -> None:
         if future.done():
             result = future.result()
         else:
-            result = _Result(None, f"timed out after {self.timeout:g}s", elapsed)
+            why = "" if limit == self.timeout else " (the scraper's timeout)"
+            result = _Result(None, f"timed out after {limit:g}s{why}", elapsed, "timeout")
         error, duration = result.error, result.seconds
         up = 0 if result.samples is None else 1
         if result.samples is not None:
@@ -93,6 +98,11 @@ class Exporter:
                      "Time the last scrape of the target took.", duration, target=t)
         merged.counter("watchkeeper_exporter_scrape_errors_total",
                        "Failed scrapes of the target.", self._errors[t], target=t)
+        if result.reason is not None:
+            merged.gauge("watchkeeper_exporter_target_down_reason",
+                         "Why the target's last scrape failed (1 while it is down): timeout, "
+                         "or the error's type; the log has the full message.", 1, target=t,
+                         reason=result.reason)
 
     def _log_transition(self, target: Target, error: str | None) -> None:
         """Log when a target goes down or comes back, not on every failed scrape."""
@@ -104,8 +114,8 @@ class Exporter:
                 log.warning("target %s (%s) is down: %s", target.name, target.kind, error)
         self._was_up[target.name] = up
 
-    def render(self) -> bytes:
-        text = render(self.collect().families.values())
+    def render(self, budget: float | None = None) -> bytes:
+        text = render(self.collect(budget).families.values())
         return text.encode() + generate_latest(self._process)
 
     def close(self) -> None:

@@ -13,6 +13,22 @@ from .webconfig import WebConfig
 
 log = logging.getLogger("watchkeeper_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Prometheus sends its scrape_timeout with every scrape; targets must answer before it.
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+#: Part of the scraper's timeout kept for rendering and sending the answer.
+_MARGIN_FRACTION, _MIN_MARGIN, _MIN_BUDGET = 0.1, 0.2, 0.05
+
+
+def scrape_budget(header: str | None) -> float | None:
+    """Seconds the targets may take so the answer arrives before the scraper gives up:
+    its timeout less 10 % (at least 0.2 s); None without a (valid) header."""
+    try:
+        timeout = float(header) if header else 0.0
+    except ValueError:
+        return None
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        return None
+    return max(_MIN_BUDGET, timeout - max(_MIN_MARGIN, timeout * _MARGIN_FRACTION))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -29,7 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(401, b"unauthorized\n",
                             {"WWW-Authenticate": 'Basic realm="watchkeeper-exporter"'})
                 return
-            self._reply(200, self.server.exporter.render(), {"Content-Type": CONTENT_TYPE})
+            budget = scrape_budget(self.headers.get(SCRAPE_TIMEOUT_HEADER))
+            self._reply(200, self.server.exporter.render(budget), {"Content-Type": CONTENT_TYPE})
         else:
             self._reply(404, b"not found; try /metrics\n")
 

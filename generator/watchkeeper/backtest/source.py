@@ -68,7 +68,8 @@ def _seconds(value: object) -> float:
 
 
 def generated_documents(spec: str, ext_vars: Mapping[str, str] | None = None) -> dict[str, dict]:
-    """Generate the spec's rule files in memory and parse them, one document per service.
+    """Generate the spec's rule files in memory and parse them, one document per service
+    (its rule groups, written one file each as ``alerts/<service>.<group>.rules.yml``).
 
     Uses the same entry point as `watchkeeper generate`, so the replayed rules are exactly the
     ones that would be deployed.
@@ -81,7 +82,9 @@ def generated_documents(spec: str, ext_vars: Mapping[str, str] | None = None) ->
     for path, text in sorted(files.items()):
         folder, _, name = path.partition("/")
         if folder == "alerts" and "/" not in name and name.endswith(".rules.yml"):
-            documents[name.removesuffix(".rules.yml")] = yaml.safe_load(text)
+            service = name.removesuffix(".rules.yml").split(".")[0]  # names hold no dots
+            groups = documents.setdefault(service, {"groups": []})["groups"]
+            groups.extend(yaml.safe_load(text).get("groups") or [])
     return documents
 
 

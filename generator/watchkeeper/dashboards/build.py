@@ -25,20 +25,47 @@ TAGS = (naming.MANAGED_TAG, "watchkeeper")
 FOLDER = "watchkeeper"
 
 
-def _timeseries(chart: Chart, x: int, y: int) -> core.TimeSeries:
+def _panel(chart: Chart, x: int, y: int, width: int) -> core.Panel:
+    return (_heatmap if chart.kind == "heatmap" else _timeseries)(chart, x, y, width)
+
+
+def _timeseries(chart: Chart, x: int, y: int, width: int = WIDTH) -> core.TimeSeries:
+    """A time series drawing its budget as lines; the axis reaches a little past the
+    highest budget (not a fixed 0-100%), so a 0.1% line is not flattened to the floor."""
     budget = chart.budget
     steps = (grafana.steps(budget.warning, budget.critical, budget.lower_is_worse)
              if budget else [grafana.Step(grafana.GREEN)])
+    top = max(v for _, v in budget.severities()) * 1.2 if budget else None
+    if top is not None and chart.unit == "percentunit":
+        top = min(top, 1.0)
     return core.TimeSeries(
         id=naming.panel_id(chart), title=chart.title, description=chart.description,
         dataSource=grafana.DATASOURCE, unit=chart.unit,
         targets=[grafana.target(q.expr, q.legend, chr(ord("A") + i))
                  for i, q in enumerate(chart.queries)],
         thresholds=steps, thresholdsStyleMode="line+area" if budget else "off",
-        gridPos=core.GridPos(h=HEIGHT, w=WIDTH, x=x, y=y),
+        gridPos=core.GridPos(h=HEIGHT, w=width, x=x, y=y),
         valueMin=0 if chart.unit in ("percentunit", "bytes", "s", "short") else None,
-        valueMax=1 if chart.unit == "percentunit" else None,
-        maxDataPoints=None,
+        maxDataPoints=None,  # grafanalib validates axisSoftMax as int: set it directly
+        extraJson={"fieldConfig": {"defaults": {"custom": {"axisSoftMax": top}}}}
+        if top is not None else None,
+    )
+
+
+def _heatmap(chart: Chart, x: int, y: int, width: int = WIDTH) -> core.Heatmap:
+    """A heatmap of histogram bucket rates (Grafana 10+ heatmap options, buckets as-is)."""
+    return core.Heatmap(
+        id=naming.panel_id(chart), title=chart.title, description=chart.description,
+        dataSource=grafana.DATASOURCE, dataFormat="tsbuckets", hideZeroBuckets=True,
+        targets=[grafana.target(q.expr, q.legend, chr(ord("A") + i), format="heatmap")
+                 for i, q in enumerate(chart.queries)],
+        gridPos=core.GridPos(h=HEIGHT, w=width, x=x, y=y), maxDataPoints=None,
+        yBucketBound="upper",
+        extraJson={"fieldConfig": {"defaults": {"unit": chart.unit}},
+                   "options": {"calculate": False, "yAxis": {"unit": chart.unit},
+                               "cellValues": {"unit": "reqps"},
+                               "color": {"mode": "scheme", "scheme": "Oranges"},
+                               "filterValues": {"le": 1e-09}}},
     )
 
 
@@ -62,8 +89,13 @@ def layout(service: Service) -> list[tuple[Row | None, list[Chart]]]:
     return [(row, sorted(by_row[row], key=naming.panel_id)) for row in order]
 
 
-def _grid(charts: Sequence[Chart], y: int) -> tuple[list[core.TimeSeries], int]:
-    panels = [_timeseries(c, (i % 2) * WIDTH, y + (i // 2) * HEIGHT) for i, c in enumerate(charts)]
+def _grid(charts: Sequence[Chart], y: int) -> tuple[list[core.Panel], int]:
+    """Two panels per line; an odd last panel takes the whole line instead of leaving a hole."""
+    panels = []
+    for i, chart in enumerate(charts):
+        alone = i == len(charts) - 1 and i % 2 == 0
+        panels.append(_panel(chart, (i % 2) * WIDTH, y + (i // 2) * HEIGHT,
+                             2 * WIDTH if alone else WIDTH))
     return panels, y + ((len(charts) + 1) // 2) * HEIGHT
 
 
@@ -85,6 +117,8 @@ def service_dashboard(service: Service) -> dict[str, Any]:
         schemaVersion=grafana.SCHEMA_VERSION, refresh="1m", sharedCrosshair=True,
         templating=core.Templating([grafana.datasource_variable(),
                                     grafana.instance_variable(up)]),
+        annotations=grafana.alert_annotations(promql.matchers(
+            {"service": service.name, "alertstate": "firing"})),
         links=[core.DashboardLink(title="Overview", uri=f"/d/{naming.OVERVIEW_UID}",
                                   type="link", includeVars=True, keepTime=True)],
     )

@@ -47,9 +47,19 @@ def steps(warning: float | None, critical: float | None, lower_is_worse: bool) -
     return result
 
 
-def target(expr: str, legend: str, ref: str) -> core.Target:
+def target(expr: str, legend: str, ref: str, format: str = "time_series") -> core.Target:
     return core.Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE,
-                       intervalFactor=1, step=None)
+                       intervalFactor=1, step=None, format=format)
+
+
+def alert_annotations(selector: str) -> core.Annotations:
+    """Firing alerts drawn on every time series: when, which alert, which severity."""
+    return core.Annotations(list=[{
+        "name": "Firing alerts", "datasource": DATASOURCE, "enable": True,
+        "iconColor": "red", "expr": f"ALERTS{selector}", "step": "1m",
+        "titleFormat": "{{alertname}}", "textFormat": "{{severity}} {{signal}} {{instance}}",
+        "tagKeys": "severity,signal", "useValueForTime": False,
+    }])
 
 
 def datasource_variable() -> core.Template:

@@ -44,7 +44,7 @@ def _nothing(service: Service) -> list[Any]:
 class Signal:
     """Everything the registry needs from one signal module."""
 
-    name: str  # the `signal` label of its alerts
+    name: str  # the `signal` label of its alerts (runtime: one per gauge, e.g. memory)
     keys: tuple[Key, ...]
     build: Callable[[Service], list[Piece]]  # recordings, alerts and scenarios
     charts: Callable[[Service], list[Chart]] = _nothing  # dashboard panels

@@ -29,6 +29,24 @@ def test_step(service: Service) -> float:
     return 1.0
 
 
+def leak_test_step(service: Service) -> float:
+    """The promtool step for leak scenarios, which span several leak windows (hours).
+
+    Coarser than `test_step`: a few samples per quarter of the shortest leak window are
+    what the steady-growth condition needs, and never coarser than the leak's `for`, so
+    the check one step before it elapses stays meaningful. The rate windows of other
+    signals do not matter: their scenarios are in other test files.
+    """
+    finest = 300.0
+    for budget in service.budgets.values():
+        if isinstance(budget, CountThresholds) and budget.leak is not None:
+            finest = min(finest, budget.leak.window / 8, budget.leak.for_ or finest)
+    for step in (300.0, 120.0, 60.0, 30.0, 15.0, 10.0, 5.0, 1.0):
+        if step <= finest:
+            return step
+    return 1.0
+
+
 def window(service: Service) -> str:
     return prometheus_duration(service.rate_window)
 

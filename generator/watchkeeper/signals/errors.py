@@ -8,7 +8,7 @@ from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, T
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.latency import request_rate_chart
-from watchkeeper.signals.panels import budget_chart
+from watchkeeper.signals.panels import INSTANCE, budget_chart
 from watchkeeper.signals.threshold import (
     RATIO,
     Synthesis,
@@ -92,9 +92,18 @@ def charts(service: Service) -> list[Chart]:
     if budget is None:
         return []
     expr = common.service_selector(error_ratio_record(service), service)
+    count = f"{service.setting('http', 'histogram')}_count"
+    status, w = service.setting("http", "status_label"), common.window(service)
+    sel = promql.matchers(service.selector, instance=INSTANCE)
+    errors = promql.matchers(service.selector, instance=INSTANCE,
+                             **{status: "=~" + ERROR_CODES})
+    per_instance = (f"sum by (instance) (rate({count}{errors}[{w}]))\n/\n"
+                    f"sum by (instance) (rate({count}{sel}[{w}]))")
     return [request_rate_chart(service), budget_chart(
-        naming.HTTP, 2, "Error ratio (5xx)", RATIO, "Share of 5xx responses. ",
-        (Query(expr, "5xx ratio"),), budget, ALERT, expr)]
+        naming.HTTP, 2, "Error ratio (5xx)", RATIO,
+        "Share of 5xx responses, all instances (the value alerts judge) and per selected "
+        "instance. ", (Query(expr, "all"), Query(per_instance, "{{instance}}")),
+        budget, ALERT, expr)]
 
 
 SIGNAL = Signal("errors", (KEY,), build, charts)

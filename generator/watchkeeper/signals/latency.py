@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from watchkeeper import naming
+from watchkeeper import naming, promql
 from watchkeeper.budgets import LatencyBudgets
 from watchkeeper.model import Chart, Piece, Quantiles, Query, Row, Service
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
-from watchkeeper.signals.panels import budget_chart
+from watchkeeper.signals.panels import INSTANCE, budget_chart
 from watchkeeper.signals.threshold import DURATION, ThresholdSignal, build_alerts, build_scenarios
+from watchkeeper.units import format_number
 
 KEY = Key("http", "latency", LatencyBudgets,
           "Budgets per quantile of the request-duration histogram (`http.histogram`), over "
@@ -71,23 +72,45 @@ def latency_piece(service: Service, group: str, signals: list[ThresholdSignal],
 
 def latency_charts(service: Service, row: Row, histogram: str, latency: Quantiles,
                    what: str, alert_prefix: str) -> list[Chart]:
-    """One panel per declared quantile, its budget drawn as threshold lines."""
+    """One panel per declared quantile, its budget drawn as threshold lines: the
+    service-wide value the alert judges, and each selected instance's; then a heatmap of
+    the whole distribution."""
+    w = common.window(service)
+    by_instance = promql.matchers(service.selector, instance=INSTANCE)
     charts = []
     for quantile in latency:
         name = quantile.name
         expr = common.service_selector(common.quantile_record(service, histogram, name), service)
+        per_instance = (f"histogram_quantile({format_number(quantile.q)}, sum by (le, instance) "
+                        f"(rate({histogram}_bucket{by_instance}[{w}])))")
         charts.append(budget_chart(
             row, 10 + QUANTILE_SLOTS.index(name), f"{what} latency {name}", DURATION,
-            f"{name} of {histogram} over {common.window(service)}, all instances. ",
-            (Query(expr, name),), quantile.budget, alert_name(alert_prefix, name), expr))
+            f"{name} of {histogram} over {w}, all instances (the value alerts judge) and "
+            "per selected instance. ",
+            (Query(expr, f"{name} all"), Query(per_instance, f"{name} {{{{instance}}}}")),
+            quantile.budget, alert_name(alert_prefix, name), expr))
+    charts.append(Chart(
+        row, 9, f"{what} latency distribution", "s",
+        f"Observations per second in each bucket of {histogram}, selected instances.",
+        (Query(f"sum by (le) (rate({histogram}_bucket{by_instance}[$__rate_interval]))",
+               "{{le}}"),), kind="heatmap"))
     return charts
+
+
+def request_rate_queries(service: Service) -> tuple[Query, ...]:
+    """Requests per second of the whole service, and of each selected instance."""
+    count = f"{service.setting('http', 'histogram')}_count"
+    by_instance = promql.matchers(service.selector, instance=INSTANCE)
+    return (Query(common.rate_selector(service, count), "all"),
+            Query(f"sum by (instance) (rate({count}{by_instance}[{common.window(service)}]))",
+                  "{{instance}}"))
 
 
 def request_rate_chart(service: Service) -> Chart:
     """Requests per second: the context of every HTTP budget (latency and errors share it)."""
-    rate = common.rate_selector(service, f"{service.setting('http', 'histogram')}_count")
-    return Chart(naming.HTTP, 1, "Request rate", "reqps", "Requests per second, all instances.",
-                 (Query(rate, "requests/s"),))
+    return Chart(naming.HTTP, 1, "Request rate", "reqps",
+                 "Requests per second, all instances and per selected instance.",
+                 request_rate_queries(service))
 
 
 def build(service: Service) -> list[Piece]:

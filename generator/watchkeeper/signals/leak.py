@@ -133,7 +133,7 @@ def _static_expected(service, gauge, values, step, at) -> tuple[ExpectedAlert, .
 def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) -> list[Scenario]:
     leak = budget.leak
     assert leak is not None and budget.critical is not None
-    critical, step = budget.critical, common.test_step(service)
+    critical, step = budget.critical, common.leak_test_step(service)
     name = gauge.leak_alert
     labels = common.target_labels(service)
     series_name = promql.series(metric, labels)
@@ -190,7 +190,9 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
 
 
 def build(service: Service) -> list[Piece]:
-    piece = Piece(group="runtime")
+    # A group of its own: its scenarios span hours, so they run at a coarser step
+    # (common.leak_test_step) in a test file of their own.
+    piece = Piece(group="leak", test_step=common.leak_test_step(service))
     for gauge, budget in declared(service):
         if not isinstance(budget, CountThresholds) or budget.leak is None:
             continue

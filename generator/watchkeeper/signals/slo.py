@@ -545,7 +545,7 @@ def absent_scenario(service: Service) -> Scenario:
 def build(service: Service) -> list[Piece]:
     if not slos_of(service):
         return []
-    piece = Piece(group=GROUP)
+    piece = Piece(group=GROUP, test_step=TEST_INTERVAL)
     for slo in slos_of(service):
         piece.recordings.extend(recordings(service, slo))
         piece.alerts.extend(alerts(service, slo))

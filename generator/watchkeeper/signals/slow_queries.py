@@ -31,7 +31,7 @@ from watchkeeper.model import (
 )
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
-from watchkeeper.signals.panels import budget_chart
+from watchkeeper.signals.panels import INSTANCE, budget_chart
 from watchkeeper.signals.threshold import (
     Synthesis,
     ThresholdSignal,
@@ -196,10 +196,16 @@ def charts(service: Service) -> list[Chart]:
         return []
     selector = common.service_selector(record(service), service)
     bound = units.humanize_duration(slow.threshold)
+    histogram, w = service.setting("database", "histogram"), common.window(service)
+    sel = promql.matchers(service.selector, instance=INSTANCE)
+    fast = promql.matchers(service.selector, instance=INSTANCE, le=le_matcher(slow.threshold))
+    per_instance = (f"sum by (instance) (rate({histogram}_count{sel}[{w}]))\n- sum by "
+                    f"(instance) (rate({histogram}_bucket{fast}[{w}]))")
     return [budget_chart(
         naming.DATABASE, 3, f"Slow queries (over {bound})", PER_SECOND,
-        f"Queries per second slower than {bound}, all instances. ",
-        (Query(selector, "slow queries/s"),), slow.budget, ALERT, selector, alerts=(MISSING,))]
+        f"Queries per second slower than {bound}, all instances (the value alerts judge) and "
+        "per selected instance. ", (Query(selector, "all"), Query(per_instance, "{{instance}}")),
+        slow.budget, ALERT, selector, alerts=(MISSING,))]
 
 
 SIGNAL = Signal(SIGNAL_NAME, (KEY,), build, charts)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from watchkeeper import naming, promql, units
 from watchkeeper.budgets import LowRateThresholds
-from watchkeeper.model import Chart, Piece, Query, Series, Service, Thresholds
+from watchkeeper.model import Chart, Piece, Series, Service, Thresholds
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
+from watchkeeper.signals.latency import request_rate_queries
 from watchkeeper.signals.panels import budget_chart
 from watchkeeper.signals.threshold import (
     Synthesis,
@@ -77,7 +78,8 @@ def charts(service: Service) -> list[Chart]:
         return []
     rate = common.rate_selector(service, _count(service))
     return [budget_chart(naming.HTTP, 1, "Request rate", PER_SECOND,
-                         "Requests per second, all instances. ", (Query(rate, "requests/s"),),
+                         "Requests per second, all instances (the value the floor judges) "
+                         "and per selected instance. ", request_rate_queries(service),
                          budget, ALERT, rate)]
 
 

@@ -1,0 +1,153 @@
+"""`watchkeeper test` on every core and with remembered passes: what re-runs and what not.
+
+Real promtool throughout; a small two-service spec keeps each run short.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rule_helpers import generate_alerts, write_spec
+from watchkeeper import promtool
+
+WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli"]
+
+
+def service(name: str, warning: str = "512MiB") -> dict:
+    return {"name": name, "selector": {"job": name}, "language": "go",
+            "runtime": {"memory": {"warning": warning, "critical": "2GiB"},
+                        "goroutines": {"warning": 5000, "critical": 10000,
+                                       "leak": {"window": "1h", "horizon": "4h"}}}}
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    spec = write_spec(tmp_path, {"version": 1, "services": [service("one"), service("two")]})
+    generate_alerts(spec, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def wk_test(folder: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*WATCHKEEPER, "test", str(folder), *args], capture_output=True,
+                          text=True, env=env, check=False)
+
+
+def statuses(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """File name → 'ok', 'cached' or 'FAIL', from the per-file lines."""
+    found = {}
+    for line in result.stdout.splitlines():
+        if line.startswith(("ok   ", "FAIL ")):
+            name = Path(line.split(": ", 1)[1].removesuffix(" (cached)")).name
+            found[name] = "cached" if line.endswith("(cached)") else line.split()[0]
+    return found
+
+
+def test_second_run_reuses_passes_and_one_changed_service_re_runs_alone(out):
+    first = wk_test(out)
+    assert first.returncode == 0, first.stdout
+    assert set(statuses(first).values()) == {"ok"}
+    second = wk_test(out)
+    assert second.returncode == 0
+    assert set(statuses(second).values()) == {"cached"}
+    # Per service: runtime, leak and availability rule files, and a test file for each.
+    assert "promtool: 12 passed, 0 failed (12 unchanged" in second.stdout
+
+    spec = write_spec(out.parent, {"version": 1,
+                                   "services": [service("one", "600MiB"), service("two")]})
+    generate_alerts(spec, out)
+    third = wk_test(out)
+    assert third.returncode == 0, third.stdout
+    changed = {"one.runtime.rules.yml", "one.runtime.test.yml", "one.leak.test.yml"}
+    assert {name for name, status in statuses(third).items() if status == "ok"} == changed
+    assert set(statuses(third).values()) == {"ok", "cached"}
+
+
+def test_a_rule_change_re_runs_the_tests_that_load_it(out):
+    assert wk_test(out).returncode == 0
+    rules = out / "alerts" / "two.runtime.rules.yml"
+    rules.write_text(rules.read_text() + "# edited by hand\n")
+    again = wk_test(out)
+    # The leak tests list the runtime rules too (they check the static budget as well).
+    assert {name for name, status in statuses(again).items() if status == "ok"} == {
+        "two.runtime.rules.yml", "two.runtime.test.yml", "two.leak.test.yml"}
+    assert len(statuses(again)) == 12
+
+
+def test_failures_are_never_remembered_and_all_forces_a_full_run(out):
+    rules = out / "alerts" / "one.runtime.rules.yml"
+    text = rules.read_text()
+    assert "> 536870912" in text
+    rules.write_text(text.replace("> 536870912", "> 1073741824", 1))
+    for _ in range(2):
+        failed = wk_test(out)
+        assert failed.returncode == 1
+        assert statuses(failed)["one.runtime.test.yml"] == "FAIL"
+        assert statuses(failed)["two.runtime.test.yml"] in ("ok", "cached")
+    full = wk_test(out, "--all")
+    assert "cached" not in statuses(full).values()
+    assert full.returncode == 1
+
+
+def test_another_promtool_version_re_runs_everything(out, tmp_path):
+    assert wk_test(out).returncode == 0
+    # The real promtool behind a wrapper that reports another version.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "promtool"
+    wrapper.write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "promtool, version 9.9.9"; '
+                       f'exit 0; }}\nexec {promtool.find_promtool()} "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    again = wk_test(out, env=env)
+    assert again.returncode == 0
+    assert set(statuses(again).values()) == {"ok"}
+
+
+def test_cache_is_safe_to_lose_and_a_foreign_file_is_left_alone(out):
+    assert wk_test(out).returncode == 0
+    cache = out / ".watchkeeper-cache" / "promtool.json"
+    cache.unlink()
+    assert set(statuses(wk_test(out)).values()) == {"ok"}
+    cache.write_text("my notes\n")
+    result = wk_test(out)
+    assert result.returncode == 0
+    assert "was not written by watchkeeper" in result.stderr
+    assert cache.read_text() == "my notes\n"
+    assert set(statuses(result).values()) == {"ok"}
+
+
+def test_cache_dir_and_no_cache(out, tmp_path):
+    elsewhere = tmp_path / "ci-cache"
+    assert wk_test(out, "--cache-dir", str(elsewhere)).returncode == 0
+    assert (elsewhere / "promtool.json").is_file()
+    assert not (out / ".watchkeeper-cache").exists()
+    assert set(statuses(wk_test(out, "--cache-dir", str(elsewhere))).values()) == {"cached"}
+    assert set(statuses(wk_test(out, "--no-cache")).values()) == {"ok"}
+    assert not (out / ".watchkeeper-cache").exists()
+
+
+def test_batches_balance_by_size_and_keep_order(tmp_path):
+    files = []
+    for index, size in enumerate([50, 10, 10, 10, 10, 10]):
+        path = tmp_path / f"{index}.yml"
+        path.write_text("x" * size)
+        files.append(path)
+    parts = promtool.batches(files, 2)
+    assert sorted(parts) == [[str(files[0])], [str(f) for f in files[1:]]]
+    assert sorted(promtool.batches(files, 10)) == sorted([str(f)] for f in files)
+    assert promtool.batches(files, 1) == [[str(f) for f in files]]
+
+
+def test_parallel_runs_report_every_file_like_one_run(out):
+    tests = sorted((out / "alerts" / "tests").glob("*.test.yml"))
+    broken = out / "alerts" / "two.runtime.rules.yml"
+    broken.write_text(broken.read_text().replace("> 536870912", "> 1073741824", 1))
+    one = promtool.test_rules(tests, jobs=1)
+    many = promtool.test_rules(tests, jobs=2)
+    assert [(f.file, f.ok) for f in one.files] == [(f.file, f.ok) for f in many.files] == [
+        (str(test), test.name != "two.runtime.test.yml") for test in tests]
+    assert not many.ok and many.failed[0].details == one.failed[0].details
