@@ -10,7 +10,8 @@ Two files, both from `defaults.alertmanager` (none at all for `receivers: none`)
 
 Severity picks the receiver (critical pages, warning opens a ticket); notifications group
 by alert, service and signal; a critical alert silences its own warning (same service,
-signal and instance), and a service that is down silences everything else it would raise,
+signal, SLO and instance: an SLO's fast-burn page holds back its own slow-burn ticket, not
+another SLO's), and a service that is down silences everything else it would raise,
 since those alerts are consequences, not news.
 """
 
@@ -64,7 +65,7 @@ def _inhibit_rules(scope: list[str]) -> list[dict]:
     return [
         {"source_matchers": [*scope, 'severity="critical"'],
          "target_matchers": [*scope, 'severity="warning"'],
-         "equal": ["service", "signal", "instance"]},
+         "equal": ["service", "signal", "slo", "instance"]},
         {"source_matchers": [*scope, 'alertname="ServiceDown"'],
          "target_matchers": [*scope, 'alertname!="ServiceDown"'],
          "equal": ["service"]},

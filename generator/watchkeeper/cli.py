@@ -1,4 +1,4 @@
-"""The `watchkeeper` command: validate, generate, test, check, deploy, schema.
+"""The `watchkeeper` command: validate, generate, test, check, deploy, import, schema.
 
 Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
 arguments, a missing tool). User errors print one line per problem and no traceback.
@@ -202,6 +202,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Print (or write with -o) the watchkeeper spec translated from a Sloth/OpenSLO file."""
+    from watchkeeper.importers import HEADER, openslo, sloth
+
+    text = {"sloth": sloth.convert, "openslo": openslo.convert}[args.format](args.file)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = Path(args.output)
+    marker = HEADER.split("{")[0]
+    if out.exists() and not out.read_text(encoding="utf-8").startswith(marker):
+        raise UsageError(f"{out} exists and was not written by `watchkeeper import`; "
+                         "not overwriting it")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("watchkeeper")
@@ -279,6 +297,13 @@ def parser() -> argparse.ArgumentParser:
                      help="delete managed dashboards that are no longer generated")
     dep.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     dep.set_defaults(handler=cmd_deploy)
+    imp = commands.add_parser("import", help="translate Sloth or OpenSLO SLOs into a spec",
+                              description="Translate a Sloth prometheus/v1 file or OpenSLO "
+                              "SLO documents into a watchkeeper spec (stdout, or -o FILE).")
+    imp.add_argument("format", choices=("sloth", "openslo"))
+    imp.add_argument("file", help="the Sloth or OpenSLO YAML file")
+    imp.add_argument("-o", "--output", help="write the spec here instead of stdout")
+    imp.set_defaults(handler=cmd_import)
     from watchkeeper.backtest.command import add_arguments as backtest_arguments
 
     backtest_arguments(spec_command(

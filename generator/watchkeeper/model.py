@@ -209,6 +209,7 @@ class Scenario:
     series: tuple[Series, ...]
     alert_checks: tuple[AlertCheck, ...] = ()
     expr_checks: tuple[ExprCheck, ...] = ()
+    interval: float | None = None  # seconds between input samples; default: the file's step
 
 
 @dataclass

@@ -47,7 +47,7 @@ def _expr_test(check: ExprCheck) -> dict:
 def _test_group(scenario: Scenario, interval: str) -> dict:
     group: dict = {
         "name": scenario.name,
-        "interval": interval,
+        "interval": prometheus_duration(scenario.interval) if scenario.interval else interval,
         "input_series": [{"series": s.selector, "values": s.values} for s in scenario.series],
     }
     if scenario.alert_checks:

@@ -37,7 +37,9 @@ from watchkeeper.budgets import (
     check_label_name,
     resolve_value,
 )
+from watchkeeper.signals import checks as signal_checks
 from watchkeeper.signals import keys as signal_keys
+from watchkeeper.slo_spec import PrometheusSpec, check_against_prometheus
 
 SPEC_VERSION = 1
 RESERVED_LABELS = ("service", "signal", "severity")
@@ -232,6 +234,8 @@ class Defaults(Inheritable):
     # Validated even when absent, so a spec without receivers is told what to add.
     alertmanager: AlertmanagerSpec = Field(default_factory=dict, validate_default=True,
                                            description="Alertmanager routing (required).")
+    prometheus: PrometheusSpec = Field(PrometheusSpec(), description=(
+        "Facts about the Prometheus evaluating the rules, to refuse SLOs it cannot compute."))
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -320,6 +324,12 @@ class _ServiceBase(Inheritable):
     def _language_keys(self) -> _ServiceBase:
         return _check_language(self)
 
+    @model_validator(mode="after")
+    def _across_keys(self) -> _ServiceBase:
+        for check in signal_checks():
+            check(self)
+        return self
+
 
 ServiceSpec = create_model("ServiceSpec", __base__=_ServiceBase,
                            __doc__="One service and its budgets.", **_service_fields())
@@ -361,6 +371,16 @@ class SpecFile(Strict):
         if duplicates := sorted({name for name in names if names.count(name) > 1}):
             raise ValueError(f"service names must be unique, repeated: {', '.join(duplicates)}")
         return services
+
+    @model_validator(mode="after")
+    def _slos_fit_prometheus(self) -> SpecFile:
+        problems = [problem for i, service in enumerate(self.services)
+                    for j, slo in enumerate(getattr(service, "slos", None) or [])
+                    if (problem := check_against_prometheus(
+                        slo, f"services[{i}].slos[{j}]", self.defaults.prometheus))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 # --- Resolution ------------------------------------------------------------------------------

@@ -110,7 +110,9 @@ def test_uids_stable_valid_and_short():
 def test_overview_links_and_stats(services, files):
     overview = _dashboard(files, "overview")
     rows = [p["title"] for p in overview["panels"] if p["type"] == "row"]
-    assert rows == [s.name for s in services.services]
+    slo_row = ["SLOs: error budget remaining"] if any(
+        s.budget("slos") for s in services.services) else []
+    assert rows == [s.name for s in services.services] + slo_row
     stats = [p for p in overview["panels"] if p["type"] == "stat"]
     assert all(p["options"]["colorMode"] == "background" for p in stats)
     assert sum(p["title"] == "Firing alerts" for p in stats) == len(services.services)

@@ -18,6 +18,11 @@ def generate_alerts(spec: Path, out: Path) -> Path:
 
 
 def write_spec(folder: Path, document: dict, name: str = "spec.yaml") -> Path:
+    """Write `document` as a spec file. A test spec without an `alertmanager` block generates
+    rules only (`receivers: none`): routing is tested where a test declares receivers."""
+    defaults = document.setdefault("defaults", {}) if isinstance(document, dict) else {}
+    if isinstance(defaults, dict):
+        defaults.setdefault("alertmanager", {"receivers": "none"})
     path = folder / name
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

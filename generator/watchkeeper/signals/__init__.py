@@ -20,6 +20,7 @@ from watchkeeper.signals import (
     latency,
     leak,
     runtime,
+    slo,
     slow_queries,
     throughput,
 )
@@ -39,12 +40,18 @@ SIGNALS: tuple[Signal, ...] = (
     gc.SIGNAL,
     cpu.SIGNAL,
     absent.SIGNAL,
+    slo.SIGNAL,
 )
 
 
 def keys() -> list[Key]:
     """Every spec key a signal reads, in registry order."""
     return [key for signal in SIGNALS for key in signal.keys]
+
+
+def checks() -> list:
+    """The signals' validations across keys of one input service (see Signal.check)."""
+    return [signal.check for signal in SIGNALS if signal.check is not None]
 
 
 def metric_defaults() -> dict[str, str]:

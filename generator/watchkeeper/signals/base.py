@@ -54,3 +54,6 @@ class Signal:
     # Metrics a healthy instance exposes from start-up whatever its traffic, for the
     # budgets the service declares (ServiceMetricsAbsent watches them).
     exposed: Callable[[Service], list[str]] = _nothing
+    # Validation across keys of one *input* service (pydantic model), run after its keys
+    # validated: raise ValueError naming the key (an SLO that needs the `http` section).
+    check: Callable[[Any], None] | None = None

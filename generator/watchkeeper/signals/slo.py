@@ -1,0 +1,629 @@
+"""SLOs: multiwindow multi-burn-rate alerts on an error budget, and the scenarios proving them.
+
+Cost and correctness of long windows: bad and total events are read from raw series once, at
+a 5m rate; every longer window is the ratio of their averages over it,
+``avg_over_time(bad[w]) / avg_over_time(total[w])`` (never an average of ratios, which
+weighs a quiet night like a busy day). A 30d window then reads one recorded series instead
+of every raw series of the service.
+
+Every ratio divides by ``clamp_min(total, 1e-12)``: with no traffic the error ratio is 0,
+not NaN, so budget recordings stay plottable and nothing fires on an idle service. An
+errors query returning nothing counts as zero errors (a service that never failed has no
+5xx series); a latency SLO's good events must exist, or its data-missing alert fires.
+
+Low traffic: a tier fires only when its long window holds enough events that one bad event
+alone cannot trip it (see :func:`watchkeeper.slo_spec.min_events`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from watchkeeper import promql
+from watchkeeper.model import (
+    Alert,
+    AlertCheck,
+    Chart,
+    ExpectedAlert,
+    Piece,
+    Query,
+    Recording,
+    Row,
+    Scenario,
+    Series,
+    Service,
+    Thresholds,
+)
+from watchkeeper.signals import common
+from watchkeeper.signals.base import Key, Signal
+from watchkeeper.slo_spec import (
+    RAW_WINDOW,
+    TINY_RATE,
+    EventsIndicator,
+    LatencyIndicator,
+    RatioIndicator,
+    SloSpec,
+    Tier,
+    latency_problem,
+    le_spellings,
+    min_events,
+    windows,
+)
+from watchkeeper.units import format_number, prometheus_duration
+
+GROUP = "slo"
+ERROR_CODES = "5.."
+ABSENT_ALERT = "SloDataMissing"
+ROW = Row("slos", "SLOs (error budgets)", 500)
+KEYS = (
+    Key(None, "slos", list[SloSpec],
+        "Service level objectives: error budgets with multiwindow multi-burn-rate alerts "
+        "(docs/slo.md).", default=[]),
+    Key("http", "buckets", list[float] | None,
+        "Bucket upper bounds (seconds) of the request histogram, as the client library "
+        "declares them; lets a latency SLO's threshold be checked against them."),
+)
+
+
+def slos_of(service: Service) -> tuple[SloSpec, ...]:
+    return service.budget("slos") or ()
+
+
+# --- Names -----------------------------------------------------------------------------------
+
+
+def bad_record(window: float) -> str:
+    return f"slo:bad_events:rate{span(window)}"
+
+
+def total_record(window: float) -> str:
+    return f"slo:events:rate{span(window)}"
+
+
+def ratio_record(window: float) -> str:
+    return f"slo:sli_error:ratio_rate{span(window)}"
+
+
+def slo_labels(service: Service, slo: SloSpec) -> dict[str, str]:
+    """The labels every recording of one SLO carries (and selects on)."""
+    return {"service": service.name, "slo": slo.name}
+
+
+def selector(record: str, service: Service, slo: SloSpec) -> str:
+    return record + promql.matchers(slo_labels(service, slo))
+
+
+def number(value: float) -> str:
+    """A threshold as PromQL text without float noise (1 - 0.999 is 0.0010000000000000009)."""
+    return format_number(float(f"{value:.12g}"))
+
+
+# --- Indicator queries -----------------------------------------------------------------------
+
+
+def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
+    """(bad events per second, all events per second) over `window`, from raw series."""
+    indicator = slo.indicator
+    if isinstance(indicator, RatioIndicator):
+        return f"({_at(indicator.error_ratio, window).strip()})", "vector(1)"
+    if isinstance(indicator, EventsIndicator):
+        bad, total = (_at(q, window) for q in (indicator.events.errors, indicator.events.total))
+        return f"({bad.strip()}) or on() vector(0)", total.strip()
+    histogram = service.setting("http", "histogram")  # the spec refuses these without http
+    count = f"{histogram}_count"
+    total = f"sum(rate({count}{promql.matchers(service.selector)}[{window}]))"
+    if indicator == "availability":
+        status = service.setting("http", "status_label")
+        errors = promql.matchers(service.selector, **{status: "=~" + ERROR_CODES})
+        return f"sum(rate({count}{errors}[{window}])) or on() vector(0)", total
+    assert isinstance(indicator, LatencyIndicator)
+    le = "|".join(s.replace(".", "\\.") for s in le_spellings(indicator.latency))
+    good = promql.matchers(service.selector, le="=~" + le)
+    good_expr = f"sum(rate({histogram}_bucket{good}[{window}]))"
+    return f"clamp_min({total} - {good_expr}, 0)", total
+
+
+def _at(query: str, window: str) -> str:
+    return re.sub(r"\{\{\s*window\s*\}\}", window, query)
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+
+def recordings(service: Service, slo: SloSpec) -> list[Recording]:
+    labels = slo_labels(service, slo)
+    raw = prometheus_duration(RAW_WINDOW)
+    bad, total = queries(service, slo, raw)
+    bad_raw = selector(bad_record(RAW_WINDOW), service, slo)
+    total_raw = selector(total_record(RAW_WINDOW), service, slo)
+    out = [Recording(bad_record(RAW_WINDOW), bad, labels),
+           Recording(total_record(RAW_WINDOW), total, labels)]
+    for w in windows(slo.window):
+        if w == RAW_WINDOW:
+            ratio = f"{bad_raw} / clamp_min({total_raw}, {TINY_RATE!r})"
+        else:
+            d = span(w)
+            ratio = (f"avg_over_time({bad_raw}[{d}])\n/\n"
+                     f"clamp_min(avg_over_time({total_raw}[{d}]), {TINY_RATE!r})")
+        out.append(Recording(ratio_record(w), ratio, labels))
+    return out + meta_recordings(service, slo)
+
+
+def meta_recordings(service: Service, slo: SloSpec) -> list[Recording]:
+    """Objective, budget, remaining budget, burn rate and time to exhaustion, for dashboards
+    and other tools; all NaN-free since the ratios they read are.
+
+    Time to exhaustion is capped at the window: a budget that outlasts the window at the
+    current pace is never exhausted within it.
+    """
+    labels = slo_labels(service, slo)
+    budget = number(slo.budget)
+    window = format_number(slo.window)
+    remaining = selector("slo:error_budget_remaining:ratio", service, slo)
+    burn = selector("slo:current_burn_rate:ratio", service, slo)
+    return [
+        Recording("slo:objective:ratio", f"vector({number(slo.objective)})", labels),
+        Recording("slo:error_budget:ratio", f"vector({budget})", labels),
+        Recording("slo:error_budget_remaining:ratio",
+                  f"1 - {selector(ratio_record(slo.window), service, slo)} / {budget}", labels),
+        Recording("slo:current_burn_rate:ratio",
+                  f"{selector(ratio_record(3600.0), service, slo)} / {budget}", labels),
+        Recording("slo:time_to_exhaustion:seconds",
+                  f"clamp_max(clamp_min({remaining}, 0) * {window} / "
+                  f"clamp_min({burn}, {TINY_RATE!r}), {window})", labels),
+    ]
+
+
+def tier_expr(service: Service, slo: SloSpec, tier: Tier, floor: int) -> str:
+    threshold = f"({number(tier.factor(slo.window))} * {number(slo.budget)})"
+    events = format_number(min_events(slo, tier, floor))
+    total = selector(total_record(RAW_WINDOW), service, slo)
+    return (f"{selector(ratio_record(tier.long), service, slo)} > {threshold}\n"
+            f"and {selector(ratio_record(tier.short), service, slo)} > {threshold}\n"
+            f"and avg_over_time({total}[{span(tier.long)}]) * "
+            f"{format_number(tier.long)} >= {events}")
+
+
+def alert_labels(service: Service, slo: SloSpec, severity: str, **extra: str) -> dict[str, str]:
+    labels = {"service": service.name, "slo": slo.name, "signal": slo.signal,
+              "severity": severity, **extra, **service.labels, **slo.labels}
+    if slo.alerting is not False:
+        labels.update(slo.alerting.labels)
+        if "burn_tier" in extra:
+            labels.update((slo.alerting.page if severity == "critical"
+                           else slo.alerting.ticket).labels)
+    return labels
+
+
+def span(seconds: float) -> str:
+    """A window as people write it: ``30d`` rather than Prometheus' ``4w2d``."""
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    return prometheus_duration(seconds)
+
+
+def tier_annotations(service: Service, slo: SloSpec, tier: Tier) -> dict[str, str]:
+    factor = tier.factor(slo.window)
+    long, short = span(tier.long), span(tier.short)
+    out = {
+        "summary": f"{service.name} SLO {slo.name} is burning its error budget {factor:g}× "
+                   "too fast",
+        "description": (
+            f"Over both the last {long} and the last {short}, bad events used the "
+            f"{span(slo.window)} error budget ({number(slo.budget * 100)}% of events) more "
+            f"than {factor:g}× as fast as it allows; at that pace it is gone within "
+            f"{span(round(slo.window / factor))}."),
+    }
+    if slo.description:
+        out["slo_description"] = slo.description
+    if slo.alerting is not False:
+        out.update(slo.alerting.annotations)
+        out.update((slo.alerting.page if tier.severity == "critical"
+                    else slo.alerting.ticket).annotations)
+    return out
+
+
+def alert_name(slo: SloSpec) -> str:
+    return "SloErrorBudgetBurn" if slo.alerting is False else slo.alerting.name
+
+
+def alerts(service: Service, slo: SloSpec) -> list[Alert]:
+    tiers = slo.tiers()
+    if not tiers:
+        return []
+    out = [Alert(alert_name(slo), tier_expr(service, slo, tier, common.min_events(service)), for_,
+                 alert_labels(service, slo, tier.severity, burn_tier=tier.name),
+                 tier_annotations(service, slo, tier))
+           for tier, for_ in tiers]
+    out.append(absent_alert(service, slo, tiers))
+    return out
+
+
+def absent_wait(tiers: list[tuple[Tier, float]]) -> float:
+    """`for` of the data-missing alert: the fastest enabled tier's long window. A restart
+    leaves the 5m rate intact, and until that window refills its tier is blind anyway."""
+    return min(tier.long for tier, _ in tiers)
+
+
+def absent_alert(service: Service, slo: SloSpec, tiers: list[tuple[Tier, float]]) -> Alert:
+    wait = absent_wait(tiers)
+    expr = (f"absent({selector(total_record(RAW_WINDOW), service, slo)})\n"
+            f"or absent({selector(bad_record(RAW_WINDOW), service, slo)})")
+    return Alert(ABSENT_ALERT, expr, wait, alert_labels(service, slo, "warning"), {
+        "summary": f"{service.name} SLO {slo.name} has no data",
+        "description": (f"The events SLO {slo.name} is computed from have been missing for "
+                        f"{prometheus_duration(wait)}; its burn-rate alerts cannot fire."),
+    })
+
+
+# --- Scenarios -------------------------------------------------------------------------------
+# Each scenario is a burn profile (segments of minutes at some burn rate) over steady
+# traffic, applied to every availability and latency SLO of the service at once. What must
+# fire when comes from a continuous model of the window table, not from the rules: a tier's
+# condition holds when the mean burn over both its windows exceeds its factor, and it fires
+# once that has held for its `for`. Checks sit only where the model is unambiguous for a
+# margin either side, so the discrete evaluation (the 5m rate's ramp, 5m steps) cannot make
+# them flaky, while a wrong factor or window moves a transition far past the margin.
+#
+# promtool evaluates every rule at every step, so the SLO rules get their own rule and test
+# files evaluated every TEST_INTERVAL: the scenarios span hours, not the minutes the other
+# signals' tests need.
+
+TEST_INTERVAL = 300.0
+SAMPLE = 60.0  # seconds between input samples
+TRAFFIC = 1000.0  # events per minute
+MARGIN = 15  # minutes either side of a model transition left unchecked
+SPACING = 30  # minutes between two checks that expect the same alerts
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    segments: tuple[tuple[int, float], ...]  # (minutes, burn as a multiple of the budget)
+    traffic: float = TRAFFIC
+    vanish_after: int | None = None  # minutes after which every input series stops
+
+
+FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (75, 1000.0)))
+
+
+def profiles(slos: list[SloSpec], floor: int) -> list[Profile]:
+    """The burns of the issue's table: 1000×, 20×, 8×, 4×, 2×, 0.5×, a short blip, recovery,
+    no traffic, too little traffic, and vanished series.
+
+    Histories before a burn are as short as each case allows (promtool evaluates every rule
+    at every step): 1h where the page-1h window must be full, 6h where the page-6h window
+    must be (the 8x case, whose detection time then is the table's 6h × 6 / 8 = 4.5h) and
+    for the blip, which would otherwise be a large share of a short history. The ticket
+    tiers' 1d and 3d windows are never full (days of steps); their factors are checked.
+    """
+    return [
+        FIRST,
+        Profile("20x burn pages", ((60, 0.0), (75, 20.0))),
+        Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
+                ((360, 0.0), (300, 8.0))),
+        Profile("4x burn opens tickets, never pages", ((30, 0.0), (130, 4.0))),
+        Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (75, 2.0))),
+        Profile("0.5x burn stays quiet", ((30, 0.0), (60, 0.5))),
+        Profile("5m blip at 30x stays quiet", ((360, 0.0), (5, 30.0), (60, 0.0))),
+        Profile("page resets after recovery", ((60, 0.0), (10, 1000.0), (60, 0.0))),
+        Profile("no traffic stays quiet", ((90, 0.0),), traffic=0.0),
+        Profile("too little traffic stays quiet", ((60, 0.0), (90, 1000.0)),
+                traffic=min_traffic(slos, floor)),
+    ]
+
+
+def min_traffic(slos: list[SloSpec], floor: int) -> float:
+    """Events per minute too few for any tier: half of every tier's minimum over its window."""
+    return min(min_events(slo, tier, floor) / (tier.long / 60)
+               for slo in slos for tier, _ in slo.tiers()) / 2
+
+
+def indicator_key(slo: SloSpec) -> str:
+    """SLOs with the same key read the same input series (their bad share is shared)."""
+    if isinstance(slo.indicator, LatencyIndicator):
+        return f"le={format_number(slo.indicator.latency)}"
+    return "availability"
+
+
+def bad_shares(slos: list[SloSpec], burn: float) -> dict[str, float]:
+    """Share of bad events per indicator at `burn`× the budget of the first SLO reading it."""
+    shares: dict[str, float] = {}
+    for slo in slos:
+        shares.setdefault(indicator_key(slo), min(1.0, burn * slo.budget))
+    return shares
+
+
+def minutes(profile: Profile) -> list[float]:
+    return [rate for length, rate in profile.segments for _ in range(length)]
+
+
+def model(slo: SloSpec, slos: list[SloSpec], profile: Profile,
+          floor: int) -> dict[str, list[bool]]:
+    """Per tier of `slo`, per minute: is it firing?"""
+    burns = [bad_shares(slos, b)[indicator_key(slo)] / slo.budget for b in minutes(profile)]
+    out = {}
+    for tier, for_ in slo.tiers():
+        factor = tier.factor(slo.window)
+        enough = profile.traffic * tier.long / 60 >= min_events(slo, tier, floor)
+        held = [enough and _mean(burns, t, tier.long) > factor
+                and _mean(burns, t, tier.short) > factor for t in range(len(burns) + 1)]
+        wait = round(for_ / 60)
+        out[f"{slo.name}/{tier.name}"] = [
+            t >= wait and all(held[t - wait:t + 1]) for t in range(len(burns) + 1)]
+    return out
+
+
+def _mean(burns: list[float], t: int, window: float) -> float:
+    """Mean burn over the `window` before minute `t` (over what exists, as avg_over_time)."""
+    part = burns[max(0, t - round(window / 60)):t]
+    return sum(part) / len(part) if part else 0.0
+
+
+def _tick_rates(slos: list[SloSpec], profile: Profile) -> list[dict[str, float]]:
+    """Per evaluation tick (every TEST_INTERVAL from 0): the bad share of each indicator's
+    5m rate, as ``rate(x[5m])`` sees the counters whose samples sit on whole minutes."""
+    step = round(TEST_INTERVAL / 60)
+    per_minute = [bad_shares(slos, b) for b in minutes(profile)]
+    ticks = []
+    for k in range(0, len(per_minute) + 1, step):
+        window = per_minute[max(0, k - step):k]
+        ticks.append({key: sum(m[key] for m in window) / len(window) for key in window[0]}
+                     if k else {})
+    return ticks
+
+
+def _held(slo: SloSpec, tier: Tier, ticks: list[dict[str, float]], k: int, floor: int,
+          traffic: float) -> bool:
+    """Does `tier` of `slo` hold at tick index `k`? Its windows average the recorded 5m
+    ratios of the ticks inside them (avg_over_time), both ends included."""
+    def ratio(window: float) -> float:
+        span_ticks = round(window / TEST_INTERVAL)
+        inside = [t[indicator_key(slo)] for t in ticks[max(1, k - span_ticks):k + 1] if t]
+        return sum(inside) / len(inside) if inside else 0.0
+    threshold = tier.factor(slo.window) * slo.budget
+    return (traffic * tier.long / 60 >= min_events(slo, tier, floor)
+            and ratio(tier.long) > threshold and ratio(tier.short) > threshold)
+
+
+def first_onset(slos: list[SloSpec], profile: Profile, floor: int) -> int | None:
+    """Minute at which the first tier of any SLO fires, evaluating as promtool does (every
+    TEST_INTERVAL, pending from the first tick that holds, firing once `for` has passed)."""
+    fired = [m for m in _fire_ticks(slos, profile, floor).values() if m is not None]
+    return min(fired) if fired else None
+
+
+def _fire_ticks(slos: list[SloSpec], profile: Profile, floor: int) -> dict[str, int | None]:
+    ticks = _tick_rates(slos, profile)
+    step = round(TEST_INTERVAL / 60)
+    out: dict[str, int | None] = {}
+    for slo in slos:
+        for tier, for_ in slo.tiers():
+            pending, fire = None, None
+            for k in range(1, len(ticks)):
+                if not _held(slo, tier, ticks, k, floor, profile.traffic):
+                    pending = None
+                elif pending is None:
+                    pending = k
+                if pending is not None and (k - pending) * TEST_INTERVAL >= for_:
+                    fire = k * step
+                    break
+            out[f"{slo.name}/{tier.name}"] = fire
+    return out
+
+
+def discrete_firing(slos: list[SloSpec], profile: Profile, floor: int,
+                    minute: int) -> dict[str, bool]:
+    """Which tiers fire at `minute` in the tick-by-tick evaluation."""
+    return {key: fire is not None and fire <= minute
+            for key, fire in _fire_ticks(slos, profile, floor).items()}
+
+
+def check_times(states: dict[str, list[bool]], length: int) -> list[int]:
+    """Evaluation minutes at which every tier keeps its state for MARGIN either side."""
+    step = round(TEST_INTERVAL / 60)
+    times: list[int] = []
+    for t in range(step, length + 1, step):
+        window = range(max(0, t - MARGIN), min(length, t + MARGIN) + 1)
+        if t + MARGIN > length and t != length - length % step:
+            continue
+        if any(len({s[i] for i in window}) > 1 for s in states.values()):
+            continue
+        if not times or t - times[-1] >= SPACING or _changed(states, times[-1], t):
+            times.append(t)
+    return times
+
+
+def _changed(states: dict[str, list[bool]], a: int, b: int) -> bool:
+    return any(s[a] != s[b] for s in states.values())
+
+
+def input_series(service: Service, slos: list[SloSpec], profile: Profile) -> tuple[Series, ...]:
+    """Counters of the service's request histogram whose bad shares follow `profile`."""
+    histogram = service.setting("http", "histogram")
+    status = service.setting("http", "status_label")
+    labels = common.target_labels(service)
+    per_sample = profile.traffic * SAMPLE / 60
+    shares = [bad_shares(slos, b) for b in minutes(profile)]
+    count = f"{histogram}_count"
+    errors = [per_sample * s.get("availability", 0.0) for s in shares]
+    series = [
+        Series(promql.series(count, {**labels, status: "200"}),
+               _counter([per_sample - e for e in errors], profile.vanish_after)),
+        Series(promql.series(count, {**labels, status: "500"}),
+               _counter(errors, profile.vanish_after)),
+    ]
+    for key in dict.fromkeys(indicator_key(slo) for slo in slos):
+        if key.startswith("le="):
+            series.append(Series(
+                promql.series(f"{histogram}_bucket", {**labels, "le": key[3:]}),
+                _counter([per_sample * (1 - s[key]) for s in shares], profile.vanish_after)))
+    return tuple(series)
+
+
+def _counter(increments: list[float], vanish_after: int | None = None) -> str:
+    """promtool notation of a counter growing by each increment in turn, run-length coded;
+    missing (``_``) from `vanish_after` on."""
+    if vanish_after is not None:
+        gone = len(increments) - vanish_after
+        increments = increments[:vanish_after]
+    parts, value, i = ["0"], 0.0, 0
+    while i < len(increments):
+        j = i
+        while j < len(increments) and increments[j] == increments[i]:
+            j += 1
+        step = round(increments[i], 9)
+        parts.append(f"{format_number(round(value + step, 9))}+{format_number(step)}x{j - i - 1}")
+        value, i = round(value + step * (j - i), 9), j
+    if vanish_after is not None:
+        parts.append(f"_x{gone}")
+    return " ".join(parts)
+
+
+def scenarios(service: Service) -> list[Scenario]:
+    """promtool scenarios over all availability and latency SLOs of a service (events SLOs
+    read arbitrary PromQL, for which no input series can be synthesized; the import tests
+    cover them against Sloth's own rules), and one for missing data covering every SLO."""
+    if not any(slo.tiers() for slo in slos_of(service)):
+        return []
+    slos = [slo for slo in slos_of(service) if slo.signal != "slo" and slo.tiers()]
+    floor = common.min_events(service)
+    out = []
+    for profile in profiles(slos, floor) if slos else []:
+        states = {key: s for slo in slos for key, s in model(slo, slos, profile, floor).items()}
+        times = check_times(states, len(minutes(profile)))
+        if profile is FIRST:
+            onset = first_onset(slos, profile, floor)
+            if onset is not None:
+                states = {**states}  # the exact onset of the first burn, tick by tick
+                times = sorted({*times, onset - 1, onset})
+                for key, fired in discrete_firing(slos, profile, floor, onset).items():
+                    states[key] = [*states[key]]
+                    states[key][onset - 1], states[key][onset] = False, fired
+        checks = []
+        for t in times:
+            for name in dict.fromkeys(alert_name(slo) for slo in slos):
+                checks.append(AlertCheck(t * 60.0, name, tuple(
+                    ExpectedAlert(alert_labels(service, slo, tier.severity, burn_tier=tier.name),
+                                  tier_annotations(service, slo, tier))
+                    for slo in slos if alert_name(slo) == name
+                    for tier, _ in slo.tiers() if states[f"{slo.name}/{tier.name}"][t])))
+        out.append(Scenario(f"{service.name} SLOs: {profile.name}",
+                            input_series(service, slos, profile), tuple(checks),
+                            interval=SAMPLE))
+    return [*out, absent_scenario(service)]
+
+
+def absent_scenario(service: Service) -> Scenario:
+    """Every input series stops after 30 minutes: quiet until the 5m rate empties and the
+    data-missing `for` has passed, firing after, for every alerting SLO of the service."""
+    slos = [slo for slo in slos_of(service) if slo.tiers()]
+    indicator_slos = [slo for slo in slos if slo.signal != "slo"]
+    profile = Profile("", ((150, 0.0),), vanish_after=30)
+    expected = tuple(ExpectedAlert(alert_labels(service, slo, "warning"),
+                                   absent_alert(service, slo, slo.tiers()).annotations)
+                     for slo in slos)
+    # The last samples are at minute 30; the first evaluation whose 5m range holds fewer
+    # than two of them is at 35 (in Prometheus 2 and 3 alike), so the alert is pending from
+    # 35 and fires `for` later. Series that never existed (events SLOs) are absent from 0.
+    gone = 30 + round(RAW_WINDOW / 60)
+    fires = {slo.name: (gone if slo in indicator_slos else 0) + absent_wait(slo.tiers()) / 60
+             for slo in slos}
+    first = round(min(fires.values()))
+    checks = [AlertCheck(t * 60.0, ABSENT_ALERT, tuple(e for slo, e in zip(slos, expected,
+                                                                          strict=True)
+                                                       if fires[slo.name] <= t))
+              for t in sorted({first - 1, first, round(max(fires.values()))})]
+    return Scenario(
+        f"{service.name} SLOs: missing data alerts after its wait",
+        input_series(service, indicator_slos, profile) if indicator_slos else (),
+        tuple(checks), interval=SAMPLE)
+
+
+def build(service: Service) -> list[Piece]:
+    if not slos_of(service):
+        return []
+    piece = Piece(group=GROUP, test_step=TEST_INTERVAL)
+    for slo in slos_of(service):
+        piece.recordings.extend(recordings(service, slo))
+        piece.alerts.extend(alerts(service, slo))
+    piece.scenarios.extend(scenarios(service))
+    return [piece]
+
+
+# --- Dashboard -------------------------------------------------------------------------------
+
+PANELS = ("compliance", "budget", "burn", "events")
+
+
+def charts(service: Service) -> list[Chart]:
+    """Four panels per SLO, all reading the recordings above: good events against the
+    objective, the remaining budget (also the SLO's stat on the overview), burn rates with
+    the tiers' factors, and events. Burn alerts link to the burn panel, the data-missing
+    alert to the events panel."""
+    out = []
+    for index, slo in enumerate(slos_of(service)):
+        def sel(record: str, s: SloSpec = slo) -> str:
+            return selector(record, service, s)
+
+        def slot(panel: str, i: int = index) -> int:
+            return 1 + len(PANELS) * i + PANELS.index(panel)
+
+        window, budget, match = span(slo.window), number(slo.budget), (("slo", slo.name),)
+        factors = {tier.name: tier.factor(slo.window) for tier, _ in slo.tiers()}
+        pages = [f for name, f in factors.items() if name.startswith("page")]
+        tickets = [f for name, f in factors.items() if name.startswith("ticket")]
+        remaining = sel("slo:error_budget_remaining:ratio")
+        out.append(Chart(
+            ROW, slot("compliance"), f"{slo.name}: good events", "percentunit",
+            f"Share of good events over the last {window} and the last 1h; the line is the "
+            f"objective ({number(slo.objective * 100)}%).",
+            (Query(f"1 - {sel(ratio_record(slo.window))}", window),
+             Query(f"1 - {sel(ratio_record(3600.0))}", "1h")),
+            Thresholds(None, slo.objective, 0.0, lower_is_worse=True)))
+        out.append(Chart(
+            ROW, slot("budget"), f"{slo.name}: error budget remaining", "percentunit",
+            f"Share of the {window} error budget ({budget} of events) left; 0 is exhausted. "
+            "Lines: yellow 25% left, red exhausted.",
+            (Query(remaining, "remaining"),), Thresholds(0.25, 0.0, 0.0, lower_is_worse=True),
+            stat=remaining))
+        out.append(Chart(
+            ROW, slot("burn"), f"{slo.name}: burn rate", "short",
+            "How many times faster than the budget allows bad events arrive, per window. "
+            + ", ".join(f"{name} fires above {f:g}x" for name, f in factors.items())
+            + ". Lines: yellow the slowest ticket factor, red the slowest page factor.",
+            tuple(Query(f"{sel(ratio_record(w))} / {budget}", span(w))
+                  for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})),
+            Thresholds(min(tickets, default=None), min(pages, default=None), 0.0),
+            alerts=(alert_name(slo),), match=match))
+        out.append(Chart(
+            ROW, slot("events"), f"{slo.name}: events", "short",
+            "All and good events per second over 5m (good = all - bad).",
+            (Query(sel(total_record(RAW_WINDOW)), "all"),
+             Query(f"{sel(total_record(RAW_WINDOW))} - {sel(bad_record(RAW_WINDOW))}", "good")),
+            alerts=(ABSENT_ALERT,), match=match))
+    return out
+
+
+# --- Validation across keys ------------------------------------------------------------------
+
+
+def check_service(service: Any) -> None:
+    """Refuse, for one input service, SLOs its other keys cannot support: availability and
+    latency need the HTTP histogram; a latency threshold must be one of its buckets when
+    they are declared (Prometheus cannot interpolate a share exactly between two)."""
+    http = getattr(service, "http", None)
+    for i, slo in enumerate(getattr(service, "slos", None) or []):
+        if slo.signal in ("availability", "latency") and http is None:
+            raise ValueError(f"slos[{i}] ({slo.name}): the {slo.signal} indicator reads the "
+                             "service's HTTP histogram; declare 'http:' (its histogram and "
+                             "status_label) or use indicator: {events: ...}")
+        problem = (latency_problem(slo.indicator.latency, http.buckets)
+                   if slo.signal == "latency" and http is not None else None)
+        if problem:
+            raise ValueError(f"slos[{i}].indicator.latency: {problem}")
+
+
+SIGNAL = Signal(name="slo", keys=KEYS, build=build, charts=charts, check=check_service)
