@@ -57,12 +57,13 @@ bench: setup
 bench-exporters: setup test-deps
 	command -v prometheus-redis-exporter >/dev/null || apt-get install -y -qq prometheus-redis-exporter prometheus-postgres-exporter
 	$(BIN)/python bench/exporters_overhead.py --rounds 15
+	$(BIN)/python bench/exporters_peers.py --rounds 9
 	$(BIN)/python bench/exporters_sidecar.py --targets 1 10 --scrapes 200
 
 deploy: setup
 	$(WATCHKEEPER) deploy .
 
-## The whole chain on 127.0.0.1 until Ctrl-C: make demo DEMO_ARGS="--app-port 8001 --vmalert"
+## The whole chain on 127.0.0.1 until Ctrl-C: make demo DEMO_ARGS="--app-port 8001 --vmalert" (or --ha)
 demo: setup test-deps
 	$(BIN)/python examples/demo/run.py $(DEMO_ARGS)
 

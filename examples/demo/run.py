@@ -2,6 +2,7 @@
 
     python examples/demo/run.py [--app-port 8000] [--prometheus-port 9090] ...
     python examples/demo/run.py --vmalert        # vmagent + VictoriaMetrics + vmalert instead
+    python examples/demo/run.py --ha             # 2 Prometheus replicas + 2 clustered Alertmanagers
 
 Prints the URLs, then every notification the webhook receives. Flip a fault with
 ``curl -X POST http://127.0.0.1:8000/admin/faults -d '{"latency_ms": 800}'`` and watch it page
@@ -11,9 +12,11 @@ within ~15 s; ``curl -X DELETE …/admin/faults`` heals it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,12 +42,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="stop the load after this many seconds (default 3600)")
     parser.add_argument("--vmalert", action="store_true",
                         help="evaluate with vmagent + VictoriaMetrics + vmalert")
-    return parser.parse_args(argv)
+    parser.add_argument("--ha", action="store_true",
+                        help="two Prometheus replicas (a on --prometheus-port, b on "
+                        "--prometheus-b-port) and two clustered Alertmanagers")
+    for name, default in (("prometheus-b", 9091), ("alertmanager-b", 9193)):
+        parser.add_argument(f"--{name}-port", type=int, default=default,
+                            help=f"with --ha: default {default}; 0 picks a free port")
+    args = parser.parse_args(argv)
+    if args.ha and args.vmalert:
+        parser.error("--ha and --vmalert are separate set-ups; pick one")
+    return args
 
 
-def banner(running: stack.DemoStack) -> str:
+def banner(running: stack.DemoStack, urls: dict[str, str] | None = None) -> str:
     lines = ["", "watchkeeper demo is up (everything on 127.0.0.1; Ctrl-C stops it):"]
-    lines += [f"  {name:17} {url}" for name, url in running.urls().items()]
+    lines += [f"  {name:17} {url}" for name, url in (urls or running.urls()).items()]
     lines += ["", "Inject a fault (DELETE heals everything):"]
     lines += [f"  curl -X POST {running.app_url}/admin/faults -d '{example}'"
               for example in FAULT_EXAMPLES]
@@ -56,19 +68,48 @@ def banner(running: stack.DemoStack) -> str:
     return "\n".join(lines)
 
 
+def ha_hint(ha: stack.HAStack) -> str:
+    """How to take a replica or a peer away mid-incident and bring it back: SIGSTOP freezes
+    it (a hung machine), SIGCONT resumes it; the webhook must still get one page per group."""
+    pids = {f"Prometheus {n}": d.proc.pid for n, d in ha.replicas.items()}
+    pids |= {f"Alertmanager {n}": d.proc.pid for n, d in ha.peers.items()}
+    lines = ["Lose a replica or a peer while a fault is on, then bring it back:"]
+    lines += [f"  kill -STOP {pid}; sleep 30; kill -CONT {pid}   # {name}"
+              for name, pid in pids.items()]
+    return "\n".join([*lines, "See docs/e2e.md, section High availability.", ""])
+
+
+@contextlib.contextmanager
+def start(args: argparse.Namespace,
+          ports: stack.Ports) -> Iterator[tuple[stack.DemoStack, dict[str, str],
+                                                stack.HAStack | None]]:
+    """The stack the flags ask for, the URLs its banner lists, and the HA handles."""
+    if args.ha:
+        with stack.ha_stack(ports, stack.HAPorts(args.prometheus_b_port,
+                                                 args.alertmanager_b_port), echo=True) as ha:
+            yield ha.demo, ha.urls(), ha
+        return
+    starter = stack.vm_stack if args.vmalert else stack.demo_stack
+    with starter(ports, echo=True) as running:
+        yield running, running.urls(), None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     ports = stack.Ports(args.app_port, args.prometheus_port, args.alertmanager_port,
                         args.webhook_port, args.sidecar_port)
     # SIGTERM (e.g. from a supervisor) stops as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    starter = stack.vm_stack if args.vmalert else stack.demo_stack
-    print("starting Redis, PostgreSQL, the demo service, the sidecar, Alertmanager and "
-          f"{'vmagent/VictoriaMetrics/vmalert' if args.vmalert else 'Prometheus'}…", flush=True)
+    evaluator = ("vmagent/VictoriaMetrics/vmalert" if args.vmalert else
+                 "2 Prometheus replicas" if args.ha else "Prometheus")
+    print("starting Redis, PostgreSQL, the demo service, the sidecar, Alertmanager"
+          f"{' (2 clustered peers)' if args.ha else ''} and {evaluator}…", flush=True)
     try:
-        with starter(ports, echo=True) as running, loadgen.background(
+        with start(args, ports) as (running, urls, ha), loadgen.background(
                 running.app_url, rps=args.rps, duration=args.duration):
-            print(banner(running), flush=True)
+            print(banner(running, urls), flush=True)
+            if ha is not None:
+                print(ha_hint(ha), flush=True)
             threading.Event().wait()
     except KeyboardInterrupt:
         print("\nstopped; every process of the demo has exited.", flush=True)

@@ -32,9 +32,14 @@ from webhook import WebhookReceiver  # noqa: E402
 
 SPEC = DEMO / "spec.jsonnet"
 SCRAPE_INTERVAL = "1s"
-# Every target up and a rate window of traffic recorded: from then on alerts mean something.
+# Every target up, a rate window of traffic recorded and the deepest chain of recordings (the
+# cache hit ratio reads lookups, which read hits and misses) queryable: from then on alerts
+# mean something. On VictoriaMetrics each new recorded series becomes searchable up to ~10 s
+# after its first sample, so the ratio appears ~30 s after the first scrape (docs/e2e.md).
 READY_QUERIES = ['up{job="demo-api"} == 1', 'up{job="demo-sidecar"} == 1',
-                 'redis_up == 1', "service:http_request_duration_seconds_count:rate15s > 5"]
+                 'redis_up == 1', "service:http_request_duration_seconds_count:rate15s > 5",
+                 'service_cache:cache_hit_ratio:rate15s{cache="items_l1"}',
+                 'service_cache:cache_hit_ratio:rate15s{cache="items_l2"}']
 
 
 @dataclass
@@ -140,9 +145,12 @@ def backends(ports: Ports, echo: bool = False) -> Iterator[tuple]:
         with servers.redis_server() as redis, servers.postgres_server() as pg:
             app = servers.uvicorn_daemon("app", DEMO, {"DATABASE_URL": pg.sqlalchemy_url(),
                                                        "REDIS_URL": redis.url}, ports.app)
+            # The DSN (with its password) reaches the sidecar through its environment, not
+            # its command line, where `ps` would show it to every user of the machine.
             sidecar = servers.sidecar_daemon("--redis", f"cache={redis.url}", "--postgres",
-                                             f"main={pg.dsn()}", "--timeout", "800ms",
+                                             "main=env:DEMO_POSTGRES_DSN", "--timeout", "800ms",
                                              port=ports.sidecar)
+            sidecar.env = {"DEMO_POSTGRES_DSN": pg.dsn()}
             with _running(app, sidecar):
                 warm(app.url)
                 yield webhook, redis, pg, app, sidecar
@@ -243,5 +251,114 @@ def vm_stack(ports: Ports | None = None, echo: bool = False,
             with _running(am, vm, agent, rules):
                 yield DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar, am,
                                 rules, am_yml, {"victoria-metrics": vm, "vmagent": agent})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- high availability: two Prometheus replicas, two clustered Alertmanagers ---------------------
+
+HA_EXAMPLE = REPO / "examples" / "ha" / "prometheus-replica.yml"
+REPLICAS = ("a", "b")
+# Gossip tuned for a test on loopback: notifications leave a peer `peer-timeout` × its position
+# in the cluster later than the first peer's (the dedup window), gossip settles in ~1-2 s.
+CLUSTER_TIMINGS = ["--cluster.peer-timeout=2s", "--cluster.gossip-interval=100ms",
+                   "--cluster.pushpull-interval=5s", "--cluster.probe-interval=500ms",
+                   "--cluster.probe-timeout=300ms", "--cluster.reconnect-interval=1s",
+                   "--cluster.settle-timeout=10s"]
+RESEND_DELAY = "2s"
+
+
+@dataclass
+class HAPorts:
+    """Ports of the second replica and peer (``make demo --ha``); 0 picks a free one."""
+
+    prometheus_b: int = 0
+    alertmanager_b: int = 0
+
+    def resolved(self) -> HAPorts:
+        return HAPorts(self.prometheus_b or servers.free_port(),
+                       self.alertmanager_b or servers.free_port())
+
+
+def ha_prometheus_config(workdir: Path, alerts: Path, ports: Ports, replica: str,
+                         alertmanagers: list[int]) -> Path:
+    """examples/ha/prometheus-replica.yml for one replica: only the replica name, rule files,
+    addresses and the demo's 1 s intervals are filled in."""
+    config = yaml.safe_load(HA_EXAMPLE.read_text())
+    config["global"].update(scrape_interval=SCRAPE_INTERVAL, evaluation_interval=SCRAPE_INTERVAL,
+                            scrape_timeout=SCRAPE_INTERVAL)
+    config["global"]["external_labels"]["replica"] = replica
+    config["rule_files"] = [str(alerts / "*.rules.yml")]
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
+        f"127.0.0.1:{port}" for port in alertmanagers]
+    config["scrape_configs"] = scrape_config(ports)
+    folder = workdir / f"prometheus-{replica}"
+    folder.mkdir(exist_ok=True)
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def ha_prometheus_daemon(config: Path, port: int) -> servers.Daemon:
+    daemon = servers.prometheus_daemon(config, port)
+    daemon.argv.append(f"--rules.alert.resend-delay={RESEND_DELAY}")
+    return daemon
+
+
+def clustered_alertmanager(config: Path, port: int, name: str, cluster_port: int,
+                           peers: list[int]) -> servers.Daemon:
+    """One peer of an Alertmanager cluster gossiping on 127.0.0.1 (its own data folder, so a
+    restarted peer comes back with what it had written to disk, like a restarted pod)."""
+    data = config.parent / f"alertmanager-{name}-data"
+    return servers.Daemon(
+        ["prometheus-alertmanager", f"--config.file={config}", f"--storage.path={data}",
+         f"--web.listen-address=127.0.0.1:{port}",
+         f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+         f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
+         *[f"--cluster.peer=127.0.0.1:{peer}" for peer in peers], *CLUSTER_TIMINGS,
+         "--log.level=warn"], port)
+
+
+@dataclass
+class HAStack:
+    """The demo stack with ``replicas`` (Prometheus a, b) and ``peers`` (Alertmanager a, b);
+    ``demo`` holds replica a and peer a as its evaluator and Alertmanager."""
+
+    demo: DemoStack
+    replicas: dict[str, servers.Daemon]
+    peers: dict[str, servers.Daemon]
+
+    def urls(self) -> dict[str, str]:
+        urls = self.demo.urls()
+        del urls["rule evaluator"], urls["queries"], urls["Alertmanager"]
+        urls |= {f"Prometheus {name}": d.url for name, d in self.replicas.items()}
+        urls |= {f"Alertmanager {name}": d.url for name, d in self.peers.items()}
+        return urls
+
+
+@contextlib.contextmanager
+def ha_stack(ports: Ports | None = None, ha_ports: HAPorts | None = None,
+             echo: bool = False) -> Iterator[HAStack]:
+    """Everything, with two Prometheus replicas and two clustered Alertmanagers."""
+    ports = (ports or Ports()).resolved()
+    ha_ports = (ha_ports or HAPorts()).resolved()
+    workdir = Path(tempfile.mkdtemp(prefix="wk-demo-ha-"))
+    try:
+        alerts = generate(workdir, f"http://127.0.0.1:{ports.webhook}")
+        am_yml = alertmanager_config(alerts)
+        am_ports = {"a": ports.alertmanager, "b": ha_ports.alertmanager_b}
+        gossip = {name: servers.free_port() for name in REPLICAS}
+        peers = {name: clustered_alertmanager(am_yml, am_ports[name], name, gossip[name],
+                                              [p for n, p in gossip.items() if n != name])
+                 for name in REPLICAS}
+        prom_ports = {"a": ports.prometheus, "b": ha_ports.prometheus_b}
+        with backends(ports, echo) as (webhook, redis, pg, app, sidecar):
+            replicas = {name: ha_prometheus_daemon(
+                ha_prometheus_config(workdir, alerts, ports, name, list(am_ports.values())),
+                prom_ports[name]) for name in REPLICAS}
+            with _running(*peers.values(), *replicas.values()):
+                demo = DemoStack(workdir, ports, alerts, webhook, redis, pg, app, sidecar,
+                                 peers["a"], replicas["a"], am_yml)
+                yield HAStack(demo, replicas, peers)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

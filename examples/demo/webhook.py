@@ -26,6 +26,7 @@ class Notified:
     receiver: str             # path without the slash: page | ticket
     status: str               # firing | resolved
     labels: dict[str, str]
+    group: str = ""           # Alertmanager's groupKey of the notification (route + group)
 
     def key(self) -> tuple[str, str, str]:
         return (self.labels.get("service", ""), self.labels.get("signal", ""),
@@ -70,8 +71,9 @@ class WebhookReceiver:
 
     def record(self, receiver: str, payload: dict[str, Any]) -> None:
         now = time.time()
-        entries = [Notified(now, receiver, alert.get("status", ""), alert.get("labels", {}))
-                   for alert in payload.get("alerts", [])]
+        group = payload.get("groupKey", "")
+        entries = [Notified(now, receiver, alert.get("status", ""), alert.get("labels", {}),
+                            group) for alert in payload.get("alerts", [])]
         with self.lock:
             self.received.extend(entries)
         if self.echo:

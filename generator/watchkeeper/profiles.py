@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from watchkeeper import presets
 from watchkeeper.model import Profile
 from watchkeeper.signals import metric_defaults
 
@@ -40,11 +41,21 @@ LANGUAGE_NAMES = tuple(LANGUAGES)
 
 
 def profile(language: str, overrides: Mapping[str, str] | None = None) -> Profile:
-    """The profile of `language`, with the spec's `metrics:` overrides applied."""
-    shape = LANGUAGES[language]
-    metrics = {**metric_defaults(), **shape["metrics"], **(overrides or {})}
-    return Profile(language=language, metrics=metrics,
-                   **{k: v for k, v in shape.items() if k != "metrics"})
+    """The profile of `language`, then the naming preset's names (`metrics: otel`), then the
+    spec's own `metrics:` overrides; the pool's state label and in-use value are overridable
+    as `pool_state_label` / `pool_state_value`."""
+    shape = dict(LANGUAGES[language])
+    preset = presets.preset_of(overrides)
+    named = {**(preset.metrics if preset else {}), **(overrides or {})}
+    named.pop(presets.PRESET_KEY, None)
+    label = named.pop("pool_state_label", None)
+    value = named.pop("pool_state_value", None)
+    if label or value:
+        default = shape.get("pool_state") or ("state", "used")
+        shape["pool_state"] = (label or default[0], value or default[1])
+        shape["pool_wait_suffix"] = shape.get("pool_wait_suffix") or "_sum"
+    metrics = {**metric_defaults(), **shape.pop("metrics"), **named}
+    return Profile(language=language, metrics=metrics, **shape)
 
 
 def metric_keys() -> tuple[str, ...]:

@@ -19,13 +19,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
 )
-from watchkeeper import model, profiles, selectors
+from watchkeeper import model, presets, profiles, selectors
 from watchkeeper.budgets import (
     QUANTILES,  # noqa: F401 - re-exported for callers of the spec module
     Duration,
@@ -61,8 +62,11 @@ AlertLabels = Annotated[dict[str, str], AfterValidator(_check_alert_labels)]
 
 
 def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
-    known = profiles.metric_keys()
+    known = (*profiles.metric_keys(), *presets.POOL_STATE_KEYS)
     for key, value in names.items():
+        if key == presets.PRESET_KEY:
+            presets.check_preset_name(value)
+            continue
         if key not in known:
             raise ValueError(f"unknown metric key {key!r}; known keys: {', '.join(known)}")
         pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$" if key.endswith("_label") else \
@@ -72,7 +76,11 @@ def _check_metric_overrides(names: dict[str, str]) -> dict[str, str]:
     return names
 
 
-MetricOverrides = Annotated[dict[str, str], AfterValidator(_check_metric_overrides)]
+MetricOverrides = Annotated[dict[str, str], BeforeValidator(presets.as_mapping),
+                            AfterValidator(_check_metric_overrides),
+                            WithJsonSchema({"anyOf": [
+                                {"type": "string", "enum": list(presets.NAMES)},
+                                {"type": "object", "additionalProperties": {"type": "string"}}]})]
 
 # --- Defaults and services ---------------------------------------------------------------------
 
@@ -118,9 +126,16 @@ class Inheritable(Strict):
     min_events: Annotated[int, Field(gt=0)] | None = Field(
         None, description="Fewest events (requests, lookups, queries) per rate window for a "
                           "ratio or quantile to be judged; see docs/spec.md for the default.")
+    serving: Literal["single", "multiprocess"] | None = Field(
+        None, description="How the service is served: single (one process per target, the "
+                          "default) or multiprocess (a pre-forking server such as gunicorn "
+                          "with several workers behind one /metrics, prometheus-client's "
+                          "multiprocess mode); budgets whose series that mode cannot serve "
+                          "are refused.")
     metrics: MetricOverrides | None = Field(
-        None, description="Rename any metric a rule reads: {metric key: name}; see "
-                          "docs/spec.md for the keys.")
+        None, description="Rename any metric a rule reads: {metric key: name}, or a naming "
+                          "preset (otel, prometheus-fastapi-instrumentator) as `metrics: otel` "
+                          "or {preset: otel, key: name…}; see docs/spec.md for the keys.")
 
 
 class EmailReceiver(Strict):
@@ -148,16 +163,51 @@ class Receiver(Strict):
 class Receivers(Strict):
     """The two receivers: `page` gets critical alerts, `ticket` warnings."""
 
-    page: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/page"),
-                           description="Receives critical alerts.")
-    ticket: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/ticket"),
-                             description="Receives warning alerts.")
+    page: Receiver = Field(description="Receives critical alerts.")
+    ticket: Receiver = Field(description="Receives warning alerts.")
+
+
+RULES_ONLY = "none"
+NO_RECEIVERS = (
+    "no Alertmanager receivers declared: add 'receivers:' with 'page' (critical alerts) and "
+    "'ticket' (warnings), each a 'webhook_url' or an 'email', or write 'receivers: none' to "
+    "generate rules only (no Alertmanager routing)")
+
+
+def _require(*keys: str):
+    """JSON Schema hook: `keys` are required, although pydantic sees a default (which exists
+    only so that a missing key gets NO_RECEIVERS instead of a bare "missing")."""
+    def extra(schema: dict) -> None:
+        schema["required"] = sorted({*schema.get("required", []), *keys})
+        for key in keys:
+            schema.get("properties", {}).get(key, {}).pop("default", None)
+    return extra
+
+
+def _rules_only(value: object) -> object:
+    """`receivers: none` is kept as None: an explicit choice of no routing."""
+    return None if value == RULES_ONLY else value
+
+
+def _none_in_schema(schema: dict) -> None:
+    """Advertise `none` (not null, and no default) as the rules-only choice in the schema."""
+    schema.pop("default", None)
+    for option in schema.get("anyOf", []):
+        if option.get("type") == "null":
+            option.clear()
+            option["const"] = RULES_ONLY
 
 
 class AlertmanagerSpec(Strict):
-    """Routing for `alerts/alertmanager.yml`: critical pages, warning opens a ticket."""
+    """Routing for `alerts/alertmanager.yml` and the mergeable `alerts/alertmanager-routes.yml`:
+    critical pages, warning opens a ticket. No receiver is ever invented: `receivers` is
+    required (`none` for rules only)."""
 
-    receivers: Receivers = Field(Receivers(), description="Where pages and tickets go.")
+    model_config = ConfigDict(json_schema_extra=_require("receivers"))
+
+    receivers: Annotated[Receivers | None, BeforeValidator(_rules_only)] = Field(
+        None, description="Where pages and tickets go, or `none` for rules only (no routing "
+        "files).", json_schema_extra=_none_in_schema)
     group_wait: Wait = Field(30.0, description="Wait before the first notification of a "
                                                 "group.", json_schema_extra={"default": "30s"})
     group_interval: Duration = Field(300.0, description="Wait before notifying about new "
@@ -167,12 +217,21 @@ class AlertmanagerSpec(Strict):
                                                            "notification.",
                                       json_schema_extra={"default": "4h"})
 
+    @model_validator(mode="after")
+    def _receivers_declared(self) -> AlertmanagerSpec:
+        if "receivers" not in self.model_fields_set:
+            raise ValueError(NO_RECEIVERS)
+        return self
+
 
 class Defaults(Inheritable):
     """Keys applied to every service that does not set them, and the shared routing."""
 
-    alertmanager: AlertmanagerSpec = Field(AlertmanagerSpec(),
-                                           description="Alertmanager routing.")
+    model_config = ConfigDict(json_schema_extra=_require("alertmanager"))
+
+    # Validated even when absent, so a spec without receivers is told what to add.
+    alertmanager: AlertmanagerSpec = Field(default_factory=dict, validate_default=True,
+                                           description="Alertmanager routing (required).")
 
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -269,10 +328,31 @@ ServiceSpec = create_model("ServiceSpec", __base__=_ServiceBase,
 class SpecFile(Strict):
     """A watchkeeper spec file."""
 
+    model_config = ConfigDict(json_schema_extra=_require("defaults"))
+
     version: Literal[1] = Field(description="Spec format version; always 1.")
-    defaults: Defaults = Field(Defaults(), description="Defaults for every service.")
+    defaults: Defaults = Field(default_factory=dict, validate_default=True,
+                               description="Defaults for every service.")
     services: Annotated[list[ServiceSpec], Field(min_length=1)] = Field(  # type: ignore[valid-type]
         description="The services and their budgets.")
+
+    @model_validator(mode="after")
+    def _presets_and_units(self) -> SpecFile:
+        for index, service in enumerate(self.services):
+            metrics = {**(self.defaults.metrics or {}), **(service.metrics or {})}
+            preset = presets.preset_of(metrics)
+            declared = {key.path: _at(service, key.path) is not None for key in signal_keys()}
+            explicit = {f"{section}.{name}" for section in SECTION_SETTINGS
+                        if (holder := getattr(service, section, None)) is not None
+                        for name in holder.model_fields_set}
+            settings = {section: _settings(getattr(service, section, None), section, preset)
+                        for section in SECTION_SETTINGS}
+            serving = service.serving or self.defaults.serving or "single"
+            try:
+                presets.check_service(metrics, declared, settings, explicit, serving)
+            except ValueError as error:
+                raise ValueError(f"services[{index}] ({service.name}): {error}") from None
+        return self
 
     @field_validator("services")
     @classmethod
@@ -294,7 +374,18 @@ def _pick(service_value, default_value, builtin):
     return builtin
 
 
-def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, dict]]:
+def _settings(holder: Any, section: str, preset: presets.Preset | None) -> dict[str, Any]:
+    """A section's settings: what the user wrote, else the naming preset's, else built in."""
+    out = {}
+    for name, (_, field) in SECTION_SETTINGS.get(section, {}).items():
+        written = holder is not None and name in holder.model_fields_set
+        out[name] = getattr(holder, name) if written else \
+            presets.setting(preset, section, name) or field.default
+    return out
+
+
+def _budgets(spec: Any, default_for: float,
+             preset: presets.Preset | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
     """(resolved budgets by spec path, settings by section) of one service."""
     budgets: dict[str, Any] = {}
     settings: dict[str, dict] = {}
@@ -303,8 +394,7 @@ def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, d
         if holder is None:
             continue
         if key.section is not None:
-            settings[key.section] = {name: getattr(holder, name)
-                                     for name in SECTION_SETTINGS.get(key.section, {})}
+            settings[key.section] = _settings(holder, key.section, preset)
         value = getattr(holder, key.name)
         if value is None:
             continue
@@ -316,11 +406,12 @@ def _budgets(spec: Any, default_for: float) -> tuple[dict[str, Any], dict[str, d
 
 def _service(s: Any, defaults: Defaults) -> model.Service:
     for_ = _pick(s.for_, defaults.for_, BUILTIN_FOR)
-    budgets, settings = _budgets(s, for_)
+    metrics = {**(defaults.metrics or {}), **(s.metrics or {})}
+    budgets, settings = _budgets(s, for_, presets.preset_of(metrics))
     return model.Service(
         name=s.name,
         selector=s.selector,
-        profile=profiles.profile(s.language, {**(defaults.metrics or {}), **(s.metrics or {})}),
+        profile=profiles.profile(s.language, metrics),
         labels={**(defaults.labels or {}), **(s.labels or {})},
         runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
         grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),

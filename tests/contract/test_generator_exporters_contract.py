@@ -23,6 +23,7 @@ from rule_helpers import generate_alerts, write_spec
 JOB = "tickets-api"
 SPEC = {
     "version": 1,
+    "defaults": {"alertmanager": {"receivers": "none"}},
     "services": [{
         "name": JOB, "selector": {"job": JOB}, "language": "python",
         "http": {"latency": {"p99": {"critical": "1s"}}, "error_ratio": {"critical": "5%"}},
@@ -114,3 +115,86 @@ def test_every_cache_of_the_spec_reports_lookups(scraped):
         selector = f'{{job="{JOB}",cache="{cache["name"]}"}}'
         assert query(prometheus, f"cache_hits_total{selector} or cache_misses_total{selector}"), \
             cache["name"]
+
+
+RECIPE_BUDGETS = {
+    "http": {"latency": {"p99": {"critical": "1s"}}, "error_ratio": {"critical": "5%"}},
+    "database": {"latency": {"p99": {"critical": "1s"}},
+                 "pool": {"utilization": {"critical": "95%"}}},
+    "runtime": {"memory": {"critical": "4GiB"}, "cpu": {"critical": "90%"},
+                "threads": {"critical": 1000, "leak": {"window": "10m", "horizon": "1h"}},
+                "gc_pause": {"critical": "1s"}},
+}
+RECIPES = {
+    # the Flask recipe under gunicorn: 2 workers, prometheus-client's multiprocess mode
+    "flask-app": ({"serving": "multiprocess"},
+                  ["-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", "{address}",
+                   "flask_app:app"]),
+    # the FastAPI recipe under uvicorn: async engine, redis.asyncio L2, an async job
+    "fastapi-app": ({"caches": [{"name": "items_l1", "hit_ratio": {"critical": "10%"}},
+                                {"name": "items_l2", "hit_ratio": {"critical": "10%"}}],
+                     "runtime": {**RECIPE_BUDGETS["runtime"],
+                                 "tasks": {"critical": 1000}},
+                     "jobs": [{"name": "reindex", "failure_ratio": {"critical": "50%"}}]},
+                    ["-m", "uvicorn", "fastapi_app:app", "--host", "{host}", "--port", "{port}",
+                     "--log-level", "warning"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_app_has_a_series_for_every_selector(tmp_path, name):
+    """The recipes of docs/exporters.md, run as written and scraped by a real Prometheus: the
+    generated rules select nothing that is not there, under gunicorn (`serving:
+    multiprocess`: threads, memory, CPU, pool sizes from the workers' sync threads) as under
+    uvicorn, through a database outage."""
+    import os
+    import sys
+
+    from test_exporters_recipes import fetch, seed, stop_postgres, write_recipes
+
+    write_recipes(tmp_path)
+    (folder := tmp_path / "multiproc").mkdir()
+    extra, argv = RECIPES[name]
+    service = {"name": name, "selector": {"job": name}, "language": "python",
+               **RECIPE_BUDGETS, **extra}
+    alerts = generate_alerts(write_spec(tmp_path, {"version": 1, "services": [service]}),
+                             tmp_path / "out")
+    selectors = set().union(*map(raw_selectors, alerts.glob(f"{name}.*.rules.yml")))
+    assert len(selectors) >= 8, selectors
+    with servers.postgres_server() as pg, servers.redis_server() as redis:
+        seed(pg)
+        port = servers.free_port()
+        env = {**os.environ, "DATABASE_URL": pg.sqlalchemy_url(), "REDIS_URL": redis.url}
+        if extra.get("serving") == "multiprocess":
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        words = {"address": f"{servers.HOST}:{port}", "host": servers.HOST, "port": str(port)}
+        app = subprocess.Popen([sys.executable, *(a.format(**words) for a in argv)],
+                               cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": name, "static_configs": [
+                {"targets": [f"{servers.HOST}:{port}"]}]}]}))
+        base = f"http://{servers.HOST}:{port}"
+        try:
+            servers.wait_for_port(port, proc=app, timeout=30)
+            prometheus = servers.prometheus_daemon(config).start()
+            try:
+                deadline = time.monotonic() + 30
+                while not query(prometheus.url, f'up{{job="{name}"}} == 1'):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.5)
+                for i in range(30):
+                    fetch(f"{base}/items/{1 + i % 3}")
+                if name == "fastapi-app":
+                    assert fetch(f"{base}/reindex", "POST") == 200
+                stop_postgres(pg)  # a database outage: the app answers 500
+                assert fetch(f"{base}/items/7", timeout=15) == 500
+                time.sleep(3)
+                missing = sorted(s for s in selectors if not query(prometheus.url, s))
+            finally:
+                prometheus.stop()
+        finally:
+            servers._stop(app, timeout=10)
+    assert not missing, f"selected by the rules but never scraped: {missing}"

@@ -228,6 +228,36 @@ def run_scenario(chain: Chain, scenario: Scenario, recovery_timeout: float = 90.
     return out
 
 
+Notification = tuple[float, str, str, frozenset]  # at, receiver, group key, (key, status)s
+
+
+def notifications(webhook: WebhookReceiver, since: float) -> list[Notification]:
+    """Notifications (one webhook POST each) since ``since``: (at, receiver, group key,
+    the (alert key, status) pairs it carried)."""
+    posts: dict[tuple[float, str, str], set] = {}
+    for entry in webhook.since(since):
+        posts.setdefault((entry.at, entry.receiver, entry.group), set()).add(
+            (entry.key(), entry.status))
+    return [(at, receiver, group, frozenset(alerts))
+            for (at, receiver, group), alerts in sorted(posts.items())]
+
+
+def duplicates(webhook: WebhookReceiver, since: float) -> list[Notification]:
+    """Notifications repeating one already sent for the same group with the same alerts and
+    statuses: what a cluster that failed to deduplicate sends (repeat_interval is 1 h)."""
+    seen: set[tuple[str, str, frozenset]] = set()
+    repeated = []
+    for at, receiver, group, alerts in notifications(webhook, since):
+        if (receiver, group, alerts) in seen:
+            repeated.append((at, receiver, group, alerts))
+        seen.add((receiver, group, alerts))
+    return repeated
+
+
+def count(webhook: WebhookReceiver, since: float, key: Key, status: str) -> int:
+    return sum(1 for _, _, _, alerts in notifications(webhook, since) if (key, status) in alerts)
+
+
 def observe_healthy(chain: Chain, seconds: float) -> Outcome:
     """Healthy traffic for ``seconds``: nothing may be pending, firing or notified."""
     out = Outcome("healthy baseline")

@@ -24,10 +24,17 @@ import chain  # noqa: E402
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not chain.OUTCOMES:
         return
-    sections = [f"### {name}\n\n{chain.table(outs)}" for name, outs in chain.OUTCOMES.items()]
+    sections = [f"### {name}\n\n{chain.table(outs)}" + _notes(outs)
+                for name, outs in chain.OUTCOMES.items()]
     text = "\n\n".join(sections)
     terminalreporter.section("e2e detection times")
     terminalreporter.write_line(text)
     if report := os.environ.get("WK_E2E_REPORT"):
         Path(report).write_text(text + "\n")
 
+
+
+def _notes(outcomes: list[chain.Outcome]) -> str:
+    """What a scenario observed beyond the times (HA: kills, pages and duplicates)."""
+    lines = [f"* {out.scenario}: {note}" for out in outcomes for note in out.notes]
+    return "\n\n" + "\n".join(lines) if lines else ""

@@ -40,3 +40,31 @@ def test_webhook_receiver_records_each_alert_with_its_receiver() -> None:
     [entry] = receiver.received
     assert (entry.receiver, entry.status, entry.key()) == ("page", "firing",
                                                           ("a", "latency", "critical"))
+
+
+def test_a_repeated_notification_counts_as_duplicate_a_changed_one_does_not() -> None:
+    """What test_ha counts: the same group re-sent with the same alerts is a duplicate (two
+    un-deduplicated peers, or replicas whose alerts differ by a label); the group re-sent
+    because an alert resolved is not."""
+    import chain
+
+    receiver = WebhookReceiver().start()
+    labels = {"alertname": "HttpErrorRatioHigh", "service": "a", "signal": "errors",
+              "severity": "critical"}
+
+    def send(status: str) -> None:
+        body = {"groupKey": "{}/{severity=\"critical\"}:{alertname=\"HttpErrorRatioHigh\"}",
+                "alerts": [{"status": status, "labels": labels}]}
+        assert servers.post(receiver.url + "/page", json.dumps(body).encode())[0] == 200
+
+    try:
+        send("firing")
+        send("resolved")
+        assert chain.duplicates(receiver, 0) == []
+        send("firing")
+        send("firing")
+    finally:
+        receiver.stop()
+    key = ("a", "errors", "critical")
+    assert chain.count(receiver, 0, key, "firing") == 3
+    assert len(chain.duplicates(receiver, 0)) == 2

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import chain
 import loadgen
 import pytest
+import scenarios
 import stack
-from chain import Scenario, fault, require
+from chain import require
 
-API, REDIS = "demo-api", "demo-redis"
 RUN = "Prometheus 2.x + Alertmanager"
 
 
@@ -59,65 +59,8 @@ def test_healthy_baseline_fires_nothing(watch: chain.Chain) -> None:
     check(chain.observe_healthy(watch, seconds=25))
 
 
-def test_latency_pages_and_inhibits_its_warning(demo, watch) -> None:
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "latency +800ms", {(API, "latency", "critical")},
-        {(API, "latency", "warning")}, latency_ms=800)))
-
-
-def test_error_ratio_pages(demo, watch) -> None:
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "50% 5xx", {(API, "errors", "critical")},
-        {(API, "errors", "warning")}, error_rate=0.5)))
-
-
-def test_cache_bypass_pages_for_hit_ratio(demo, watch) -> None:
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "cache bypass", {(API, "cache", "critical")},
-        {(API, "cache", "warning")}, allowed={(API, "db_latency")}, cache_bypass=True)))
-
-
-def test_slow_queries_page_for_db_latency(demo, watch) -> None:
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "slow queries +300ms", {(API, "db_latency", "critical")},
-        {(API, "db_latency", "warning")}, allowed={(API, "latency")}, slow_query_ms=300)))
-
-
-def test_pool_exhaustion_pages_for_db_pool(demo, watch) -> None:
-    """Every pool connection held: requests needing one time out, so errors and latency may
-    page too; the pool alert must."""
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "pool exhausted", {(API, "db_pool", "critical")},
-        {(API, "db_pool", "warning")},
-        allowed={(API, "latency"), (API, "errors"), (API, "db_latency")},
-        hold_connections=10)))
-
-
-def test_leaks_alert_before_static_thresholds(demo, watch) -> None:
-    """Threads and tasks leak slowly: the predict_linear alerts fire while the counts are
-    still far below the static warning budgets (200 threads, 5000 tasks), which are not in
-    the scenario's allowed set and so fail it if they fire first."""
-    check(chain.run_scenario(watch, fault(
-        demo.app_url, "thread + task leak",
-        {(API, "threads", "warning"), (API, "tasks", "warning")},
-        timeout=150, leak_threads_per_s=1, leak_tasks_per_s=20)))
-
-
-def test_redis_down_pages_once_not_as_cache_noise(demo, watch) -> None:
-    def restart() -> None:
-        demo.redis.start()
-        stack.warm(demo.app_url)
-
-    check(chain.run_scenario(watch, Scenario(
-        "Redis down", demo.redis.kill, restart, {(REDIS, "absent", "critical")},
-        {(REDIS, "absent", "warning")})))
-
-
-def test_service_down_pages_absent_and_silences_the_rest(demo, watch) -> None:
-    def restart() -> None:
-        demo.app.start()
-        stack.warm(demo.app_url)
-
-    check(chain.run_scenario(watch, Scenario(
-        "service down", demo.app.kill, restart, {(API, "absent", "critical")},
-        {(API, "absent", "warning")})))
+@pytest.mark.parametrize("name", list(scenarios.EVERY_SIGNAL))
+def test_fault_pages_and_resolves(demo, watch, name: str) -> None:
+    """One fault per signal (tests/e2e/scenarios.py): the right alert pages, its warning is
+    inhibited, nothing else fires, everything resolves once the fault is removed."""
+    check(chain.run_scenario(watch, scenarios.EVERY_SIGNAL[name](demo)))
