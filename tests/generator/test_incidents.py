@@ -16,7 +16,8 @@ from watchkeeper import promtool
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SHOP_INCIDENTS = ["throughput_drop", "slow_queries", "cpu_saturation", "jobs_smtp_outage",
-                  "error_spike", "pool_exhaustion", "cache_cold", "memory_growth"]
+                  "error_spike", "pool_exhaustion", "cache_cold", "memory_growth",
+                  "gc_pauses", "targets_down", "query_latency", "goroutine_leak"]
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,8 @@ def test_regex_selectors_through_promtool(tmp_path, promtool_path):
     and absent-metric scenarios still hold for a selector with no equality at all."""
     from rule_helpers import generate_alerts, run_promtool, write_spec
 
-    spec = write_spec(tmp_path, {"version": 1, "services": [
+    spec = write_spec(tmp_path, {"version": 1, "defaults": {"alertmanager": {"receivers": "none"}},
+                                 "services": [
         {"name": "rockstar", "language": "go",
          "selector": {"job": {"regex": "rockstar|rockstar-canary"},
                       "route": {"not_regex": "/metrics|/healthz"}},
