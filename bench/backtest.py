@@ -77,6 +77,11 @@ class Week:
         base = name.rsplit("_", 1)[0]
         if name.endswith(("_bucket", "_count", "_sum")) and base != "go_gc_duration_seconds":
             return self._histogram(name, labels, kind)
+        if name == "process_cpu_seconds_total":  # a fifth of a core, half a core when slow
+            return [(labels, _cumulate(30.0 if incident(self.index, "latency", m) else 12.0
+                                       for m in range(self.minutes)))]
+        if name.endswith("_total") and not name.startswith("cache_"):
+            return [(labels, _cumulate(traffic(m) / 10 for m in range(self.minutes)))]
         if name.endswith("_total"):
             hit = name.startswith("cache_hits")
             ratio = [0.6 if incident(self.index, "cache", m) else 0.93 for m in
@@ -121,7 +126,8 @@ class Week:
         if name in ("go_sql_max_open_connections", "db_client_connection_max"):
             return 25.0
         return {"go_goroutines": 900.0, "go_threads": 40.0, "python_threads": 20.0,
-                "python_asyncio_tasks": 300.0}.get(name, 1.0)
+                "python_asyncio_tasks": 300.0, "go_sched_gomaxprocs_threads": 2.0,
+                "job_queue_depth": 5.0}.get(name, 1.0)
 
 
 def _cumulate(increments) -> list[float]:
