@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -160,6 +161,9 @@ def main() -> int:
     parser.add_argument("--spec", default=str(REPO / "spec" / "services.yaml"))
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time the generator package in DIR (e.g. an older commit "
+                        "unpacked with git archive), side by side")
     parser.add_argument("--keep-report", metavar="DIR",
                         help="copy the last --out report (index.html, PNGs) into DIR")
     args = parser.parse_args()
@@ -183,17 +187,25 @@ def main() -> int:
             command = [str(Path(sys.executable).parent / "watchkeeper"), "backtest", args.spec,
                        "--prometheus", prometheus.url, "--from", str(start),
                        "--to", str(start + args.days * 86400)]
-            timings: dict[str, list[float]] = {"text table": [], "--out report": []}
+            variants = [("baseline text", [], {"PYTHONPATH": args.baseline})] \
+                if args.baseline else []
+            variants += [("text table", [], None),
+                         ("--out report", ["--out", str(root / "report")], None)]
+            timings: dict[str, list[float]] = {label: [] for label, _, _ in variants}
             for _ in range(args.repeat):  # side by side, alternating
-                for label, extra in (("text table", []),
-                                     ("--out report", ["--out", str(root / "report")])):
+                for label, extra, env in variants:
+                    argv = command + extra
+                    if env:  # the same CLI from another copy of the package
+                        argv = [sys.executable, "-c", "import sys; from watchkeeper.cli import "
+                                "main; sys.exit(main())", *command[1:]]
                     began = time.monotonic()
-                    done = subprocess.run(command + extra, capture_output=True, text=True)
+                    done = subprocess.run(argv, capture_output=True, text=True,
+                                          env={**os.environ, **(env or {})})
                     timings[label].append(time.monotonic() - began)
                     if done.returncode:
                         print(done.stderr, file=sys.stderr)
                         return 1
-            print(done.stdout.splitlines()[-1])
+            print(done.stdout.splitlines()[-1])  # the last variant's summary line
             if args.keep_report:
                 shutil.copytree(root / "report", args.keep_report, dirs_exist_ok=True)
             print(f"$ watchkeeper backtest {args.spec} --prometheus URL --from T "

@@ -57,7 +57,9 @@ def spec(count: int, changed: bool = False) -> dict:
     if changed:
         runtime = {**SERVICE["runtime"], "memory": {"warning": "600MiB", "critical": "2GiB"}}
         services[0] = {**services[0], "runtime": runtime}
-    return {"version": 1, "defaults": {"labels": {"team": "bench"}}, "services": services}
+    return {"version": 1, "defaults": {"labels": {"team": "bench"},
+                                       "alertmanager": {"receivers": "none"}},
+            "services": services}
 
 
 def write_spec(path: Path, count: int, changed: bool = False) -> None:

@@ -8,6 +8,12 @@ of the same title in a folder), versions incremented on every save, a save witho
 `folderUid` landing in the root folder; `GET/DELETE /api/dashboards/uid/:uid`, its
 `/versions`; and `/api/search` filtered by tag. Tests can inject 5xx responses and dropped
 connections, and make "UI edits" as a person would.
+
+Awkward deployments, as met in the field (issue 8): a Grafana without the uid versions
+endpoint (before 9.x: 404) or with it failing; a redirect of every request to another
+origin; an SSO proxy in front (302 to an HTML login page on the same origin); something
+that is not Grafana at all at that URL (HTML 404s), or a proxy answering `200 []`. Every
+Authorization header received is recorded, to prove where credentials went.
 """
 
 from __future__ import annotations
@@ -33,6 +39,13 @@ class State:
     next_id: int = 1
     faults: list[tuple[str, str, int]] = field(default_factory=list)  # method, prefix, status
     requests: list[tuple[str, str]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # every Authorization received
+    versions_status: int = 200  # 404: no uid versions endpoint (Grafana < 9); 500: failing
+    redirect_to: str | None = None  # base URL every request is redirected to (302)
+    sso_login: bool = False  # a login proxy: API calls get 302 to /login, an HTML page
+    not_grafana: bool = False  # another web server: HTML 404 for everything
+    # path prefix -> (status, JSON) answered instead of Grafana's (a proxy, a broken plugin)
+    answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, method: str, prefix: str, status: int = 503, times: int = 1) -> None:
@@ -59,6 +72,10 @@ class State:
         self.save({**record["dashboard"], **changes}, record["folderUid"], "admin", "")
 
 
+LOGIN_PAGE = (b"<!doctype html><html><head><title>Sign in - Example SSO</title></head>"
+              b"<body><form method=post action=/login><input name=user></form></body></html>")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -67,12 +84,35 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+        self._send(status, json.dumps(body).encode(), "application/json")
+
+    def _send(self, status: int, data: bytes, kind: str, location: str | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        if location:
+            self.send_header("Location", location)
         self.end_headers()
         self.wfile.write(data)
+
+    def _awkward(self, state: State, path: str) -> bool:
+        """Answers of deployments that are not plain Grafana; True when one was sent."""
+        if state.redirect_to:
+            self._send(302, b"", "text/html", state.redirect_to + self.path)
+        elif state.not_grafana:
+            self._send(404, b"<html><body><h1>404 Not Found</h1>nginx</body></html>",
+                       "text/html")
+        elif state.sso_login and path == "/login":
+            self._send(200, LOGIN_PAGE, "text/html; charset=utf-8")
+        elif state.sso_login:
+            self._send(302, b"", "text/html", "/login?rd=" + urllib.parse.quote(self.path))
+        else:
+            answer = next((a for prefix, a in state.answers.items() if path.startswith(prefix)),
+                          None)
+            if answer is None:
+                return False
+            self._reply(*answer)
+        return True
 
     def _user(self) -> str | None:
         state = self.server.state
@@ -92,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         with state.lock:
             state.requests.append((method, url.path))
+            if "Authorization" in self.headers:
+                state.authorizations.append(self.headers["Authorization"])
+            if self._awkward(state, url.path):
+                return
             for index, (m, prefix, status) in enumerate(state.faults):
                 if m == method and url.path.startswith(prefix):
                     del state.faults[index]
@@ -172,6 +216,10 @@ def _dashboard(state, method, uid, rest):
     if record is None:
         return 404, {"message": "Dashboard not found"}
     if rest == ["versions"] and method == "GET":
+        if state.versions_status == 404:
+            return 404, {"message": "Not found"}
+        if state.versions_status != 200:
+            return state.versions_status, {"message": "Internal Server Error"}
         return 200, {"continueToken": "", "versions": list(reversed(record["versions"]))}
     if rest:
         return 404, {"message": "Not found"}

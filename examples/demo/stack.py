@@ -145,9 +145,12 @@ def backends(ports: Ports, echo: bool = False) -> Iterator[tuple]:
         with servers.redis_server() as redis, servers.postgres_server() as pg:
             app = servers.uvicorn_daemon("app", DEMO, {"DATABASE_URL": pg.sqlalchemy_url(),
                                                        "REDIS_URL": redis.url}, ports.app)
+            # The DSN (with its password) reaches the sidecar through its environment, not
+            # its command line, where `ps` would show it to every user of the machine.
             sidecar = servers.sidecar_daemon("--redis", f"cache={redis.url}", "--postgres",
-                                             f"main={pg.dsn()}", "--timeout", "800ms",
+                                             "main=env:DEMO_POSTGRES_DSN", "--timeout", "800ms",
                                              port=ports.sidecar)
+            sidecar.env = {"DEMO_POSTGRES_DSN": pg.dsn()}
             with _running(app, sidecar):
                 warm(app.url)
                 yield webhook, redis, pg, app, sidecar

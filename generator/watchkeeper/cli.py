@@ -11,15 +11,14 @@ import importlib.metadata
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from watchkeeper import check, deploy, promtool, shard
+from watchkeeper import check, deploy, promtool, shard, writers
 from watchkeeper.generate import OUTPUTS, generate
 from watchkeeper.load import SpecError, load_spec
 from watchkeeper.results_cache import CacheError, ResultsCache
 from watchkeeper.spec import SpecFile
-from watchkeeper.writers import write_tree
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
@@ -62,19 +61,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """Render into staging folders as each file is ready, then move into place only the
+    files watchkeeper owns (see writers.commit); a problem there changes nothing."""
     spec = _load(args)
     only = tuple(args.only) if args.only else tuple(OUTPUTS)
-    files = generate(spec, Path(args.spec).name, only)
-    if args.shard:
-        names = [s.name for s in spec.services]
-        files = shard.select(files, names, args.shard)
-        mine = [n for n, i in shard.assignment(names, args.shard.count).items()
-                if i == args.shard.index]
-        print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
-              + (", ".join(mine) or "none"))
-    write_tree(Path(args.out), files, owned=only)
-    print(f"wrote {len(files)} files for {len(spec.services)} service(s) into "
-          + ", ".join(f"{Path(args.out) / folder}/" for folder in only))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = writers.Stage.create(out, only)
+    try:
+        written = generate(spec, Path(args.spec).name, only, sink=stage.put)
+        if args.shard:  # staged files of other shards go with the stage
+            names = [s.name for s in spec.services]
+            written = shard.select(written, names, args.shard)
+            mine = [n for n, i in shard.assignment(names, args.shard.count).items()
+                    if i == args.shard.index]
+            print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
+                  + (", ".join(mine) or "none"))
+        removed = writers.commit(stage, written, discard_edits=args.discard_edits)
+    finally:
+        stage.discard()
+    gone = sum(removed.values())
+    print(f"wrote {len(written)} files for {len(spec.services)} service(s) into "
+          + ", ".join(f"{out / folder}/" for folder in only)
+          + (f"; removed {gone} no longer generated" if gone else ""))
     return EXIT_OK
 
 
@@ -87,13 +96,15 @@ def _open_cache(args: argparse.Namespace) -> ResultsCache | None:
         return None
 
 
-def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsCache | None,
+def _promtool_cached(label: str, run: Callable[..., promtool.Result], files: list[Path],
+                     key_of: Callable[[Path], str | None] | None,
+                     cache: ResultsCache | None,
                      args: argparse.Namespace) -> tuple[int, int, int]:
-    """Run `run` over the files without a cached pass; print one line per file.
+    """Run `run` over the files without a remembered pass; print one line per file.
 
     Returns (passed, failed, from cache).
     """
-    keys = {file: key_of(file) if cache else None for file in files}
+    keys = {file: key_of(file) if cache and key_of else None for file in files}
     cached = {file for file in files if cache and not args.all and cache.hit(keys[file])}
     result = run([f for f in files if f not in cached], jobs=args.jobs)
     outcome = {f.file: f for f in result.files}
@@ -111,8 +122,8 @@ def _promtool_cached(label: str, run, files: list[Path], key_of, cache: ResultsC
         for line in found.details if found and not ok else ():
             print(f"       {line}")
         passed, failed = passed + ok, failed + (not ok)
-    if not result.ok and not result.files:
-        print(result.output.rstrip())
+    if not result.ok and len(result.files) < len(files) - len(cached):
+        print(result.output.rstrip())  # promtool failed before naming some files
         failed = max(failed, 1)
     return passed, failed, len(cached)
 
@@ -158,8 +169,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     env = os.environ
-    client = deploy.Client(deploy.base_url(args.url, env),
-                           deploy.credentials(env, args.token_file), timeout=args.timeout)
+    if args.offline:
+        if not args.dry_run:
+            raise UsageError("--offline plans against an empty Grafana and applies nothing; "
+                             "add --dry-run")
+        client: deploy.Client | deploy.OfflineClient = deploy.OfflineClient()
+    else:
+        client = deploy.Client(deploy.base_url(args.url, env),
+                               deploy.credentials(env, args.token_file), timeout=args.timeout)
     options = deploy.Options(folder_uid=args.folder_uid, folder_title=args.folder_title,
                              dry_run=args.dry_run, force=args.force, prune=args.prune)
     failures = deploy.run(Path(args.dir), client, options, lambda line: print(line, flush=True))
@@ -235,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
     gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
                      help="generate only this output folder (repeatable)")
+    gen.add_argument("--discard-edits", action="store_true",
+                     help="overwrite generated files edited by hand (files watchkeeper did not "
+                     "write are never touched)")
     gen.add_argument("--shard", type=_shard, metavar="I/N",
                      help="write only the rule and test files of the services shard I of N "
                      "evaluates (stable by service name; shared files are written whole)")
@@ -260,8 +280,7 @@ def parser() -> argparse.ArgumentParser:
     dep = commands.add_parser("deploy", help="plan and apply dashboards/ to Grafana",
                               description="Plan and apply DIR/dashboards/*.json to Grafana. "
                               "Credentials: GRAFANA_TOKEN, --token-file (or GRAFANA_TOKEN_FILE), "
-                              "or GRAFANA_USER and "
-                              "GRAFANA_PASSWORD.")
+                              "or GRAFANA_USER and GRAFANA_PASSWORD (or GRAFANA_PASSWORD_FILE).")
     dep.add_argument("dir", nargs="?", default=".", help="folder holding dashboards/ (default .)")
     dep.add_argument("--url", help="Grafana base URL (default $GRAFANA_URL)")
     dep.add_argument("--token-file", help="file holding a service-account token")
@@ -269,6 +288,9 @@ def parser() -> argparse.ArgumentParser:
                      help="folder receiving the dashboards (created when missing)")
     dep.add_argument("--folder-title", default=deploy.DEFAULT_FOLDER_TITLE)
     dep.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    dep.add_argument("--offline", action="store_true",
+                     help="with --dry-run: plan against an empty Grafana, without URL or "
+                     "credentials (what a first deploy would create)")
     dep.add_argument("--force", action="store_true",
                      help="overwrite dashboards edited in Grafana (drift)")
     dep.add_argument("--prune", action="store_true",
@@ -301,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (UsageError, deploy.DeployError, promtool.PromtoolMissing) as error:
         print(f"watchkeeper: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except writers.OwnershipError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("watchkeeper: nothing was changed", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
         print(f"watchkeeper: {error.strerror}: {error.filename}", file=sys.stderr)

@@ -1,22 +1,27 @@
-"""From a resolved spec to the full set of generated files (path → text). No I/O here."""
+"""From a resolved spec to the generated files. No I/O here: rendered text goes either
+back to the caller (in memory) or, as soon as each file exists, to a `sink` that writes it
+(the CLI passes a staging folder's `put`, so output never has to fit in memory at once)."""
 
 from __future__ import annotations
 
-import itertools
+import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 from watchkeeper import alertmanager
-from watchkeeper.dashboards.build import dashboard_files
+from watchkeeper.dashboards.build import service_dashboard_files, shared_dashboard_files
 from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.writers import HEADER, to_yaml
 
 Files = dict[str, str]
-
+# Writes one rendered file (relative path, text) and returns its sha256. Must be picklable:
+# worker processes call it for the services they render.
+Sink = Callable[[str, str], str]
 
 # Below this many services a process pool costs more than it saves.
 PARALLEL_MIN_SERVICES = 64
@@ -52,44 +57,76 @@ def _groups_checked(group: Piece, groups: list[Piece]) -> list[Piece]:
             or any(r.record in expr for r in g.recordings for expr in exprs)]
 
 
-def alert_files(spec: Spec, spec_name: str) -> Files:
-    """`alerts/<service>.<section>.rules.yml` and `alerts/tests/<service>.<section>.test.yml`
-    per rule group (see `service_alert_files`), and `alerts/alertmanager.yml` routing
-    them."""
-    header = HEADER.format(spec=spec_name)
-    files: Files = {"alerts/alertmanager.yml": to_yaml(
-        alertmanager.config(spec.alertmanager), header)}
-    for part in _map_services(service_alert_files, spec.services, header):
-        files.update(part)
-    return files
+def _service_alerts(service: Service, spec_name: str) -> Files:
+    return service_alert_files(service, HEADER.format(spec=spec_name))
 
 
-def _map_services(build: Callable[[Service, str], Files], services: Sequence[Service],
-                  header: str) -> list[Files]:
-    """`build` over every service, on every core when there are many.
-
-    Each service's files depend on that service alone, so large specs are split across
-    worker processes (forked: nothing is re-imported); the results come back in order.
-    """
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if len(services) < PARALLEL_MIN_SERVICES or workers < 2 or "fork" not in \
-            multiprocessing.get_all_start_methods():
-        return [build(service, header) for service in services]
-    chunk = max(1, len(services) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(build, services, itertools.repeat(header), chunksize=chunk))
+def _shared_alerts(spec: Spec, spec_name: str) -> Files:
+    """Alertmanager routing for every service (none for a rules-only spec)."""
+    return alertmanager.files(spec, HEADER.format(spec=spec_name))
 
 
-# Each output folder and the function producing its files; `--only` picks among them.
-OUTPUTS: dict[str, Callable[[Spec, str], Files]] = {
-    "alerts": alert_files,
-    "dashboards": dashboard_files,
+@dataclass(frozen=True)
+class Output:
+    """One output folder: the files each service has alone (rendered in parallel) and the
+    files drawn from every service."""
+
+    per_service: Callable[[Service, str], Files]
+    shared: Callable[[Spec, str], Files]
+
+
+# Each output folder and how its files are produced; `--only` picks among them.
+OUTPUTS: dict[str, Output] = {
+    "alerts": Output(_service_alerts, _shared_alerts),
+    "dashboards": Output(service_dashboard_files, shared_dashboard_files),
 }
 
 
-def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None) -> Files:
-    files: Files = {}
-    for folder, build in OUTPUTS.items():
+def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
+    """Texts as they are (no sink) or written, leaving path → sha256."""
+    if sink is None:
+        return files
+    return {path: sink(path, text) for path, text in files.items()}
+
+
+def _service_job(build: Callable[[Service, str], Files], spec_name: str, sink: Sink | None,
+                 service: Service) -> dict[str, str]:
+    return _emit(build(service, spec_name), sink)
+
+
+def _map_services(build: Callable[[Service, str], Files], services: Sequence[Service],
+                  spec_name: str, sink: Sink | None) -> Iterable[dict[str, str]]:
+    """`build` over every service, on every core when there are many.
+
+    Each service's files depend on that service alone, so large specs are split across
+    worker processes (forked: nothing is re-imported). With a sink the workers write the
+    files themselves and send back only digests, so nothing big crosses processes.
+    """
+    job = functools.partial(_service_job, build, spec_name, sink)
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if len(services) < PARALLEL_MIN_SERVICES or workers < 2 or "fork" not in \
+            multiprocessing.get_all_start_methods():
+        yield from map(job, services)
+        return
+    chunk = max(1, len(services) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(job, services, chunksize=chunk)
+
+
+def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+             sink: Sink | None = None) -> dict[str, str]:
+    """Every file of the selected output folders: path → text, or path → sha256 of what
+    `sink` wrote."""
+    result: dict[str, str] = {}
+    for folder, output in OUTPUTS.items():
         if only is None or folder in only:
-            files.update(build(spec, spec_name))
-    return files
+            result.update(_emit(output.shared(spec, spec_name), sink))
+            for part in _map_services(output.per_service, spec.services, spec_name, sink):
+                result.update(part)
+    return result
+
+
+def alert_files(spec: Spec, spec_name: str) -> Files:
+    """`alerts/<service>.<section>.rules.yml` and `alerts/tests/<service>.<section>.test.yml`
+    per rule group (see `service_alert_files`), and the Alertmanager routing, in memory."""
+    return generate(spec, spec_name, ("alerts",))

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     WithJsonSchema,
     create_model,
@@ -164,16 +165,51 @@ class Receiver(Strict):
 class Receivers(Strict):
     """The two receivers: `page` gets critical alerts, `ticket` warnings."""
 
-    page: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/page"),
-                           description="Receives critical alerts.")
-    ticket: Receiver = Field(Receiver(webhook_url="http://127.0.0.1:9095/ticket"),
-                             description="Receives warning alerts.")
+    page: Receiver = Field(description="Receives critical alerts.")
+    ticket: Receiver = Field(description="Receives warning alerts.")
+
+
+RULES_ONLY = "none"
+NO_RECEIVERS = (
+    "no Alertmanager receivers declared: add 'receivers:' with 'page' (critical alerts) and "
+    "'ticket' (warnings), each a 'webhook_url' or an 'email', or write 'receivers: none' to "
+    "generate rules only (no Alertmanager routing)")
+
+
+def _require(*keys: str):
+    """JSON Schema hook: `keys` are required, although pydantic sees a default (which exists
+    only so that a missing key gets NO_RECEIVERS instead of a bare "missing")."""
+    def extra(schema: dict) -> None:
+        schema["required"] = sorted({*schema.get("required", []), *keys})
+        for key in keys:
+            schema.get("properties", {}).get(key, {}).pop("default", None)
+    return extra
+
+
+def _rules_only(value: object) -> object:
+    """`receivers: none` is kept as None: an explicit choice of no routing."""
+    return None if value == RULES_ONLY else value
+
+
+def _none_in_schema(schema: dict) -> None:
+    """Advertise `none` (not null, and no default) as the rules-only choice in the schema."""
+    schema.pop("default", None)
+    for option in schema.get("anyOf", []):
+        if option.get("type") == "null":
+            option.clear()
+            option["const"] = RULES_ONLY
 
 
 class AlertmanagerSpec(Strict):
-    """Routing for `alerts/alertmanager.yml`: critical pages, warning opens a ticket."""
+    """Routing for `alerts/alertmanager.yml` and the mergeable `alerts/alertmanager-routes.yml`:
+    critical pages, warning opens a ticket. No receiver is ever invented: `receivers` is
+    required (`none` for rules only)."""
 
-    receivers: Receivers = Field(Receivers(), description="Where pages and tickets go.")
+    model_config = ConfigDict(json_schema_extra=_require("receivers"))
+
+    receivers: Annotated[Receivers | None, BeforeValidator(_rules_only)] = Field(
+        None, description="Where pages and tickets go, or `none` for rules only (no routing "
+        "files).", json_schema_extra=_none_in_schema)
     group_wait: Wait = Field(30.0, description="Wait before the first notification of a "
                                                 "group.", json_schema_extra={"default": "30s"})
     group_interval: Duration = Field(300.0, description="Wait before notifying about new "
@@ -183,12 +219,21 @@ class AlertmanagerSpec(Strict):
                                                            "notification.",
                                       json_schema_extra={"default": "4h"})
 
+    @model_validator(mode="after")
+    def _receivers_declared(self) -> AlertmanagerSpec:
+        if "receivers" not in self.model_fields_set:
+            raise ValueError(NO_RECEIVERS)
+        return self
+
 
 class Defaults(Inheritable):
     """Keys applied to every service that does not set them, and the shared routing."""
 
-    alertmanager: AlertmanagerSpec = Field(AlertmanagerSpec(),
-                                           description="Alertmanager routing.")
+    model_config = ConfigDict(json_schema_extra=_require("alertmanager"))
+
+    # Validated even when absent, so a spec without receivers is told what to add.
+    alertmanager: AlertmanagerSpec = Field(default_factory=dict, validate_default=True,
+                                           description="Alertmanager routing (required).")
     prometheus: PrometheusSpec = Field(PrometheusSpec(), description=(
         "Facts about the Prometheus evaluating the rules, to refuse SLOs it cannot compute."))
 
@@ -293,8 +338,11 @@ ServiceSpec = create_model("ServiceSpec", __base__=_ServiceBase,
 class SpecFile(Strict):
     """A watchkeeper spec file."""
 
+    model_config = ConfigDict(json_schema_extra=_require("defaults"))
+
     version: Literal[1] = Field(description="Spec format version; always 1.")
-    defaults: Defaults = Field(Defaults(), description="Defaults for every service.")
+    defaults: Defaults = Field(default_factory=dict, validate_default=True,
+                               description="Defaults for every service.")
     services: Annotated[list[ServiceSpec], Field(min_length=1)] = Field(  # type: ignore[valid-type]
         description="The services and their budgets.")
 

@@ -120,3 +120,20 @@ def test_service_filter(capsys, prometheus, start):
     err = failure(capsys, str(SPEC), "--prometheus", prometheus, "--since", "1h",
                   "--service", "nope")
     assert "no service named nope in the spec (services: checkout)" in err
+
+
+def test_text_table(capsys, prometheus, start):
+    """Gauges make exact, hand-derived numbers: memory of i2 over budget from minute 60 to 100
+    fires at 65 (for 5m) and resolves at 105 (keep_firing_for 5m): one 40m episode; target i2
+    down from 300 to 320 fires at 305 and, without keep_firing_for, resolves at 320."""
+    assert main(["backtest", str(SPEC), "--prometheus", prometheus, "--from", str(start + 600),
+                 "--to", str(start + 359 * 60)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:5] == ["ALERT", "SEVERITY", "SERVICE", "LABELS", "EPISODES"]
+    table = {tuple(line.split()[:4]): line.split()[4:7] for line in lines[2:-1]}
+    assert table[("MemoryHigh", "warning", "checkout", "instance=i2,job=checkout")] == \
+        ["1", "40m", "40m"]
+    assert table[("TargetDown", "warning", "checkout", "instance=i2,job=checkout")] == \
+        ["1", "15m", "15m"]
+    assert ("CacheHitRatioLow", "warning", "checkout", "cache=l1") not in table
+    assert lines[-1] == "5 episode(s); 6 of 11 alert rules never fired in this range"

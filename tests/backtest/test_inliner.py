@@ -12,6 +12,7 @@ import json
 import subprocess
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -132,3 +133,33 @@ def test_split_finds_the_signal_and_its_budget(expr, signal, op, budget):
     else:
         assert (split.signal, split.op) == (signal, op)
         assert split.budget == pytest.approx(budget)
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ('s{a="b"} > 0.05 and on(a) g * 300 >= 10', ('s{a="b"} and on(a) g * 300 >= 10', ">", 0.05)),
+    ("rate(x[5m]) / rate(y[5m]) < 80 / 100", ("rate(x[5m]) / rate(y[5m])", "<", 0.8)),
+    ("x > 1 unless y", ("x unless y", ">", 1)),
+    ("x > 1 and y or z", None),          # `or` adds samples the budget does not filter
+    ("(x > 1) and y", None),             # comparison inside parentheses: queried as written
+    ("x > bool 1", None),
+    ("x > y", None),
+    ("1 < x", None),
+    ("x and y > 1", None),
+    ("absent(x)", None),
+])
+def test_factor_budget(expr, expected):
+    from watchkeeper.backtest.promql import factor_budget
+
+    assert factor_budget(expr) == expected
+
+
+def test_warning_and_critical_share_a_query():
+    from watchkeeper.backtest import engine, source
+
+    spec = Path(__file__).resolve().parents[2] / "spec" / "services.yaml"
+    plan = engine.plan(source.rule_set(str(spec)),
+                       engine.Window.of(0, 3600, 60))
+    assert len(plan.queries) < 0.7 * len(plan.alerts)
+    answered = [m.rule for q in plan.queries for m in q.members]
+    assert len(answered) == len(plan.alerts)
+    assert set(answered) == {rule for rule, _ in plan.alerts}

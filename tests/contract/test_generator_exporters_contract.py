@@ -23,6 +23,7 @@ from rule_helpers import generate_alerts, write_spec
 JOB = "tickets-api"
 SPEC = {
     "version": 1,
+    "defaults": {"alertmanager": {"receivers": "none"}},
     "services": [{
         "name": JOB, "selector": {"job": JOB}, "language": "python",
         "http": {"latency": {"p99": {"critical": "1s"}}, "error_ratio": {"critical": "5%"}},

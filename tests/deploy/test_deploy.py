@@ -1,5 +1,6 @@
 """`watchkeeper deploy` against the Grafana stand-in: plan, safe apply, drift, prune, retries,
-and the secret never printed."""
+the secret never printed nor sent to another origin, and awkward answers (redirects, login
+pages, missing endpoints) as exit 2 with one message."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import urllib3.util.retry
 from watchkeeper import cli, deploy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,9 +30,10 @@ def tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def grafana(monkeypatch):
     sleeps: list[float] = []
-    monkeypatch.setattr(deploy.time, "sleep", sleeps.append)  # retries without waiting
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", sleeps.append)  # retries, no waiting
     with running() as (url, state):
-        for name in ("GRAFANA_TOKEN", "GRAFANA_TOKEN_FILE", "GRAFANA_USER", "GRAFANA_PASSWORD"):
+        for name in ("GRAFANA_TOKEN", "GRAFANA_TOKEN_FILE", "GRAFANA_USER", "GRAFANA_PASSWORD",
+                     "GRAFANA_PASSWORD_FILE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("GRAFANA_URL", url)
         monkeypatch.setenv("GRAFANA_TOKEN", state.token)
@@ -109,7 +112,8 @@ def test_ui_edit_is_drift_and_kept_until_force(wk, grafana, tree):
     run = wk(str(tree))
     assert run.code == 1
     assert _line(run.out, "wk-overview").split()[0] == "drift"
-    assert "last saved by admin" in run.out and "--force overwrites" in run.out
+    assert "edited in Grafana since watchkeeper deployed it" in run.out
+    assert "--force overwrites" in run.out
     assert grafana.dashboards["wk-overview"]["dashboard"]["title"] == "edited by hand"
     forced = wk(str(tree), "--force")
     assert forced.code == 0 and "wk-overview: updated" in forced.out
@@ -237,8 +241,10 @@ def test_edits_by_others_recognised_in_both_versions_shapes(payload):
     assert deploy._edited_elsewhere(_FakeClient(200, payload), "x") == "alice"
 
 
-def test_versions_endpoint_missing_falls_back_to_the_412():
-    assert deploy._edited_elsewhere(_FakeClient(404, {"message": "Not found"}), "x") is None
+def test_versions_endpoint_missing_is_unknown_not_ours():
+    assert deploy._edited_elsewhere(_FakeClient(404, {"message": "Not found"}), "x") == \
+        deploy.UNKNOWN
+    assert deploy._edited_elsewhere(_FakeClient(200, []), "x") == deploy.UNKNOWN
     ours = [{"version": 4, "createdBy": "sa", "message": deploy.MESSAGE}]
     assert deploy._edited_elsewhere(_FakeClient(200, ours), "x") is None
 
@@ -247,3 +253,143 @@ def test_credentials_in_the_url_are_refused():
     with pytest.raises(deploy.DeployError) as error:
         deploy.base_url("https://admin:s3cret@grafana.example.com", {})
     assert "s3cret" not in str(error.value)
+
+
+# --- issue 8: safe on the wire, fail-safe drift, offline plans --------------------------------
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_token_never_follows_a_redirect_to_another_origin(wk, grafana, tree, host):
+    with running() as (other_url, other):
+        port = other_url.rsplit(":", 1)[1]
+        grafana.redirect_to = f"http://{host}:{port}"
+        run = wk(str(tree), "--dry-run")
+        assert run.code == 2 and "Traceback" not in run.err
+        assert "was redirected to http://" in run.err and f":{port}/api/" in run.err
+        assert "credentials were not sent there" in run.err
+        assert other.authorizations == [] and other.dashboards == {}
+    assert all(grafana.token in header for header in grafana.authorizations)
+
+
+def test_sso_login_page_is_a_clear_error(wk, grafana, tree):
+    grafana.sso_login = True
+    run = wk(str(tree), "--dry-run")
+    assert run.code == 2 and run.err.count("\n") == 1 and "Traceback" not in run.err
+    url = os.environ["GRAFANA_URL"]
+    assert f"GET {url}/api/folders/watchkeeper: expected JSON from Grafana's API" in run.err
+    assert "text/html" in run.err and "Sign in - Example SSO" in run.err
+    assert "after a redirect to" in run.err and "/login" in run.err
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    ({"not_grafana": True}, "got HTTP 404 text/html"),
+    ({"answers": {"/api/": (200, [])}}, "unexpected answer from Grafana (list: '[]')"),
+    ({"answers": {"/api/": (200, {"status": "ok"})}},
+     "unexpected answer from Grafana (an object without uid"),
+])
+def test_answers_that_are_not_grafanas_api(wk, grafana, tree, setup, expected):
+    for key, value in setup.items():
+        setattr(grafana, key, value)
+    run = wk(str(tree))
+    assert run.code == 2 and run.err.count("\n") == 1 and "Traceback" not in run.err
+    assert expected in run.err
+    assert _posts(grafana) == 0
+
+
+def test_200_empty_list_for_a_dashboard_is_an_error_not_a_crash(wk, grafana, tree):
+    wk(str(tree))
+    grafana.answers["/api/dashboards/uid/wk-overview"] = (200, [])
+    run = wk(str(tree), "--dry-run")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert "reading dashboard" in run.err and "unexpected answer" in run.err
+
+
+@pytest.mark.parametrize("versions_status", [404, 500])
+def test_ui_edit_is_drift_without_the_versions_api(wk, grafana, tree, versions_status):
+    assert wk(str(tree)).code == 0
+    grafana.versions_status = versions_status
+    grafana.ui_edit("wk-tickets-api", title="tweaked in the UI")
+    run = wk(str(tree))
+    assert run.code == 1
+    assert _line(run.out, "wk-tickets-api").split()[0] == "drift"
+    assert "edited in Grafana since watchkeeper deployed it" in run.out
+    assert grafana.dashboards["wk-tickets-api"]["dashboard"]["title"] == "tweaked in the UI"
+    assert "4 unchanged" not in run.out and "3 unchanged" in run.out
+
+
+def test_deployed_without_hash_and_no_versions_api_is_drift(wk, grafana, tree):
+    """Dashboards saved before hash tags existed: with no version history either, nobody can
+    tell whether a person edited them, so they are not overwritten without --force."""
+    assert wk(str(tree)).code == 0
+    record = grafana.dashboards["wk-overview"]
+    record["dashboard"]["tags"] = [t for t in record["dashboard"]["tags"]
+                                   if not t.startswith(deploy.HASH_TAG)]
+    record["dashboard"]["refresh"] = "1m"
+    grafana.versions_status = 404
+    run = wk(str(tree))
+    assert run.code == 1 and "version history is unavailable" in run.out
+    assert record["dashboard"]["refresh"] == "1m"
+    assert wk(str(tree), "--force").code == 0
+
+
+def test_hash_tag_is_stored_with_the_dashboard(wk, grafana, tree):
+    assert wk(str(tree)).code == 0
+    stored = grafana.dashboards["wk-overview"]["dashboard"]
+    assert deploy.recorded_hash(stored) == deploy.content_hash(stored)
+    local = json.loads((tree / "dashboards" / "overview.json").read_text())
+    assert deploy.HASH_TAG not in json.dumps(local)  # only added on the wire
+
+
+def test_offline_dry_run_needs_no_url_and_no_credentials(capsys, monkeypatch, tree):
+    for name in ("GRAFANA_URL", "GRAFANA_TOKEN", "GRAFANA_TOKEN_FILE", "GRAFANA_USER",
+                 "GRAFANA_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["deploy", str(tree), "--dry-run", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert "plan for (offline: an empty Grafana) (folder watchkeeper, to be created)" in out
+    assert "plan: 4 to create, 0 to update, 0 unchanged, 0 to delete" in out
+    assert cli.main(["deploy", str(tree), "--offline"]) == 2
+    assert "add --dry-run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:99999", "invalid port"),
+    ("http://127.0.0.1:0", "invalid port"),
+    ("ftp://grafana.example.com", "must look like https://"),
+    ("https://grafana.example.com/?orgId=2", "must not have a query"),
+])
+def test_url_is_validated_before_anything_is_sent(wk, grafana, tree, url, expected):
+    run = wk(str(tree), "--dry-run", "--url", url)
+    assert run.code == 2 and expected in run.err and "Traceback" not in run.err
+
+
+def test_unresolvable_host_is_named_and_not_retried(wk, grafana, tree):
+    run = wk(str(tree), "--dry-run", "--url", "http://grafana.watchkeeper-test.invalid:3000")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert "cannot reach Grafana at grafana.watchkeeper-test.invalid:3000" in run.err
+    assert "does not resolve" in run.err
+    assert grafana.sleeps == []  # failed at once, no backoff
+
+
+def test_refused_connection_names_the_host(wk, grafana, tree):
+    from servers import free_port
+
+    port = free_port()
+    run = wk(str(tree), "--dry-run", "--url", f"http://127.0.0.1:{port}")
+    assert run.code == 2 and "Traceback" not in run.err
+    assert f"cannot reach Grafana at 127.0.0.1:{port}: connection refused" in run.err
+
+
+def test_password_from_a_file(wk, grafana, tree, tmp_path, monkeypatch):
+    secret = tmp_path / "password"
+    secret.write_text(grafana.basic[1] + "\n")
+    monkeypatch.delenv("GRAFANA_TOKEN")
+    monkeypatch.setenv("GRAFANA_USER", grafana.basic[0])
+    monkeypatch.setenv("GRAFANA_PASSWORD_FILE", str(secret))
+    assert wk(str(tree), "--dry-run").code == 0
+
+
+def test_a_proxy_echoing_the_token_back_never_gets_it_printed(wk, grafana, tree):
+    grafana.answers["/api/folders/"] = (200, {"echo": f"Bearer {grafana.token}"})
+    run = wk(str(tree), "--dry-run")  # wk asserts the token is not in the output
+    assert run.code == 2 and "an object without uid" in run.err and "***" in run.err

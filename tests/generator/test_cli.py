@@ -73,7 +73,8 @@ def test_missing_promtool_says_how_to_install(tmp_path):
 
 def test_jsonnet_ext_str_reaches_the_spec(tmp_path):
     spec = tmp_path / "spec.jsonnet"
-    spec.write_text("{version: 1, services: [{name: std.extVar('name'), selector: {job: 'a'},"
+    spec.write_text("{version: 1, defaults: {alertmanager: {receivers: 'none'}},"
+                    " services: [{name: std.extVar('name'), selector: {job: 'a'},"
                     " language: 'go', runtime: {memory: {critical: '1GiB'}}}]}")
     result = run("generate", str(spec), "--ext-str", "name=from-cli", "--out", str(tmp_path),
                  "--only", "alerts")

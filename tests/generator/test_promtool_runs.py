@@ -151,3 +151,38 @@ def test_parallel_runs_report_every_file_like_one_run(out):
     assert [(f.file, f.ok) for f in one.files] == [(f.file, f.ok) for f in many.files] == [
         (str(test), test.name != "two.runtime.test.yml") for test in tests]
     assert not many.ok and many.failed[0].details == one.failed[0].details
+
+
+def test_jobs_must_be_positive(out):
+    result = wk_test(out, "--jobs", "0")
+    assert result.returncode == 2
+    assert "--jobs must be at least 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def recording_promtool(folder: Path, log: Path) -> Path:
+    """The real promtool behind a wrapper that notes the TMPDIR it was started with."""
+    folder.mkdir()
+    wrapper = folder / "promtool"
+    wrapper.write_text(f'#!/bin/sh\necho "$TMPDIR" >> {log}\n'
+                       f'exec {promtool.find_promtool()} "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def test_promtool_test_storage_goes_to_ram_and_is_removed(out, tmp_path, monkeypatch):
+    ram, log = tmp_path / "ram", tmp_path / "tmpdirs.log"
+    ram.mkdir()
+    bin_dir = recording_promtool(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(promtool, "RAM_TMP", ram)
+    tests = sorted((out / "alerts" / "tests").glob("*.test.yml"))
+    assert promtool.test_rules(tests, jobs=2).ok
+    used = set(log.read_text().split())
+    assert len(used) == 1 and Path(used.pop()).parent == ram
+    assert list(ram.iterdir()) == []  # removed after the run
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # a TMPDIR the user chose is kept
+    log.unlink()
+    assert promtool.test_rules(tests[:1]).ok
+    assert log.read_text().split() == [str(tmp_path)]

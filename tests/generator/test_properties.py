@@ -98,7 +98,8 @@ def specs(draw):
     return {
         "version": 1,
         "defaults": {"rate_window": draw(WINDOWS), "for": draw(FORS),
-                     "min_events": draw(st.sampled_from([1, 10, 100]))},
+                     "min_events": draw(st.sampled_from([1, 10, 100])),
+                     "alertmanager": {"receivers": "none"}},
         "services": [draw(services(i)) for i in range(count)],
     }
 

@@ -108,3 +108,31 @@ def test_hand_made_p99_incident_pages_within_for_plus_one_window(tmp_path, promt
     shutil.copy(HERE / "scenarios" / "p99_incident.test.yml", alerts / "tests")
     result = promtool.test_rules([alerts / "tests" / "p99_incident.test.yml"])
     assert result.ok, result.output
+
+
+def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
+    """A test file lists only the rule files its checks read (promtool evaluates every
+    listed rule at every step), and never fewer: a quiet check of an alert that is not
+    loaded would pass without proving anything."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    for test_path in sorted((alerts / "tests").glob("*.test.yml")):
+        document = load_yaml(test_path)
+        listed = [load_yaml(test_path.parent / name) for name in document["rule_files"]]
+        rules = [rule for rules in listed for group in rules["groups"]
+                 for rule in group["rules"]]
+        defined = {rule["alert"] for rule in rules if "alert" in rule}
+        records = {rule["record"] for rule in rules if "record" in rule}
+        checked = {check["alertname"] for group in document["tests"]
+                   for check in group.get("alert_rule_test", [])}
+        assert checked and checked <= defined, (test_path.name, checked - defined)
+        for group in document["tests"]:
+            for check in group.get("promql_expr_test", []):
+                read = set(re.findall(r"[a-z_]+:[a-zA-Z0-9_:]+", check["expr"]))
+                assert read <= records, (test_path.name, read - records)
+        own = test_path.name.replace(".test.yml", ".rules.yml")
+        assert f"../{own}" in document["rule_files"]
+        # Another group's file is listed only when one of its alerts is checked here.
+        for name, rules_doc in zip(document["rule_files"], listed, strict=True):
+            if name != f"../{own}":
+                assert {r.get("alert") for g in rules_doc["groups"] for r in g["rules"]} \
+                    & checked, (test_path.name, name)

@@ -7,14 +7,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from watchkeeper.load import SpecError, load_services, load_spec_file
+from watchkeeper.load import SpecError, load_services, load_spec, load_spec_file
 from watchkeeper.profiles import profile
+from watchkeeper.spec import NO_RECEIVERS
 
 VALID = """\
 version: 1
 defaults:
   labels: {team: platform}
   for: 2m
+  alertmanager: {receivers: none}
 services:
   - name: checkout
     selector: {job: checkout}
@@ -61,7 +63,7 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
 def test_bad_units_name_path_and_line(tmp_path):
     text = VALID.replace("{warning: 200ms, critical: 1s}", "{warning: 20 0ms, critical: 1s}")
     found = problems(tmp_path, text)
-    assert found == ["12:services[0].http.latency.p99.warning: expected a duration such as "
+    assert found == ["13:services[0].http.latency.p99.warning: expected a duration such as "
                      "250us, 50ms, 1.5s or 2m, got '20 0ms'"]
 
 
@@ -70,35 +72,35 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
     text += "      error_ratio: {warning: 80, critical: -1%}\n"
     found = problems(tmp_path, text)
     assert len(found) == 3
-    assert found[0].startswith("12:services[0].http.latency.p99: 'warning' must be below")
+    assert found[0].startswith("13:services[0].http.latency.p99: 'warning' must be below")
     assert "did you mean '80%'" in found[1]
-    assert found[2].startswith("13:services[0].http.error_ratio.critical:")
+    assert found[2].startswith("14:services[0].http.error_ratio.critical:")
 
 
 def test_lower_is_worse_order_for_cache_hit_ratio(tmp_path):
     text = VALID + ("    caches:\n      - name: wallets\n"
                     "        hit_ratio: {warning: 50%, critical: 80%}\n")
     [found] = problems(tmp_path, text)
-    assert found.startswith("15:services[0].caches[0].hit_ratio: lower is worse")
+    assert found.startswith("16:services[0].caches[0].hit_ratio: lower is worse")
 
 
 def test_goroutines_on_a_python_service(tmp_path):
     text = VALID.replace("language: go", "language: python")
     text += "    runtime:\n      goroutines: {warning: 10, critical: 20}\n"
     [found] = problems(tmp_path, text)
-    assert found.startswith("6:services[0]: 'runtime.goroutines' is for go services")
+    assert found.startswith("7:services[0]: 'runtime.goroutines' is for go services")
 
 
 def test_duplicate_service_names(tmp_path):
     text = VALID + "  - name: checkout\n    selector: {job: b}\n    language: go\n"
     [found] = problems(tmp_path, text)
-    assert found == "5:services: service names must be unique, repeated: checkout"
+    assert found == "6:services: service names must be unique, repeated: checkout"
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path):
     [found] = problems(tmp_path, VALID + "  - name: [broken\n")
-    assert found == ("14:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
-                     "(while parsing a flow sequence started on line 13)")
+    assert found == ("15:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+                     "(while parsing a flow sequence started on line 14)")
 
 
 def test_key_written_twice(tmp_path):
@@ -129,7 +131,7 @@ def test_jsonnet_spec_with_ext_str(tmp_path):
         local env = std.extVar('env');
         {
           version: 1,
-          defaults: { labels: { env: env } },
+          defaults: { labels: { env: env }, alertmanager: { receivers: 'none' } },
           services: [
             { name: 'api-' + env, selector: { job: 'api' }, language: 'go',
               runtime: { memory: { critical: '1GiB' } } },
@@ -162,9 +164,9 @@ def test_messages_never_name_internal_classes(tmp_path):
     text += "    caches: {a: 1}\n"
     found = problems(tmp_path, text)
     assert found == [
-        "12:services[0].http.latency.p99: expected a mapping with keys warning, critical, "
+        "13:services[0].http.latency.p99: expected a mapping with keys warning, critical, "
         "for, got '500ms'",
-        "13:services[0].caches: expected a list (items starting with '- '), got {'a': 1}"]
+        "14:services[0].caches: expected a list (items starting with '- '), got {'a': 1}"]
     assert not any("Thresholds" in f or "instance of" in f for f in found)
 
 
@@ -190,8 +192,8 @@ def test_schema_defaults_are_values_the_tool_accepts(tmp_path):
                     if "default" in prop}
     assert alertmanager["group_interval"] == "5m"
     path = tmp_path / "spec.yaml"
-    path.write_text(VALID.replace("  for: 2m", "  for: 2m\n  alertmanager: "
-                                  + json.dumps(alertmanager)))
+    path.write_text(VALID.replace("  alertmanager: {receivers: none}", "  alertmanager: "
+                                  + json.dumps({**alertmanager, "receivers": "none"})))
     load_spec_file(path)
     described = [(name, key) for name, model in schema["$defs"].items()
                  for key, prop in model.get("properties", {}).items()
@@ -217,8 +219,8 @@ def test_both_parsers_give_the_same_lines_and_messages(tmp_path, monkeypatch, lo
     elif not yaml.__with_libyaml__:
         pytest.skip("PyYAML was built without libyaml")
     assert problems(tmp_path, VALID + "  - name: [broken\n") == [
-        "14:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
-        "(while parsing a flow sequence started on line 13)"]
+        "15:: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence started on line 14)"]
     assert problems(tmp_path, VALID.replace("  for: 2m", "  for: 2m\n  for: 3m")) == [
         "5:defaults.for: key written twice; keep one"]
     assert problems(tmp_path, VALID.replace("  for: 2m", "  fro: 2m")) == [
@@ -231,6 +233,41 @@ def test_merge_keys_still_resolve_and_lines_point_at_the_written_key(tmp_path):
         "p99: {warning: 200ms, critical: 1s}", "p99: {<<: *budget, critcal: 2s}")
     # The merged-in keys are valid; the misspelt one is reported on the line it is written.
     assert sorted(problems(tmp_path, text)) == [
-        "13:services[0].http.latency.p99.critcal: unknown key 'critcal'; "
+        "14:services[0].http.latency.p99.critcal: unknown key 'critcal'; "
         "did you mean 'critical'?",
         "2:x-budget: unknown key 'x-budget'; expected one of: version, defaults, services"]
+
+
+def test_no_receiver_is_invented(tmp_path):
+    text = VALID.replace("  alertmanager: {receivers: none}\n", "")
+    [found] = problems(tmp_path, text)
+    assert found.startswith("2:defaults.alertmanager: no Alertmanager receivers declared: "
+                            "add 'receivers:' with 'page'")
+    assert "'receivers: none'" in found
+    found = problems(tmp_path, text.replace("  for: 2m\n", "  for: 2m\n  alertmanager: {}\n"))
+    assert found == [f"5:defaults.alertmanager: {NO_RECEIVERS}"]
+
+
+def test_receivers_need_both_severities(tmp_path):
+    text = VALID.replace("{receivers: none}",
+                         "{receivers: {page: {webhook_url: 'http://127.0.0.1:1/p'}}}")
+    assert problems(tmp_path, text) == [
+        "5:defaults.alertmanager.receivers.ticket: required key is missing"]
+
+
+def test_rules_only_spec_has_no_routing(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(VALID)
+    spec = load_spec(path)
+    assert spec.alertmanager is not None and spec.alertmanager.receivers is None
+
+
+def test_schema_requires_receivers_and_offers_none():
+    from watchkeeper.spec import SpecFile
+
+    schema = SpecFile.model_json_schema(by_alias=True)
+    routing = schema["$defs"]["AlertmanagerSpec"]
+    assert "defaults" in schema["required"]
+    assert schema["$defs"]["Defaults"]["required"] == ["alertmanager"]
+    assert routing["required"] == ["receivers"]
+    assert {"const": "none"} in routing["properties"]["receivers"]["anyOf"]

@@ -35,11 +35,18 @@ def test_tricky_strings_round_trip():
     assert yaml.safe_load(to_yaml(document)) == document
 
 
-def test_write_tree_replaces_only_owned_folders(tmp_path):
+def test_write_tree_keeps_foreign_files_and_removes_its_own_stale_ones(tmp_path):
     (tmp_path / "alerts").mkdir()
-    (tmp_path / "alerts" / "stale.yml").write_text("old")
+    (tmp_path / "alerts" / "mine.yml").write_text("old")
     (tmp_path / "keep.txt").write_text("mine")
     write_tree(tmp_path, {"alerts/a.yml": "a: 1\n", "alerts/tests/b.yml": "b: 2\n"}, ("alerts",))
-    assert sorted(p.name for p in (tmp_path / "alerts").rglob("*.yml")) == ["a.yml", "b.yml"]
+    assert sorted(p.name for p in (tmp_path / "alerts").rglob("*.yml")) == [
+        "a.yml", "b.yml", "mine.yml"]
+    write_tree(tmp_path, {"alerts/a.yml": "a: 2\n"}, ("alerts",))
+    assert sorted(p.name for p in (tmp_path / "alerts").rglob("*.yml")) == ["a.yml", "mine.yml"]
+    assert not (tmp_path / "alerts" / "tests").exists()  # emptied by its last owned file
+    assert (tmp_path / "alerts" / "mine.yml").read_text() == "old"
     assert (tmp_path / "keep.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in (tmp_path / "alerts").iterdir() if p.name.startswith(".")] == [
+        ".watchkeeper-manifest"]

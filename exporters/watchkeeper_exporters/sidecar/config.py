@@ -45,6 +45,18 @@ class Settings:
     top_queries: int = 20
 
 
+ENV_REF = "env:"  # `env:NAME` in place of a URL, DSN or password: read it from $NAME
+
+
+def _read_env(name: str, what: str, env: dict[str, str] | None = None) -> str:
+    """A secret from an environment variable (off argv and out of files)."""
+    value = (os.environ if env is None else env).get(name, "").strip()
+    if not name or not value:
+        raise ConfigError(f"{what}: environment variable {name or '(no name)'!r} is unset "
+                          "or empty")
+    return value
+
+
 def _read_secret(path: str, what: str) -> str:
     try:
         return Path(path).read_text().strip()
@@ -68,8 +80,9 @@ def default_name(kind: str, url: str) -> str:
     return f"{name}/{path}" if path and kind != "redis" else name
 
 
-def parse_target(kind: str, value: str) -> TargetSpec:
-    """``[NAME=]URL`` where URL may be ``@PATH`` to read it from a file (keeps it off argv)."""
+def parse_target(kind: str, value: str, env: dict[str, str] | None = None) -> TargetSpec:
+    """``[NAME=]URL`` where URL may be ``@PATH`` to read it from a file or ``env:VAR`` to read
+    it from an environment variable (either keeps the password off argv)."""
     name, url = "", value.strip()
     head, sep, rest = url.partition("=")
     if sep and "://" not in head and " " not in head and "@" not in head and head \
@@ -77,6 +90,8 @@ def parse_target(kind: str, value: str) -> TargetSpec:
         name, url = head, rest
     if url.startswith("@"):
         url = _read_secret(url[1:], f"{kind} URL")
+    elif url.startswith(ENV_REF):
+        url = _read_env(url[len(ENV_REF):], f"--{kind}", env)
     if not url:
         raise ConfigError(f"--{kind}: empty URL")
     if kind == "redis" and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -108,7 +123,8 @@ def parse_duration(value: Any, what: str = "--timeout") -> float:
     return seconds
 
 
-def _file_targets(data: dict[str, Any], path: str) -> list[TargetSpec]:
+def _file_targets(data: dict[str, Any], path: str,
+                  env: dict[str, str] | None = None) -> list[TargetSpec]:
     targets = data.get("targets") or {}
     if not isinstance(targets, dict):
         raise ConfigError(f"{path}: targets must map redis/postgres/pgbouncer to lists")
@@ -117,24 +133,29 @@ def _file_targets(data: dict[str, Any], path: str) -> list[TargetSpec]:
         if kind not in KINDS:
             raise ConfigError(f"{path}: unknown target kind {kind!r} (use {', '.join(KINDS)})")
         for entry in entries or []:
-            specs.append(_file_target(kind, entry, path))
+            specs.append(_file_target(kind, entry, path, env))
     return specs
 
 
-def _file_target(kind: str, entry: Any, path: str) -> TargetSpec:
+def _file_target(kind: str, entry: Any, path: str,
+                 env: dict[str, str] | None = None) -> TargetSpec:
     if isinstance(entry, str):
-        return parse_target(kind, entry)
+        return parse_target(kind, entry, env)
     if not isinstance(entry, dict):
         raise ConfigError(f"{path}: each {kind} target is a URL or a mapping")
     url = entry.get("url") or entry.get("dsn")
     if entry.get("url_file"):
         url = _read_secret(entry["url_file"], f"{kind} URL")
+    if entry.get("url_env"):
+        url = _read_env(str(entry["url_env"]), f"{path}: url_env", env)
     if not url:
-        raise ConfigError(f"{path}: a {kind} target needs url, dsn or url_file")
-    spec = parse_target(kind, str(url))
+        raise ConfigError(f"{path}: a {kind} target needs url, dsn, url_file or url_env")
+    spec = parse_target(kind, str(url), env)
     spec.name = str(entry.get("name") or spec.name)
     if entry.get("password_file"):
         spec.password = _read_secret(entry["password_file"], "password")
+    if entry.get("password_env"):
+        spec.password = _read_env(str(entry["password_env"]), f"{path}: password_env", env)
     return spec
 
 
@@ -162,7 +183,7 @@ def _env_targets(env: dict[str, str]) -> list[TargetSpec]:
         raw = env.get(ENV_PREFIX + kind.upper(), "")
         for item in raw.replace("\n", ";").split(";"):
             if item.strip():
-                specs.append(parse_target(kind, item))
+                specs.append(parse_target(kind, item, env))
     return specs
 
 
@@ -177,11 +198,11 @@ def build_settings(args: Any, env: dict[str, str] | None = None) -> Settings:
                 return value
         return default
 
-    targets = _file_targets(data, config_path or "") + _env_targets(env)
+    targets = _file_targets(data, config_path or "", env) + _env_targets(env)
     for kind in KINDS:
-        targets += [parse_target(kind, v) for v in getattr(args, kind) or []]
+        targets += [parse_target(kind, v, env) for v in getattr(args, kind) or []]
     env_files = [i for i in env.get(ENV_PREFIX + "PASSWORD_FILE", "").split(";") if i.strip()]
-    _apply_password_files(targets, (args.password_file or []) + env_files)
+    _apply_password_files(targets, (args.password_file or []) + env_files, env)
     _check_unique(targets)
     top = pick(args.top_queries, "top_queries", 20)
     if not str(top).isdigit() or int(top) < 1:
@@ -192,14 +213,17 @@ def build_settings(args: Any, env: dict[str, str] | None = None) -> Settings:
                     top_queries=int(top))
 
 
-def _apply_password_files(targets: list[TargetSpec], items: list[str]) -> None:
+def _apply_password_files(targets: list[TargetSpec], items: list[str],
+                          env: dict[str, str]) -> None:
+    """``TARGET=PATH`` (or ``TARGET=env:VAR``) items of --password-file."""
     by_name = {t.name: t for t in targets}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or name not in by_name:
             raise ConfigError(f"--password-file: expected TARGET=PATH for a known target, "
                               f"got {item.split('=')[0]!r}")
-        by_name[name].password = _read_secret(path, "password")
+        by_name[name].password = (_read_env(path[len(ENV_REF):], "--password-file", env)
+                                  if path.startswith(ENV_REF) else _read_secret(path, "password"))
 
 
 def _check_unique(targets: list[TargetSpec]) -> None:

@@ -19,7 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from watchkeeper.backtest.client import BacktestError, Client, Series
-from watchkeeper.backtest.promql import Inliner, PromQLError, Recording, Selector
+from watchkeeper.backtest.promql import (
+    Inliner,
+    PromQLError,
+    Recording,
+    Selector,
+    compare,
+    factor_budget,
+)
 from watchkeeper.backtest.source import AlertRule, RuleSet
 
 Key = tuple[tuple[str, str], ...]
@@ -129,14 +136,35 @@ class Window:
         return math.ceil(hold / self.step) * self.step
 
 
+@dataclass(frozen=True)
+class Member:
+    """An alert answered by a shared query: its samples are those passing ``op budget``
+    (every sample when op is None)."""
+
+    rule: AlertRule
+    op: str | None = None
+    budget: float = 0.0
+
+    def keeps(self, value: float) -> bool:
+        return self.op is None or compare(value, self.op, self.budget)
+
+
+@dataclass
+class Query:
+    expr: str
+    members: list[Member]
+
+
 @dataclass
 class Plan:
-    """What to query: each alert with its expression rewritten onto raw series."""
+    """What to query: each alert with its expression rewritten onto raw series, and the
+    queries answering them (alerts differing only in their budget share one)."""
 
     window: Window
     alerts: list[tuple[AlertRule, str]]
     raw: dict[str, Selector]
     recordings: dict[str, list[Recording]]
+    queries: list[Query] = field(default_factory=list)
 
 
 def plan(rules: RuleSet, window: Window, services: Iterable[str] = ()) -> Plan:
@@ -146,16 +174,22 @@ def plan(rules: RuleSet, window: Window, services: Iterable[str] = ()) -> Plan:
         raise BacktestError(f"no service named {', '.join(sorted(unknown))} in the spec "
                             f"(services: {', '.join(sorted(rules.alerts))})")
     inliner = Inliner(rules.recordings, step=window.step / 1000)
-    alerts = []
+    alerts, queries = [], {}
     for service, service_alerts in rules.alerts.items():
         if wanted and service not in wanted:
             continue
         for rule in service_alerts:
             try:
                 alerts.append((rule, inliner.inline(rule.expr)))
+                factored = factor_budget(rule.expr)
+                if factored is None:
+                    expr, member = alerts[-1][1], Member(rule)
+                else:
+                    expr, member = inliner.inline(factored[0]), Member(rule, *factored[1:])
             except PromQLError as error:
                 raise BacktestError(f"alert {rule.name} of {service}: {error}") from None
-    return Plan(window, alerts, inliner.raw, rules.recordings)
+            queries.setdefault(expr, Query(expr, [])).members.append(member)
+    return Plan(window, alerts, inliner.raw, rules.recordings, list(queries.values()))
 
 
 def check_data(client: Client, plan: Plan) -> None:
@@ -171,43 +205,59 @@ def check_data(client: Client, plan: Plan) -> None:
         seen.setdefault(lookup, (selector.name, [where] if where else []))
     longest = max((plan.window.preroll(rule) for rule, _ in plan.alerts), default=0)
     start = plan.window.start - longest
-    problems = []
-    for lookup, (name, where) in sorted(seen.items()):
-        if not client.has_series(lookup, start, plan.window.end):
-            scope = f" for {where[0]}" if where else ""
-            problems.append(f"`{name}` has no data{scope} in this range")
+    lookups = sorted(seen.items())
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda item: client.has_series(item[0], start, plan.window.end),
+                              lookups))
+    problems = [f"`{name}` has no data{f' for {where[0]}' if where else ''} in this range"
+                for (_, (name, where)), present in zip(lookups, found, strict=True)
+                if not present]
     if problems:
         raise BacktestError("\n".join(problems))
 
 
-def replay(client: Client, window: Window, rule: AlertRule, expr: str) -> list[Episode]:
-    """Episodes of one alerting rule over the window (clipped to it)."""
-    machine = Replay(round(rule.for_ * 1000), round(rule.keep_firing_for * 1000))
-    start = window.start - window.preroll(rule)
-    what = f"the query of alert {rule.name} ({rule.service})"
-    for chunk, series in client.query_range(expr, start, window.end, window.step, what):
-        by_time = _by_time(series, rule)
-        for now in chunk.times():
-            machine.tick(now, by_time.get(now, ()))
-    episodes = [Episode(rule, key, begin, end) for key, begin, end in machine.closed]
-    episodes += [Episode(rule, key, begin, window.end, open=True)
-                 for key, begin in machine.firing()]
+def replay(client: Client, window: Window, query: Query) -> list[Episode]:
+    """Episodes of the alerting rules one query answers, over the window (clipped to it).
+
+    The query starts early enough for the member with the longest ``for`` +
+    ``keep_firing_for``; each member's machine starts ticking at its own pre-roll, so it sees
+    exactly the ticks it would have seen queried alone.
+    """
+    machines = [Replay(round(m.rule.for_ * 1000), round(m.rule.keep_firing_for * 1000))
+                for m in query.members]
+    starts = [window.start - window.preroll(m.rule) for m in query.members]
+    first = query.members[0].rule
+    what = f"the query of alert {first.name} ({first.service})"
+    for chunk, series in client.query_range(query.expr, min(starts), window.end, window.step,
+                                            what):
+        for member, machine, begin in zip(query.members, machines, starts, strict=True):
+            by_time = _by_time(series, member)
+            for now in chunk.times():
+                if now >= begin:
+                    machine.tick(now, by_time.get(now, ()))
+    episodes = []
+    for member, machine in zip(query.members, machines, strict=True):
+        rule = member.rule
+        episodes += [Episode(rule, key, begin, end) for key, begin, end in machine.closed]
+        episodes += [Episode(rule, key, begin, window.end, open=True)
+                     for key, begin in machine.firing()]
     return sorted((Episode(e.rule, e.labels, max(e.start, window.start), e.end, e.open)
                    for e in episodes if e.end > window.start or e.open),
                   key=lambda e: (e.start, e.labels))
 
 
-def _by_time(series: list[Series], rule: AlertRule) -> dict[int, list[Key]]:
+def _by_time(series: list[Series], member: Member) -> dict[int, list[Key]]:
     by_time: dict[int, list[Key]] = {}
     for metric, values in series:
-        key = alert_key(metric, rule)
-        for timestamp, _ in values:
-            by_time.setdefault(timestamp, []).append(key)
+        key = alert_key(metric, member.rule)
+        for timestamp, value in values:
+            if member.keeps(value):
+                by_time.setdefault(timestamp, []).append(key)
     return by_time
 
 
 def run(client: Client, plan: Plan, workers: int = 4) -> list[Episode]:
-    """Every alert's episodes, querying a few alerts at a time (the server does the work)."""
+    """Every alert's episodes, a few queries at a time (the server does the work)."""
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(lambda item: replay(client, plan.window, *item), plan.alerts)
+        results = pool.map(lambda query: replay(client, plan.window, query), plan.queries)
         return [episode for episodes in results for episode in episodes]

@@ -399,6 +399,53 @@ def split_comparison(expr: str) -> Split | None:
     return None
 
 
+def factor_budget(expr: str) -> tuple[str, str, float] | None:
+    """``S op c [and|unless …]`` → (``S [and|unless …]``, op, c), or None.
+
+    Alerts that differ only in their budget (warning and critical) can then share one query,
+    each filtering its values by ``op c`` afterwards. That is exact: a comparison with a
+    constant keeps or drops each sample of ``S`` by its value alone, and ``and``/``unless``
+    keep or drop left-hand samples by their labels alone (values untouched), so the two
+    filters commute; Python's float comparisons are Go's (IEEE 754, NaN included). Anything
+    else — an ``or``, ``bool``, a comparison inside parentheses, a budget that is not a
+    constant — returns None and is queried as written.
+    """
+    tokens = tokenize(expr)
+    depth = 0
+    for index, token in enumerate(tokens):
+        if token.text in "([{":
+            depth += 1
+        elif token.text in ")]}":
+            depth -= 1
+        elif depth == 0 and token.word in SET_OPERATORS:
+            return None
+        elif depth == 0 and token.kind == "op" and token.text in COMPARISONS:
+            end = index + 1
+            while end < len(tokens) and tokens[end].word not in SET_OPERATORS:
+                end += 1
+            budget = _constant(tokens[index + 1:end])
+            if index == 0 or budget is None or _has_top_level_or(tokens[end:]):
+                return None
+            rest = expr[tokens[end].pos:] if end < len(tokens) else ""
+            return f"{expr[:token.pos].rstrip()} {rest}".strip(), token.text, budget
+    return None
+
+
+def _has_top_level_or(tokens: list[Token]) -> bool:
+    depth = 0
+    for token in tokens:
+        depth += {"(": 1, ")": -1}.get(token.text, 0)
+        if depth == 0 and token.word == "or":
+            return True
+    return False
+
+
+def compare(value: float, op: str, budget: float) -> bool:
+    """``value op budget`` as PromQL's filtering comparison decides it."""
+    return {">": value > budget, "<": value < budget, ">=": value >= budget,
+            "<=": value <= budget, "==": value == budget, "!=": value != budget}[op]
+
+
 def _constant(tokens: list[Token]) -> float | None:
     """Value of ``0.05``, ``14.4 * 0.001`` or ``(1 - 0.999) * 6``; None when not constant."""
     if not tokens or any(t.kind not in ("number", "op") or

@@ -34,9 +34,7 @@ class Row:
 
     @property
     def resource(self) -> str:
-        rule_labels = dict(self.rule.labels)
-        return ",".join(f"{k}={v}" for k, v in self.labels
-                        if k not in _RULE_LABELS and rule_labels.get(k) != v) or "-"
+        return ",".join(f"{k}={v}" for k, v in self.labels if k not in _RULE_LABELS) or "-"
 
 
 def rows(episodes: Sequence[Episode], window: Window) -> list[Row]:
@@ -74,8 +72,9 @@ def human(millis: float) -> str:
     return format_duration(round(millis / 60_000) * 60 if millis >= 60_000 else millis / 1000)
 
 
-def when(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+def when(millis: int, seconds: bool = False) -> str:
+    moment = datetime.fromtimestamp(millis / 1000, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def text(episodes: Sequence[Episode], window: Window, alert_rules: int) -> str:
@@ -83,12 +82,13 @@ def text(episodes: Sequence[Episode], window: Window, alert_rules: int) -> str:
     table = rows(episodes, window)
     header = ("ALERT", "SEVERITY", "SERVICE", "LABELS", "EPISODES", "FIRING", "LONGEST",
               "FIRST START", "LAST START", "VERDICT")
+    precise = window.step % 60_000 != 0  # sub-minute steps: show seconds
     lines = [header] + [
         (r.rule.name, r.rule.severity or "-", r.rule.service, r.resource, str(r.episodes),
-         human(r.firing_ms), human(r.longest_ms), when(r.first_start),
-         when(r.last_start), r.verdict) for r in table]
+         human(r.firing_ms), human(r.longest_ms), when(r.first_start, precise),
+         when(r.last_start, precise), r.verdict) for r in table]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [f"backtest {when(window.start)} .. {when(window.end)} UTC, step "
+    out = [f"backtest {when(window.start, precise)} .. {when(window.end, precise)} UTC, step "
            f"{format_duration(window.step / 1000)}"]
     if table:
         out += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths,
