@@ -17,7 +17,15 @@ def generate_alerts(spec: Path, out: Path) -> Path:
     return out / "alerts"
 
 
+RULES_ONLY = {"receivers": "none"}
+
+
 def write_spec(folder: Path, document: dict, name: str = "spec.yaml") -> Path:
+    """Write a test spec. Specs declare their Alertmanager receivers (or `none`); a test spec
+    that says nothing about routing is a rules-only one here."""
+    defaults = document.get("defaults") or {}
+    if "alertmanager" not in defaults:
+        document = {**document, "defaults": {**defaults, "alertmanager": RULES_ONLY}}
     path = folder / name
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

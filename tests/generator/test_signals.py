@@ -19,7 +19,7 @@ CRIT = {"service": "svc", "severity": "critical"}
 def rules(language: str = "go", defaults: dict | None = None, **budgets) -> dict[str, list]:
     """{group name: rules} of one service with the given budgets."""
     spec = resolve(SpecFile.model_validate({
-        "version": 1, "defaults": defaults or {},
+        "version": 1, "defaults": {"alertmanager": {"receivers": "none"}, **(defaults or {})},
         "services": [{**SVC, "language": language, **budgets}]}))
     return {g["name"]: g["rules"] for g in rule_file(build_groups(spec.services[0]))["groups"]}
 

@@ -26,10 +26,10 @@ def _states(base: str) -> dict[tuple[str, str], bool]:
 
 
 def test_fast_burn_page_inhibits_its_own_slow_burn_ticket_only(tmp_path, amtool):
-    hooks = {"page": {"webhook_url": "http://127.0.0.1:9/page"},
-             "ticket": {"webhook_url": "http://127.0.0.1:9/ticket"}}
-    spec = write_spec(tmp_path, {"version": 1, "defaults": {"alertmanager": {"receivers": hooks}},
-                                 "services": [{
+    receivers = {"page": {"webhook_url": "http://127.0.0.1:9/page"},
+                 "ticket": {"webhook_url": "http://127.0.0.1:9/ticket"}}
+    spec = write_spec(tmp_path, {
+        "version": 1, "defaults": {"alertmanager": {"receivers": receivers}}, "services": [{
         "name": "shop", "selector": {"job": "shop"}, "language": "go", "http": {},
         "slos": [{"name": "latency-p95", "objective": "95%", "indicator": {"latency": "200ms"}},
                  {"name": "latency-p99", "objective": "99%", "indicator": {"latency": "1s"}}]}]})
