@@ -129,12 +129,13 @@ Query = Annotated[str, Field(min_length=1), AfterValidator(_has_window)]
 class Events(_Strict):
     """Any PromQL: bad events and all events per second, each one series."""
 
-    errors: Query = Field(description="PromQL: bad events per second over {{window}}.")
+    errors: Query = Field(description="PromQL: bad events per second over {{window}}; "
+                                      "returning nothing counts as zero errors.")
     total: Query = Field(description="PromQL: all events per second over {{window}}.")
 
 
 class EventsIndicator(_Strict):
-    events: Events = Field(description="Bad and total event rates as PromQL.")
+    events: Events = Field(description="Bad and all events, as two PromQL queries.")
 
 
 class RatioIndicator(_Strict):
@@ -147,8 +148,8 @@ class RatioIndicator(_Strict):
 class LatencyIndicator(_Strict):
     """Good = requests served within `latency`, read from the bucket whose `le` is it."""
 
-    latency: Duration = Field(description=(
-        "Requests served within this duration are good; must be a bucket boundary."))
+    latency: Duration = Field(description="Requests within this duration are good; it "
+                                          "must be a bucket boundary of the histogram.")
 
 
 Indicator = Literal["availability"] | LatencyIndicator | EventsIndicator | RatioIndicator
@@ -156,28 +157,29 @@ Indicator = Literal["availability"] | LatencyIndicator | EventsIndicator | Ratio
 
 class TierPolicy(_Strict):
     for_: Wait | None = Field(None, alias="for", description=(
-        "How long the tier's condition must hold before it fires (default per tier)."))
+        "How long the tier's condition must hold before it fires (default: 2m for page-1h, "
+        "5m for page-6h, 15m for the tickets)."))
 
 
 class SeverityPolicy(_Strict):
     """Extra labels and annotations of the page (critical) or the ticket (warning) alerts."""
 
     labels: SloLabels = Field({}, description="Extra labels of these alerts.")
-    annotations: dict[str, str] = Field({}, description="Extra annotations of these alerts.")
+    annotations: dict[str, str] = Field({}, description="Extra or replaced annotations.")
 
 
 class Alerting(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = Field(
-        "SloErrorBudgetBurn", description="Alert name of every burn-rate tier.")
-    labels: SloLabels = Field({}, description="Extra labels of every SLO alert.")
-    annotations: dict[str, str] = Field({}, description="Extra annotations of every SLO alert.")
-    page: SeverityPolicy = Field(SeverityPolicy(), description=(
-        "Labels and annotations of the page (critical, fast-burn) alerts."))
-    ticket: SeverityPolicy = Field(SeverityPolicy(), description=(
-        "Labels and annotations of the ticket (warning, slow-burn) alerts."))
+        "SloErrorBudgetBurn", description="Alert name of every burn tier of this SLO.")
+    labels: SloLabels = Field({}, description="Extra labels of this SLO's alerts.")
+    annotations: dict[str, str] = Field({}, description="Extra or replaced annotations.")
+    page: SeverityPolicy = Field(SeverityPolicy(), description="Labels and annotations of "
+                                 "the page (critical) alerts only.")
+    ticket: SeverityPolicy = Field(SeverityPolicy(), description="Labels and annotations of "
+                                   "the ticket (warning) alerts only.")
     tiers: dict[TierName, Literal[False] | TierPolicy] = Field({}, description=(
-        "Per burn tier (page-1h, page-6h, ticket-1d, ticket-3d): false to switch it off, "
-        "or {for: …}."))
+        "Per burn tier (page-1h, page-6h, ticket-1d, ticket-3d): false to switch it off, or "
+        "its own `for`."))
 
     def enabled(self) -> list[tuple[Tier, float]]:
         """The tiers that alert, each with its `for`."""
@@ -191,17 +193,20 @@ class Alerting(_Strict):
 
 class SloSpec(_Strict):
     name: Annotated[str, Field(pattern=SLO_NAME.pattern, max_length=40)] = Field(
-        description="SLO name, unique within the service; the `slo` label of its alerts.")
-    objective: Objective = Field(description="Share of good events, e.g. 99.9%.")
-    window: Duration = Field(DEFAULT_WINDOW, description="Rolling compliance window.")
+        description="Lowercase name, unique within the service: the `slo` label.")
+    objective: Objective = Field(description="Share of good events, such as 99.9%.")
+    window: Duration = Field(DEFAULT_WINDOW, description="Rolling compliance window.",
+                             json_schema_extra={"default": "30d"})
     indicator: Indicator = Field(description=(
-        "availability, {latency: 400ms}, {events: {errors, total}} or {error_ratio: …}."))
-    description: str | None = Field(None, description="What the SLO promises, for humans.")
+        "What a good event is: availability (non-5xx responses of the HTTP histogram), "
+        "{latency: 400ms}, {events: {errors, total}} or {error_ratio: ...}."))
+    description: str | None = Field(None, description="Shown as an annotation.")
     labels: SloLabels = Field({}, description="Extra labels of this SLO's alerts.")
     min_events: Annotated[int, Field(gt=0)] | None = Field(None, description=(
-        "Events a burn window must hold before it may alert (default: the service's)."))
+        "Fewest events a tier's long window needs before it may fire (also at least "
+        "1 / (factor × budget)); default: the service's min_events, else 10."))
     alerting: Literal[False] | Alerting = Field(Alerting(), description=(
-        "Burn-rate alert policy, or false for recordings and dashboards only."))
+        "Alert policy, or false for recordings and panels only."))
 
     @property
     def budget(self) -> float:
@@ -255,10 +260,11 @@ class PrometheusSpec(_Strict):
     """Facts about the Prometheus that evaluates the rules, used to refuse SLOs it cannot
     compute: its rule evaluation interval and, when declared, its retention."""
 
-    evaluation_interval: Duration = Field(DEFAULT_EVALUATION_INTERVAL, description=(
-        "The rule evaluation interval of the Prometheus evaluating the rules."))
+    evaluation_interval: Duration = Field(
+        DEFAULT_EVALUATION_INTERVAL, description="Prometheus' rule evaluation interval.",
+        json_schema_extra={"default": "1m"})
     retention: Duration | None = Field(None, description=(
-        "Its TSDB retention; SLO windows longer than this are refused."))
+        "Prometheus' retention; an SLO window longer than it is refused."))
 
 
 def check_against_prometheus(slo: SloSpec, where: str, prom: PrometheusSpec) -> str | None:

@@ -104,7 +104,10 @@ def guess_selector(queries: Iterable[str], service: str) -> tuple[dict[str, str]
 
 def render(services: list[dict], ctx: Context, kind: str) -> str:
     """The spec text: validated as a watchkeeper spec, notes as comments at the top."""
-    document = {"version": 1, "services": services}
+    document = {"version": 1, "defaults": {"alertmanager": {"receivers": "none"}},
+                "services": services}
+    ctx.notes.append("defaults.alertmanager.receivers: none generates rules only; declare page "
+                     "and ticket receivers to get alerts/alertmanager.yml as well")
     try:
         SpecFile.model_validate(document)
     except ValidationError as error:
