@@ -49,10 +49,13 @@ def pool(demo: stack.DemoStack) -> Scenario:
 def leaks(demo: stack.DemoStack) -> Scenario:
     """Threads and tasks leak slowly: the predict_linear alerts fire while the counts are
     still far below the static warning budgets (200 threads, 5000 tasks), which are not in
-    the scenario's allowed set and so fail it if they fire first."""
+    the scenario's allowed set and so fail it if they fire first. Hundreds of leaked tasks
+    and threads are that many more objects for every full garbage collection to walk, so the
+    GC pause warning (p99 above 100 ms) may fire too on a loaded machine (seen once)."""
     return fault(demo.app_url, "thread + task leak",
                  {(API, "threads", "warning"), (API, "tasks", "warning")},
-                 timeout=150, leak_threads_per_s=1, leak_tasks_per_s=20)
+                 allowed={(API, "gc")}, timeout=150, leak_threads_per_s=1,
+                 leak_tasks_per_s=20)
 
 
 def redis_down(demo: stack.DemoStack) -> Scenario:

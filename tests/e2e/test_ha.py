@@ -233,3 +233,12 @@ def test_losing_an_alertmanager_peer_loses_nothing_and_rejoins_quietly(ha, watch
     time.sleep(GROUP_WAIT / 2)
     _single_page_and_resolve(watch, start, key, warning, removed, out)
     chain.check(RUN, out)
+
+
+def test_demo_banner_lists_every_replica_and_peer(ha: stack.HAStack) -> None:
+    """`make demo DEMO_ARGS=--ha` prints these: each replica's and peer's URL and PID."""
+    import run
+
+    text = run.banner(ha.demo, ha.urls()) + run.ha_hint(ha)
+    for daemon in (*ha.replicas.values(), *ha.peers.values()):
+        assert daemon.url in text and f"kill -STOP {daemon.proc.pid}" in text
