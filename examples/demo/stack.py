@@ -265,7 +265,11 @@ CLUSTER_TIMINGS = ["--cluster.peer-timeout=2s", "--cluster.gossip-interval=100ms
                    "--cluster.pushpull-interval=5s", "--cluster.probe-interval=500ms",
                    "--cluster.probe-timeout=300ms", "--cluster.reconnect-interval=1s",
                    "--cluster.settle-timeout=10s"]
-RESEND_DELAY = "2s"
+# Prometheus' default. A short resend delay (2 s was tried) makes a pair flap at recovery: one
+# replica resolves, the other re-sends "firing" before it resolves too, Alertmanager re-opens
+# the alert and pages again (seen once in three runs). With 1 m that window is a few seconds in
+# a minute; the cost is that a restarted Alertmanager peer learns of firing alerts within 1 m.
+RESEND_DELAY = "1m"
 
 
 @dataclass

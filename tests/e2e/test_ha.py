@@ -219,8 +219,8 @@ def test_losing_an_alertmanager_peer_loses_nothing_and_rejoins_quietly(ha, watch
         restarted = time.time()
         peer.start()
         poll("restarted peer rejoins", lambda: _joined(peer.url, 2), 30)
-        poll("restarted peer receives the firing alert again", lambda: key in {
-            chain.key_of(a["labels"]) for a in _am_alerts(peer.url)}, 30)
+        poll("restarted peer receives the firing alert again", lambda: key in {  # resend: 1 m
+            chain.key_of(a["labels"]) for a in _am_alerts(peer.url)}, 75)
         rejoined = time.time() - restarted
         time.sleep(GROUP_WAIT + 2 * 2.0 + 4)  # group_wait + 2 peer-timeouts + margin
         out.notes.append(f"peer {victim} rejoined {rejoined:.1f}s after restart; pages sent "
