@@ -13,7 +13,17 @@ incidents the alerts must catch:
 Switches: ``latency_ms`` (added to every /items and /search request), ``error_rate`` (fraction
 answered 500), ``cache_bypass`` (every lookup misses both levels), ``slow_query_ms`` (each query
 is preceded by a pg_sleep), ``hold_connections`` (that many pool connections are checked out and
-held), ``leak_tasks_per_s`` / ``leak_threads_per_s`` (tasks/threads started and never finished).
+held), ``leak_tasks_per_s`` / ``leak_threads_per_s`` (tasks/threads started and never finished),
+``traffic_drop`` (that fraction of /items and /search requests is answered 503 by a stand-in for a
+broken load balancer in front of the service, outside its instrumentation, so the service sees
+its request rate fall: the throughput floor's incident; the load generator keeps its pace).
+
+Background jobs: a scheduler enqueues ``JOBS_PER_S`` ``emails`` jobs a second, ``JOB_WORKERS``
+worker coroutines run them, instrumented with the exporters' job API (``jobs_processed_total``,
+``job_duration_seconds``, ``job_queue_depth`` with ``job_name="emails"``). Their switches:
+``job_failure_rate`` (that fraction of jobs raises), ``job_delay_ms`` (added to every job's run
+time; the workers are many enough that the queue keeps draining) and ``jobs_paused`` (the
+workers stop taking jobs, so the backlog grows by ``JOBS_PER_S`` a second until resumed).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from watchkeeper_exporters import (
     CacheAside,
+    JobMetrics,
     MappingLevel,
     PrometheusASGIMiddleware,
     RedisLevel,
@@ -49,6 +60,10 @@ from watchkeeper_exporters.cache import MISSING
 ITEMS = 100          # rows seeded into the items table
 L1_TTL_SECONDS = 10  # short in-process TTL, so L2 (Redis) sees steady traffic
 L2_TTL_SECONDS = 3600
+JOBS_PER_S = 10      # emails jobs enqueued per second: 150 per 15 s rate window
+JOB_WORKERS = 50     # enough to keep draining the queue with job_delay_ms up to ~4 s
+JOB_QUEUE_MAX = 100_000  # a paused queue stops growing here rather than without bound
+JOB_RUN_SECONDS = 0.005  # a healthy job's run time (the "send")
 
 
 @dataclass
@@ -62,13 +77,24 @@ class Faults:
     hold_connections: int = 0
     leak_tasks_per_s: float = 0.0
     leak_threads_per_s: float = 0.0
+    traffic_drop: float = 0.0
+    job_failure_rate: float = 0.0
+    job_delay_ms: float = 0.0
+    jobs_paused: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f.type for f in fields(self)}
         for name, value in changes.items():
             if name not in known:
                 raise ValueError(f"unknown fault {name!r}; known: {', '.join(known)}")
-            setattr(self, name, type(getattr(self, name))(value))
+            setattr(self, name, _as(type(getattr(self, name)), value))
+
+
+def _as(kind: type, value: Any) -> Any:
+    """``value`` as the switch's type; refuses a string for a flag (bool("false") is True)."""
+    if kind is bool and not isinstance(value, bool | int):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return kind(value)
 
 
 faults = Faults()
@@ -252,6 +278,63 @@ def _hold_one_connection() -> None:
 leaks = Leaks()
 
 
+# --- background jobs -----------------------------------------------------------------------------
+
+class JobFailed(RuntimeError):
+    """An injected job failure (``job_failure_rate``)."""
+
+
+class EmailJobs:
+    """The ``emails`` queue: a steady scheduler, a pool of worker coroutines, and metrics.
+
+    The scheduler does not depend on HTTP traffic, so a throughput drop leaves the jobs healthy
+    and a job fault leaves HTTP healthy: each scenario pages for one signal only.
+    """
+
+    def __init__(self) -> None:
+        self.metrics = JobMetrics("emails")
+        self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=JOB_QUEUE_MAX)
+        self.metrics.queue_depth_from(self.queue.qsize)
+
+    async def schedule(self) -> None:
+        """Enqueue ``JOBS_PER_S`` jobs a second, on a fixed clock (no drift under load)."""
+        loop = asyncio.get_running_loop()
+        next_at, number = loop.time(), 0
+        while True:
+            next_at += 1 / JOBS_PER_S
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            number += 1
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(number)
+
+    async def work(self) -> None:
+        """One worker: take a job unless paused, run it under the job metrics."""
+        while True:
+            number = await self.queue.get()
+            if faults.jobs_paused:  # taken while waiting: back in the queue it counts in
+                self.queue.put_nowait(number)
+                while faults.jobs_paused:
+                    await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(JobFailed):
+                async with self.metrics.track():
+                    await send_email(number)
+
+    def tasks(self) -> list[asyncio.Task]:
+        return [asyncio.create_task(self.schedule()),
+                *(asyncio.create_task(self.work()) for _ in range(JOB_WORKERS))]
+
+
+async def send_email(number: int) -> None:
+    """The job itself: a short wait standing in for an SMTP round trip."""
+    await asyncio.sleep(JOB_RUN_SECONDS + faults.job_delay_ms / 1000)
+    if faults.job_failure_rate > 0 and random.random() < faults.job_failure_rate:
+        raise JobFailed(f"email {number}: injected failure")
+
+
+emails = EmailJobs()
+
+
 # --- routes --------------------------------------------------------------------------------------
 
 async def _apply_request_faults() -> Response | None:
@@ -305,9 +388,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         conn.execute(text("DELETE FROM items"))
         conn.execute(text("INSERT INTO items (id, name) SELECT i, 'item ' || i "
                           "FROM generate_series(1, :n) AS i"), {"n": ITEMS})
-    background = asyncio.create_task(leaks.run())
+    background = [asyncio.create_task(leaks.run()), *emails.tasks()]
     yield
-    background.cancel()
+    for task in background:
+        task.cancel()
     faults.update(asdict(Faults()))
     leaks.release.set()
 
@@ -320,4 +404,17 @@ routes = [
     Route("/admin/warm", admin_warm, methods=["POST"]),
     Route("/metrics", metrics_asgi_app()),
 ]
-app = PrometheusASGIMiddleware(Starlette(routes=routes, lifespan=lifespan))
+instrumented = PrometheusASGIMiddleware(Starlette(routes=routes, lifespan=lifespan))
+DROPPABLE = ("/items/", "/search")  # the API; never /metrics, /admin or /health
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The service behind a stand-in load balancer: with ``traffic_drop`` set, that share of
+    API requests is answered 503 here, before the instrumented app sees it (``traffic_drop``
+    is the throughput floor's incident: requests that never reach the service)."""
+    if (scope["type"] == "http" and faults.traffic_drop > 0
+            and scope["path"].startswith(DROPPABLE) and random.random() < faults.traffic_drop):
+        await PlainTextResponse("dropped in front of the service\n",
+                                status_code=503)(scope, receive, send)
+        return
+    await instrumented(scope, receive, send)

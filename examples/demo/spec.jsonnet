@@ -37,6 +37,9 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
       http: {
         latency: { p99: { warning: '250ms', critical: '500ms' } },
         error_ratio: { warning: '2%', critical: '5%' },
+        // ~20 requests/s healthy, ~7 with latency +800 ms (the load generator waits for each
+        // answer); the traffic_drop fault of 95% leaves ~1/s.
+        throughput: { warning: '4/s', critical: '2/s' },
       },
       database: {
         // p95, not p99: the demo runs ~60 queries per 15 s window, where p99 is simply the
@@ -54,6 +57,16 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
         tasks: { warning: 5000, critical: 20000, leak: { window: '1m', horizon: '30m' } },
         gc_pause: { warning: '100ms', critical: '500ms' },
       },
+      // The app's background worker: 10 jobs/s of ~5 ms, none failing, none queued when
+      // healthy; the job_* faults fail half, add 2 s each, or pause the workers.
+      jobs: [
+        {
+          name: 'emails',
+          failure_ratio: { warning: '5%', critical: '20%' },
+          duration: { p99: { warning: '1s', critical: '3s' } },
+          backlog: { warning: 50, critical: 100 },
+        },
+      ],
     },
     {
       // Redis as seen by the sidecar: `redis_up` is its availability signal, so Redis

@@ -7,8 +7,10 @@ is the order the tests run in (cheap, quickly-recovering faults first, restarts 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+import servers
 import stack
 from chain import Scenario, fault
 
@@ -58,6 +60,56 @@ def leaks(demo: stack.DemoStack) -> Scenario:
                  leak_tasks_per_s=20)
 
 
+def throughput(demo: stack.DemoStack) -> Scenario:
+    """95% of requests turned away in front of the service: its request rate falls from ~20/s
+    to ~1/s, under the 2/s floor, while latency and errors of what still arrives stay fine."""
+    return fault(demo.app_url, "traffic drop 95%", {(API, "throughput", "critical")},
+                 {(API, "throughput", "warning")}, traffic_drop=0.95)
+
+
+def job_failures(demo: stack.DemoStack) -> Scenario:
+    return named(demo, "JobFailureRatioHigh", fault(
+        demo.app_url, "50% of jobs fail", {(API, "jobs", "critical")}, {(API, "jobs", "warning")},
+        job_failure_rate=0.5))
+
+
+def job_duration(demo: stack.DemoStack) -> Scenario:
+    """Every job takes 2 s longer: p99 past the 3 s page (the 1-5 s bucket interpolates to
+    ~5 s); 50 workers keep up with 10 jobs/s, so the backlog stays empty."""
+    return named(demo, "JobDurationP99High", fault(
+        demo.app_url, "jobs +2s", {(API, "jobs", "critical")}, {(API, "jobs", "warning")},
+        job_delay_ms=2000))
+
+
+def job_backlog(demo: stack.DemoStack) -> Scenario:
+    """Workers paused: the queue grows by 10 jobs/s past 100; nothing is processed, so the
+    failure ratio and duration have no events to judge."""
+    return named(demo, "JobBacklogHigh", fault(
+        demo.app_url, "job workers paused", {(API, "jobs", "critical")},
+        {(API, "jobs", "warning")}, jobs_paused=True))
+
+
+def named(demo: stack.DemoStack, alert: str, scenario: Scenario) -> Scenario:
+    """The `jobs` signal has three alerts, which (service, signal, severity) keys cannot tell
+    apart: before the fault is removed, the `jobs` alerts firing must be ``alert`` only."""
+    remove = scenario.remove
+
+    def check_then_remove() -> None:
+        firing = _firing_alertnames(demo, "jobs")
+        remove()
+        assert firing <= {alert}, f"{scenario.name}: expected {alert}, firing: {sorted(firing)}"
+
+    scenario.remove = check_then_remove
+    return scenario
+
+
+def _firing_alertnames(demo: stack.DemoStack, signal: str) -> set[str]:
+    status, body = servers.get(demo.evaluator.url + "/api/v1/alerts", timeout=5)
+    assert status == 200, body
+    return {a["labels"]["alertname"] for a in json.loads(body)["data"]["alerts"] or []
+            if a["state"] == "firing" and a["labels"].get("signal") == signal}
+
+
 def redis_down(demo: stack.DemoStack) -> Scenario:
     """Redis killed: pages once as demo-redis's ``absent``, not as cache-ratio noise."""
     def restart() -> None:
@@ -80,5 +132,7 @@ def service_down(demo: stack.DemoStack) -> Scenario:
 
 EVERY_SIGNAL: dict[str, Callable[[stack.DemoStack], Scenario]] = {
     "latency": latency, "errors": errors, "cache": cache, "slow_queries": slow_queries,
-    "pool": pool, "leaks": leaks, "redis_down": redis_down, "service_down": service_down,
+    "pool": pool, "leaks": leaks, "throughput": throughput, "job_failures": job_failures,
+    "job_duration": job_duration, "job_backlog": job_backlog, "redis_down": redis_down,
+    "service_down": service_down,
 }
