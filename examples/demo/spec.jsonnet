@@ -37,8 +37,8 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
       http: {
         latency: { p99: { warning: '250ms', critical: '500ms' } },
         error_ratio: { warning: '2%', critical: '5%' },
-        // ~20 requests/s healthy, ~7 with latency +800 ms (the load generator waits for each
-        // answer); the traffic_drop fault of 95% leaves ~1/s.
+        // ~21 requests/s healthy (20 of load, 1 of scrapes), ~8 with latency +800 ms (the load
+        // generator waits for each answer); traffic_drop 1.0 leaves the scrapes' 1/s.
         throughput: { warning: '4/s', critical: '2/s' },
       },
       database: {
