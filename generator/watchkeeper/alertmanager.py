@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from watchkeeper.model import Spec
-from watchkeeper.spec import AlertmanagerSpec, Receiver, Receivers
+from watchkeeper.model import Receiver, Receivers, Routing, Spec
 from watchkeeper.units import prometheus_duration
 from watchkeeper.writers import to_yaml
 
@@ -47,7 +46,7 @@ def _receiver(name: str, receiver: Receiver) -> dict:
     return config
 
 
-def _timings(settings: AlertmanagerSpec) -> dict:
+def _timings(settings: Routing) -> dict:
     return {"group_by": GROUP_BY,
             "group_wait": prometheus_duration(settings.group_wait),
             "group_interval": prometheus_duration(settings.group_interval),
@@ -76,7 +75,7 @@ def _receivers(receivers: Receivers, prefix: str) -> list[dict]:
     return [_receiver(prefix + name, getattr(receivers, name)) for name, _ in ROUTES]
 
 
-def config(settings: AlertmanagerSpec) -> dict:
+def config(settings: Routing) -> dict:
     """The whole Alertmanager configuration document."""
     assert settings.receivers is not None
     return {
@@ -86,7 +85,7 @@ def config(settings: AlertmanagerSpec) -> dict:
     }
 
 
-def fragment(settings: AlertmanagerSpec, services: Sequence[str]) -> dict:
+def fragment(settings: Routing, services: Sequence[str]) -> dict:
     """The route subtree, inhibit rules and receivers to merge into an existing config."""
     assert settings.receivers is not None
     scope = [f'service=~"{"|".join(sorted(services))}"']

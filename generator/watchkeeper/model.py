@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from watchkeeper.slo_spec import Tier
 
 # --- Resolved model ----------------------------------------------------------------------
 
@@ -140,11 +143,120 @@ class Service:
 
 
 @dataclass(frozen=True)
+class SloLatency:
+    """Good events are requests served within `latency` seconds (a bucket boundary)."""
+
+    latency: float
+
+
+@dataclass(frozen=True)
+class SloEvents:
+    """PromQL of bad and of all events per second, each with a ``{{window}}`` placeholder."""
+
+    errors: str
+    total: str
+
+
+@dataclass(frozen=True)
+class SloErrorRatio:
+    """PromQL that already is the error ratio over ``{{window}}``."""
+
+    error_ratio: str
+
+
+# What a good event is: "availability" (non-5xx responses of the HTTP histogram) or one of
+# the indicator types above.
+SloIndicator = str | SloLatency | SloEvents | SloErrorRatio
+
+
+@dataclass(frozen=True)
+class SloExtras:
+    """Extra labels and annotations of one SLO's alerts (all, or one severity's)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SloAlerting:
+    """An SLO's alert policy: its alert name, the burn tiers that alert (each with its
+    resolved `for`, in the table's order), and extra labels/annotations."""
+
+    name: str
+    tiers: tuple[tuple[Tier, float], ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    page: SloExtras = SloExtras()    # critical alerts only
+    ticket: SloExtras = SloExtras()  # warning alerts only
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One resolved SLO (see :mod:`watchkeeper.slo_spec` for the input and its checks)."""
+
+    name: str
+    objective: float
+    window: float  # seconds
+    indicator: SloIndicator
+    description: str | None
+    labels: Mapping[str, str]
+    min_events: int | None
+    alerting: SloAlerting | None  # None: recordings and panels only (`alerting: false`)
+
+    @property
+    def budget(self) -> float:
+        return 1.0 - self.objective
+
+    @property
+    def signal(self) -> str:
+        """The `signal` label of its alerts: availability, latency, or slo (any query)."""
+        if self.indicator == "availability":
+            return "availability"
+        return "latency" if isinstance(self.indicator, SloLatency) else "slo"
+
+    def tiers(self) -> list[tuple[Tier, float]]:
+        """The tiers that alert, each with its `for`; none when alerting is off."""
+        return [] if self.alerting is None else list(self.alerting.tiers)
+
+
+@dataclass(frozen=True)
+class EmailReceiver:
+    to: str
+    from_: str
+    smarthost: str
+    require_tls: bool
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """Where one severity's notifications go: a webhook, an email address, or both."""
+
+    webhook_url: str | None
+    email: EmailReceiver | None
+
+
+@dataclass(frozen=True)
+class Receivers:
+    page: Receiver    # critical alerts
+    ticket: Receiver  # warnings
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Alertmanager routing shared by every service (``defaults.alertmanager``), seconds."""
+
+    receivers: Receivers | None  # None: `receivers: none`, rules only
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole resolved spec: the services, and the Alertmanager routing they share."""
 
     services: tuple[Service, ...]
-    alertmanager: Any  # spec.AlertmanagerSpec (owned by alertmanager.py)
+    alertmanager: Routing
 
 
 # --- Output model: rules and promtool scenarios ------------------------------------------

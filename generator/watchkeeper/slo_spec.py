@@ -31,7 +31,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from watchkeeper import units
+from watchkeeper import model, units
 
 DAY = 86400.0
 REFERENCE_WINDOW = 30 * DAY
@@ -133,9 +133,15 @@ class Events(_Strict):
                                       "returning nothing counts as zero errors.")
     total: Query = Field(description="PromQL: all events per second over {{window}}.")
 
+    def resolve(self) -> model.SloEvents:
+        return model.SloEvents(self.errors, self.total)
+
 
 class EventsIndicator(_Strict):
     events: Events = Field(description="Bad and all events, as two PromQL queries.")
+
+    def resolve(self) -> model.SloEvents:
+        return self.events.resolve()
 
 
 class RatioIndicator(_Strict):
@@ -144,12 +150,18 @@ class RatioIndicator(_Strict):
 
     error_ratio: Query = Field(description="PromQL: the error ratio over {{window}}.")
 
+    def resolve(self) -> model.SloErrorRatio:
+        return model.SloErrorRatio(self.error_ratio)
+
 
 class LatencyIndicator(_Strict):
     """Good = requests served within `latency`, read from the bucket whose `le` is it."""
 
     latency: Duration = Field(description="Requests within this duration are good; it "
                                           "must be a bucket boundary of the histogram.")
+
+    def resolve(self) -> model.SloLatency:
+        return model.SloLatency(self.latency)
 
 
 Indicator = Literal["availability"] | LatencyIndicator | EventsIndicator | RatioIndicator
@@ -166,6 +178,9 @@ class SeverityPolicy(_Strict):
 
     labels: SloLabels = Field({}, description="Extra labels of these alerts.")
     annotations: dict[str, str] = Field({}, description="Extra or replaced annotations.")
+
+    def resolve(self) -> model.SloExtras:
+        return model.SloExtras(dict(self.labels), dict(self.annotations))
 
 
 class Alerting(_Strict):
@@ -189,6 +204,11 @@ class Alerting(_Strict):
             if policy is not False:
                 out.append((tier, tier.default_for if policy.for_ is None else policy.for_))
         return out
+
+    def resolve(self) -> model.SloAlerting:
+        return model.SloAlerting(self.name, tuple(self.enabled()), dict(self.labels),
+                                 dict(self.annotations), self.page.resolve(),
+                                 self.ticket.resolve())
 
 
 class SloSpec(_Strict):
@@ -221,6 +241,15 @@ class SloSpec(_Strict):
     def tiers(self) -> list[tuple[Tier, float]]:
         return [] if self.alerting is False else self.alerting.enabled()
 
+    def resolve(self, default_for: float | None = None) -> model.Slo:
+        """The plain resolved SLO builders read (`default_for` is unused: every tier has
+        its own default `for`)."""
+        indicator = self.indicator if isinstance(self.indicator, str) \
+            else self.indicator.resolve()
+        return model.Slo(self.name, self.objective, self.window, indicator, self.description,
+                         dict(self.labels), self.min_events,
+                         None if self.alerting is False else self.alerting.resolve())
+
     @model_validator(mode="after")
     def _can_fire(self) -> SloSpec:
         if self.objective >= 1.0:
@@ -244,7 +273,7 @@ class SloSpec(_Strict):
         return self
 
 
-def min_events(slo: SloSpec, tier: Tier, floor: int) -> int:
+def min_events(slo: model.Slo, tier: Tier, floor: int) -> int:
     """Events a tier's long window must hold before it may fire.
 
     At least the service's `min_events`, and enough that one bad event alone cannot trip the

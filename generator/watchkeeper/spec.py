@@ -148,6 +148,9 @@ class EmailReceiver(Strict):
     smarthost: str = Field(description="SMTP server as host:port.")
     require_tls: bool = Field(True, description="Refuse to send without STARTTLS.")
 
+    def resolve(self) -> model.EmailReceiver:
+        return model.EmailReceiver(self.to, self.from_, self.smarthost, self.require_tls)
+
 
 class Receiver(Strict):
     """Where one severity's notifications go: a webhook, an email address, or both."""
@@ -161,12 +164,18 @@ class Receiver(Strict):
             raise ValueError("set 'webhook_url' or 'email'")
         return self
 
+    def resolve(self) -> model.Receiver:
+        return model.Receiver(self.webhook_url, self.email.resolve() if self.email else None)
+
 
 class Receivers(Strict):
     """The two receivers: `page` gets critical alerts, `ticket` warnings."""
 
     page: Receiver = Field(description="Receives critical alerts.")
     ticket: Receiver = Field(description="Receives warning alerts.")
+
+    def resolve(self) -> model.Receivers:
+        return model.Receivers(self.page.resolve(), self.ticket.resolve())
 
 
 RULES_ONLY = "none"
@@ -224,6 +233,10 @@ class AlertmanagerSpec(Strict):
         if "receivers" not in self.model_fields_set:
             raise ValueError(NO_RECEIVERS)
         return self
+
+    def resolve(self) -> model.Routing:
+        return model.Routing(self.receivers.resolve() if self.receivers else None,
+                             self.group_wait, self.group_interval, self.repeat_interval)
 
 
 class Defaults(Inheritable):
@@ -450,5 +463,5 @@ def resolve(spec: SpecFile) -> model.Spec:
     pick metric names by language profile."""
     return model.Spec(
         services=tuple(_service(s, spec.defaults) for s in spec.services),
-        alertmanager=spec.defaults.alertmanager,
+        alertmanager=spec.defaults.alertmanager.resolve(),
     )

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+from pydantic import BaseModel
+from watchkeeper.cli import main
+from watchkeeper.load import load_spec
 from watchkeeper.signals import SIGNALS
 from watchkeeper.spec import SpecFile
 
@@ -57,3 +64,55 @@ def test_docs_spec_names_every_key():
     missing = sorted(key for key in keys if f"`{key}" not in text and f"{key}:" not in text
                      and f".{key}`" not in text)
     assert missing == []
+
+
+REPO = SIGNALS_DIR.parents[2]
+RESOLVED_SPECS = [
+    (REPO / "spec" / "services.yaml", None),
+    (REPO / "examples" / "demo" / "spec.jsonnet", {"webhook": "http://127.0.0.1:9095"}),
+    (REPO / "tests" / "generator" / "scenarios" / "every_resolved_type.yaml", None),
+]
+
+
+def _reachable(value: object, path: str = "spec") -> Iterator[tuple[str, object]]:
+    """Every object reachable from a resolved value, with its path."""
+    yield path, value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _reachable(getattr(value, f.name), f"{path}.{f.name}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _reachable(key, f"{path}[{key!r}] (key)")
+            yield from _reachable(item, f"{path}[{key!r}]")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            yield from _reachable(item, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize(("path", "ext"), RESOLVED_SPECS, ids=lambda p: getattr(p, "name", ""))
+def test_the_resolved_spec_holds_no_pydantic_type(path: Path, ext: dict | None):
+    """Past the loader everything is plain frozen dataclasses and values: builders never see
+    an input model (its defaults, aliases or validators)."""
+    spec = load_spec(path, ext)
+    kinds: set[str] = set()
+    for where, value in _reachable(spec):
+        kinds.add(type(value).__name__)
+        assert not isinstance(value, BaseModel), f"{where} is a pydantic {type(value).__name__}"
+        assert type(value).__module__.split(".")[0] != "pydantic", where
+        if dataclasses.is_dataclass(value):
+            assert type(value).__dataclass_params__.frozen, f"{where}: {type(value).__name__}"
+    if path.name == "every_resolved_type.yaml":  # the walk did reach the types in question
+        assert {"Slo", "SloLatency", "SloEvents", "SloErrorRatio", "SloAlerting",
+                "EmailReceiver", "Routing", "Tier"} <= kinds, kinds
+
+
+def test_an_slo_without_alerting_still_gets_its_panels(tmp_path):
+    """`alerting: false` (recordings and panels only) generates, with a burn-rate panel that
+    draws no tier line and links no alert."""
+    out = tmp_path / "out"
+    assert main(["generate", str(RESOLVED_SPECS[2][0]), "--out", str(out)]) == 0
+    board = json.loads((out / "dashboards" / "shop.json").read_text())
+    panels = [p for p in board["panels"] if p.get("title") == "raw: burn rate"]
+    assert len(panels) == 1
+    steps = panels[0]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None]  # the base colour, no threshold line

@@ -34,6 +34,10 @@ from watchkeeper.model import (
     Scenario,
     Series,
     Service,
+    Slo,
+    SloErrorRatio,
+    SloEvents,
+    SloLatency,
     Thresholds,
 )
 from watchkeeper.signals import common
@@ -41,9 +45,6 @@ from watchkeeper.signals.base import Key, Signal
 from watchkeeper.slo_spec import (
     RAW_WINDOW,
     TINY_RATE,
-    EventsIndicator,
-    LatencyIndicator,
-    RatioIndicator,
     SloSpec,
     Tier,
     latency_problem,
@@ -67,7 +68,7 @@ KEYS = (
 )
 
 
-def slos_of(service: Service) -> tuple[SloSpec, ...]:
+def slos_of(service: Service) -> tuple[Slo, ...]:
     return service.budget("slos") or ()
 
 
@@ -86,12 +87,12 @@ def ratio_record(window: float) -> str:
     return f"slo:sli_error:ratio_rate{span(window)}"
 
 
-def slo_labels(service: Service, slo: SloSpec) -> dict[str, str]:
+def slo_labels(service: Service, slo: Slo) -> dict[str, str]:
     """The labels every recording of one SLO carries (and selects on)."""
     return {"service": service.name, "slo": slo.name}
 
 
-def selector(record: str, service: Service, slo: SloSpec) -> str:
+def selector(record: str, service: Service, slo: Slo) -> str:
     return record + promql.matchers(slo_labels(service, slo))
 
 
@@ -103,13 +104,13 @@ def number(value: float) -> str:
 # --- Indicator queries -----------------------------------------------------------------------
 
 
-def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
+def queries(service: Service, slo: Slo, window: str) -> tuple[str, str]:
     """(bad events per second, all events per second) over `window`, from raw series."""
     indicator = slo.indicator
-    if isinstance(indicator, RatioIndicator):
+    if isinstance(indicator, SloErrorRatio):
         return f"({_at(indicator.error_ratio, window).strip()})", "vector(1)"
-    if isinstance(indicator, EventsIndicator):
-        bad, total = (_at(q, window) for q in (indicator.events.errors, indicator.events.total))
+    if isinstance(indicator, SloEvents):
+        bad, total = (_at(q, window) for q in (indicator.errors, indicator.total))
         return f"({bad.strip()}) or on() vector(0)", total.strip()
     histogram = service.setting("http", "histogram")  # the spec refuses these without http
     count = f"{histogram}_count"
@@ -118,7 +119,7 @@ def queries(service: Service, slo: SloSpec, window: str) -> tuple[str, str]:
         status = service.setting("http", "status_label")
         errors = promql.matchers(service.selector, **{status: "=~" + ERROR_CODES})
         return f"sum(rate({count}{errors}[{window}])) or on() vector(0)", total
-    assert isinstance(indicator, LatencyIndicator)
+    assert isinstance(indicator, SloLatency)
     le = "|".join(s.replace(".", "\\.") for s in le_spellings(indicator.latency))
     good = promql.matchers(service.selector, le="=~" + le)
     good_expr = f"sum(rate({histogram}_bucket{good}[{window}]))"
@@ -132,7 +133,7 @@ def _at(query: str, window: str) -> str:
 # --- Rules -----------------------------------------------------------------------------------
 
 
-def recordings(service: Service, slo: SloSpec) -> list[Recording]:
+def recordings(service: Service, slo: Slo) -> list[Recording]:
     labels = slo_labels(service, slo)
     raw = prometheus_duration(RAW_WINDOW)
     bad, total = queries(service, slo, raw)
@@ -151,7 +152,7 @@ def recordings(service: Service, slo: SloSpec) -> list[Recording]:
     return out + meta_recordings(service, slo)
 
 
-def meta_recordings(service: Service, slo: SloSpec) -> list[Recording]:
+def meta_recordings(service: Service, slo: Slo) -> list[Recording]:
     """Objective, budget, remaining budget, burn rate and time to exhaustion, for dashboards
     and other tools; all NaN-free since the ratios they read are.
 
@@ -176,7 +177,7 @@ def meta_recordings(service: Service, slo: SloSpec) -> list[Recording]:
     ]
 
 
-def tier_expr(service: Service, slo: SloSpec, tier: Tier, floor: int) -> str:
+def tier_expr(service: Service, slo: Slo, tier: Tier, floor: int) -> str:
     threshold = f"({number(tier.factor(slo.window))} * {number(slo.budget)})"
     events = format_number(min_events(slo, tier, floor))
     total = selector(total_record(RAW_WINDOW), service, slo)
@@ -186,10 +187,10 @@ def tier_expr(service: Service, slo: SloSpec, tier: Tier, floor: int) -> str:
             f"{format_number(tier.long)} >= {events}")
 
 
-def alert_labels(service: Service, slo: SloSpec, severity: str, **extra: str) -> dict[str, str]:
+def alert_labels(service: Service, slo: Slo, severity: str, **extra: str) -> dict[str, str]:
     labels = {"service": service.name, "slo": slo.name, "signal": slo.signal,
               "severity": severity, **extra, **service.labels, **slo.labels}
-    if slo.alerting is not False:
+    if slo.alerting is not None:
         labels.update(slo.alerting.labels)
         if "burn_tier" in extra:
             labels.update((slo.alerting.page if severity == "critical"
@@ -204,7 +205,7 @@ def span(seconds: float) -> str:
     return prometheus_duration(seconds)
 
 
-def tier_annotations(service: Service, slo: SloSpec, tier: Tier) -> dict[str, str]:
+def tier_annotations(service: Service, slo: Slo, tier: Tier) -> dict[str, str]:
     factor = tier.factor(slo.window)
     long, short = span(tier.long), span(tier.short)
     out = {
@@ -218,18 +219,18 @@ def tier_annotations(service: Service, slo: SloSpec, tier: Tier) -> dict[str, st
     }
     if slo.description:
         out["slo_description"] = slo.description
-    if slo.alerting is not False:
+    if slo.alerting is not None:
         out.update(slo.alerting.annotations)
         out.update((slo.alerting.page if tier.severity == "critical"
                     else slo.alerting.ticket).annotations)
     return out
 
 
-def alert_name(slo: SloSpec) -> str:
-    return "SloErrorBudgetBurn" if slo.alerting is False else slo.alerting.name
+def alert_name(slo: Slo) -> str:
+    return "SloErrorBudgetBurn" if slo.alerting is None else slo.alerting.name
 
 
-def alerts(service: Service, slo: SloSpec) -> list[Alert]:
+def alerts(service: Service, slo: Slo) -> list[Alert]:
     tiers = slo.tiers()
     if not tiers:
         return []
@@ -247,7 +248,7 @@ def absent_wait(tiers: list[tuple[Tier, float]]) -> float:
     return min(tier.long for tier, _ in tiers)
 
 
-def absent_alert(service: Service, slo: SloSpec, tiers: list[tuple[Tier, float]]) -> Alert:
+def absent_alert(service: Service, slo: Slo, tiers: list[tuple[Tier, float]]) -> Alert:
     wait = absent_wait(tiers)
     expr = (f"absent({selector(total_record(RAW_WINDOW), service, slo)})\n"
             f"or absent({selector(bad_record(RAW_WINDOW), service, slo)})")
@@ -289,7 +290,7 @@ class Profile:
 FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (75, 1000.0)))
 
 
-def profiles(slos: list[SloSpec], floor: int) -> list[Profile]:
+def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     """The burns of the issue's table: 1000×, 20×, 8×, 4×, 2×, 0.5×, a short blip, recovery,
     no traffic, too little traffic, and vanished series.
 
@@ -315,20 +316,20 @@ def profiles(slos: list[SloSpec], floor: int) -> list[Profile]:
     ]
 
 
-def min_traffic(slos: list[SloSpec], floor: int) -> float:
+def min_traffic(slos: list[Slo], floor: int) -> float:
     """Events per minute too few for any tier: half of every tier's minimum over its window."""
     return min(min_events(slo, tier, floor) / (tier.long / 60)
                for slo in slos for tier, _ in slo.tiers()) / 2
 
 
-def indicator_key(slo: SloSpec) -> str:
+def indicator_key(slo: Slo) -> str:
     """SLOs with the same key read the same input series (their bad share is shared)."""
-    if isinstance(slo.indicator, LatencyIndicator):
+    if isinstance(slo.indicator, SloLatency):
         return f"le={format_number(slo.indicator.latency)}"
     return "availability"
 
 
-def bad_shares(slos: list[SloSpec], burn: float) -> dict[str, float]:
+def bad_shares(slos: list[Slo], burn: float) -> dict[str, float]:
     """Share of bad events per indicator at `burn`× the budget of the first SLO reading it."""
     shares: dict[str, float] = {}
     for slo in slos:
@@ -340,7 +341,7 @@ def minutes(profile: Profile) -> list[float]:
     return [rate for length, rate in profile.segments for _ in range(length)]
 
 
-def model(slo: SloSpec, slos: list[SloSpec], profile: Profile,
+def model(slo: Slo, slos: list[Slo], profile: Profile,
           floor: int) -> dict[str, list[bool]]:
     """Per tier of `slo`, per minute: is it firing?"""
     burns = [bad_shares(slos, b)[indicator_key(slo)] / slo.budget for b in minutes(profile)]
@@ -362,7 +363,7 @@ def _mean(burns: list[float], t: int, window: float) -> float:
     return sum(part) / len(part) if part else 0.0
 
 
-def _tick_rates(slos: list[SloSpec], profile: Profile) -> list[dict[str, float]]:
+def _tick_rates(slos: list[Slo], profile: Profile) -> list[dict[str, float]]:
     """Per evaluation tick (every TEST_INTERVAL from 0): the bad share of each indicator's
     5m rate, as ``rate(x[5m])`` sees the counters whose samples sit on whole minutes."""
     step = round(TEST_INTERVAL / 60)
@@ -375,7 +376,7 @@ def _tick_rates(slos: list[SloSpec], profile: Profile) -> list[dict[str, float]]
     return ticks
 
 
-def _held(slo: SloSpec, tier: Tier, ticks: list[dict[str, float]], k: int, floor: int,
+def _held(slo: Slo, tier: Tier, ticks: list[dict[str, float]], k: int, floor: int,
           traffic: float) -> bool:
     """Does `tier` of `slo` hold at tick index `k`? Its windows average the recorded 5m
     ratios of the ticks inside them (avg_over_time), both ends included."""
@@ -388,14 +389,14 @@ def _held(slo: SloSpec, tier: Tier, ticks: list[dict[str, float]], k: int, floor
             and ratio(tier.long) > threshold and ratio(tier.short) > threshold)
 
 
-def first_onset(slos: list[SloSpec], profile: Profile, floor: int) -> int | None:
+def first_onset(slos: list[Slo], profile: Profile, floor: int) -> int | None:
     """Minute at which the first tier of any SLO fires, evaluating as promtool does (every
     TEST_INTERVAL, pending from the first tick that holds, firing once `for` has passed)."""
     fired = [m for m in _fire_ticks(slos, profile, floor).values() if m is not None]
     return min(fired) if fired else None
 
 
-def _fire_ticks(slos: list[SloSpec], profile: Profile, floor: int) -> dict[str, int | None]:
+def _fire_ticks(slos: list[Slo], profile: Profile, floor: int) -> dict[str, int | None]:
     ticks = _tick_rates(slos, profile)
     step = round(TEST_INTERVAL / 60)
     out: dict[str, int | None] = {}
@@ -414,7 +415,7 @@ def _fire_ticks(slos: list[SloSpec], profile: Profile, floor: int) -> dict[str, 
     return out
 
 
-def discrete_firing(slos: list[SloSpec], profile: Profile, floor: int,
+def discrete_firing(slos: list[Slo], profile: Profile, floor: int,
                     minute: int) -> dict[str, bool]:
     """Which tiers fire at `minute` in the tick-by-tick evaluation."""
     return {key: fire is not None and fire <= minute
@@ -440,7 +441,7 @@ def _changed(states: dict[str, list[bool]], a: int, b: int) -> bool:
     return any(s[a] != s[b] for s in states.values())
 
 
-def input_series(service: Service, slos: list[SloSpec], profile: Profile) -> tuple[Series, ...]:
+def input_series(service: Service, slos: list[Slo], profile: Profile) -> tuple[Series, ...]:
     """Counters of the service's request histogram whose bad shares follow `profile`."""
     histogram = service.setting("http", "histogram")
     status = service.setting("http", "status_label")
@@ -565,7 +566,7 @@ def charts(service: Service) -> list[Chart]:
     alert to the events panel."""
     out = []
     for index, slo in enumerate(slos_of(service)):
-        def sel(record: str, s: SloSpec = slo) -> str:
+        def sel(record: str, s: Slo = slo) -> str:
             return selector(record, service, s)
 
         def slot(panel: str, i: int = index) -> int:
@@ -596,8 +597,10 @@ def charts(service: Service) -> list[Chart]:
             + ". Lines: yellow the slowest ticket factor, red the slowest page factor.",
             tuple(Query(f"{sel(ratio_record(w))} / {budget}", span(w))
                   for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})),
-            Thresholds(min(tickets, default=None), min(pages, default=None), 0.0),
-            alerts=(alert_name(slo),), match=match))
+            # `alerting: false`: no tier, no line (and no alert to link here)
+            Thresholds(min(tickets, default=None), min(pages, default=None), 0.0)
+            if factors else None,
+            alerts=(alert_name(slo),) if factors else (), match=match))
         out.append(Chart(
             ROW, slot("events"), f"{slo.name}: events", "short",
             "All and good events per second over 5m (good = all - bad).",
