@@ -6,6 +6,11 @@
 from a few worker threads with keep-alive connections. The run ends after ``--duration``
 seconds or ``--max-requests`` requests, whichever comes first, or when ``stop`` is set.
 Only loopback targets are accepted: this is a test tool, never a load test of someone else.
+
+It sends at its pace whatever the service answers, so a throughput drop is injected in front of
+the service (the app's ``traffic_drop`` switch turns requests away before its instrumentation),
+not here. It does wait for each answer, so a slow service gets fewer requests: with latency
++800 ms six workers send ~7 a second (the demo's throughput floor is below that).
 """
 
 from __future__ import annotations

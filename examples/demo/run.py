@@ -27,7 +27,8 @@ import stack
 FAULT_EXAMPLES = [
     '{"latency_ms": 800}', '{"error_rate": 0.5}', '{"cache_bypass": true}',
     '{"slow_query_ms": 300}', '{"hold_connections": 10}',
-    '{"leak_threads_per_s": 1, "leak_tasks_per_s": 20}',
+    '{"leak_threads_per_s": 1, "leak_tasks_per_s": 20}', '{"traffic_drop": 1.0}',
+    '{"job_failure_rate": 0.5}', '{"job_delay_ms": 2000}', '{"jobs_paused": true}',
 ]
 
 
