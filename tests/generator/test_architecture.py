@@ -116,3 +116,21 @@ def test_an_slo_without_alerting_still_gets_its_panels(tmp_path):
     assert len(panels) == 1
     steps = panels[0]["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [step["value"] for step in steps] == [None]  # the base colour, no threshold line
+
+
+def test_rows_never_share_a_base():
+    """Panel ids are a row's base plus a slot: two rows on one base collide as soon as one
+    service has both (jobs and SLOs did, and generate failed with a traceback)."""
+    import importlib
+    import pkgutil
+
+    from watchkeeper import naming, signals
+    from watchkeeper.model import Row
+
+    modules = [naming, *(importlib.import_module(f"watchkeeper.signals.{m.name}")
+                         for m in pkgutil.iter_modules(signals.__path__))]
+    rows = {value for module in modules for value in vars(module).values()
+            if isinstance(value, Row)}
+    bases = [row.base for row in rows]
+    assert len(rows) >= 6 and len(set(bases)) == len(bases), sorted(
+        (row.base, row.key) for row in rows)

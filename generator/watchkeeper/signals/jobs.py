@@ -31,7 +31,7 @@ from watchkeeper.signals.threshold import (
     build_scenarios,
 )
 
-ROW = Row("jobs", "Background jobs", 500)
+ROW = Row("jobs", "Background jobs", 600)  # 500 is the SLO row
 MAX_JOBS = 9  # ten panel slots per job in the row
 METRICS = {"jobs_processed": "jobs_processed_total", "job_duration": "job_duration_seconds",
            "job_queue_depth": "job_queue_depth", "job_label": "job_name"}
