@@ -18,14 +18,16 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
     min_events: 5,
     // Generated alerts/alertmanager.yml: critical -> /page, warning -> /ticket of the local
     // receiver. group_wait is long enough that a warning crossing its threshold a few seconds
-    // before its critical (a sliding ratio) is still inhibited at the group's first flush.
+    // before its critical (a sliding ratio) is still inhibited at the group's first flush;
+    // group_interval is longer than the two HA replicas can disagree about a recovery (1-3 s),
+    // else Alertmanager sends the resolve of one and re-pages on the other's last "firing".
     alertmanager: {
       receivers: {
         page: { webhook_url: webhook + '/page' },
         ticket: { webhook_url: webhook + '/ticket' },
       },
       group_wait: '8s',
-      group_interval: '2s',
+      group_interval: '5s',
       repeat_interval: '1h',
     },
   },
