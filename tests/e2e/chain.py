@@ -21,9 +21,9 @@ from datetime import datetime
 from urllib.parse import quote
 
 import servers
-from webhook import WebhookReceiver
+from webhook import Notified, WebhookReceiver
 
-Key = tuple[str, str, str]  # (service, signal, severity)
+Key = tuple[str, str, str]  # (service, signal, severity); signal "slo:<name>" for an SLO
 POLL = 0.5
 OUTCOMES: dict[str, list[Outcome]] = {}  # run name -> scenarios, for the session's table
 
@@ -37,7 +37,9 @@ def require(*commands: str) -> None:
 
 
 def key_of(labels: dict[str, str]) -> Key:
-    return labels.get("service", ""), labels.get("signal", ""), labels.get("severity", "")
+    """(service, signal, severity); an SLO's alerts (label ``slo``) as signal ``slo:<name>``,
+    so a latency SLO's page is told apart from the static latency budget's."""
+    return Notified(0, "", "", labels).key()
 
 
 def fmt(keys: set[Key] | list[Key]) -> str:
