@@ -6,6 +6,13 @@
 //
 //   watchkeeper generate examples/demo/spec.jsonnet --out DIR --ext-str webhook=http://127.0.0.1:9095
 local webhook = std.extVar('webhook');  // base URL of the webhook receiver (page + ticket)
+// SLOs at time_scale 60 (docs/slo.md): the 30-day burn-rate table at a minute per hour, so
+// the fast page (1m and 5s windows at 14.4x) fires ~10 s into a bad fault. The slower tiers
+// need minutes to reset, longer than an e2e scenario, so only page-1h alerts here.
+local fastSlo(name, objective, indicator) = {
+  name: name, objective: objective, indicator: indicator, window: '12h', time_scale: 60,
+  alerting: { tiers: { 'page-6h': false, 'ticket-1d': false, 'ticket-3d': false } },
+};
 
 {
   version: 1,
@@ -16,16 +23,19 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
     'for': '5s',
     keep_firing_for: '0s',
     min_events: 5,
+    prometheus: { evaluation_interval: '1s' },  // the demo's Prometheus and vmalert
     // Generated alerts/alertmanager.yml: critical -> /page, warning -> /ticket of the local
     // receiver. group_wait is long enough that a warning crossing its threshold a few seconds
-    // before its critical (a sliding ratio) is still inhibited at the group's first flush.
+    // before its critical (a sliding ratio) is still inhibited at the group's first flush;
+    // group_interval is longer than the two HA replicas can disagree about a recovery (1-3 s),
+    // else Alertmanager sends the resolve of one and re-pages on the other's last "firing".
     alertmanager: {
       receivers: {
         page: { webhook_url: webhook + '/page' },
         ticket: { webhook_url: webhook + '/ticket' },
       },
       group_wait: '8s',
-      group_interval: '2s',
+      group_interval: '5s',
       repeat_interval: '1h',
     },
   },
@@ -41,6 +51,10 @@ local webhook = std.extVar('webhook');  // base URL of the webhook receiver (pag
         // generator waits for each answer); traffic_drop 1.0 leaves the scrapes' 1/s.
         throughput: { warning: '4/s', critical: '2/s' },
       },
+      slos: [
+        fastSlo('availability', '99.5%', 'availability'),  // pages above 7.2% errors
+        fastSlo('latency', '99.5%', { latency: '500ms' }),  // above 7.2% slower than 500ms
+      ],
       database: {
         // p95, not p99: the demo runs ~60 queries per 15 s window, where p99 is simply the
         // slowest query and one scheduling hiccup on a busy 2-core machine would page.

@@ -29,7 +29,10 @@ class Notified:
     group: str = ""           # Alertmanager's groupKey of the notification (route + group)
 
     def key(self) -> tuple[str, str, str]:
-        return (self.labels.get("service", ""), self.labels.get("signal", ""),
+        """(service, signal, severity); ``slo:<name>`` as the signal of an SLO's alerts."""
+        slo = self.labels.get("slo")
+        return (self.labels.get("service", ""),
+                f"slo:{slo}" if slo else self.labels.get("signal", ""),
                 self.labels.get("severity", ""))
 
 

@@ -10,7 +10,7 @@ applied, every value concrete, no pydantic types. The *output model* (``Recordin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ class Slo:
     labels: Mapping[str, str]
     min_events: int | None
     alerting: SloAlerting | None  # None: recordings and panels only (`alerting: false`)
+    time_scale: float = 1  # divides every window of the tier table and the raw window
 
     @property
     def budget(self) -> float:
@@ -215,8 +216,36 @@ class Slo:
         return "latency" if isinstance(self.indicator, SloLatency) else "slo"
 
     def tiers(self) -> list[tuple[Tier, float]]:
-        """The tiers that alert, each with its `for`; none when alerting is off."""
+        """The tiers that alert (windows already divided by `time_scale`), each with its
+        `for`; none when alerting is off."""
         return [] if self.alerting is None else list(self.alerting.tiers)
+
+    @property
+    def raw_window(self) -> float:
+        """The one window read from raw series: 5m, divided by `time_scale`."""
+        from watchkeeper.slo_spec import RAW_WINDOW
+
+        return RAW_WINDOW / self.time_scale
+
+    def windows(self) -> list[float]:
+        from watchkeeper.slo_spec import windows
+
+        return windows(self.window, self.time_scale)
+
+    def reference(self) -> Slo:
+        """This SLO at `time_scale` 1: its window, tier windows and every `for` stretched by
+        its scale (the time the promtool scenario model works in); factors and minimum events
+        are the same."""
+        if self.time_scale == 1:
+            return self
+        k = self.time_scale
+        alerting = self.alerting
+        if alerting is not None:
+            alerting = replace(alerting, tiers=tuple(
+                (replace(tier, long=tier.long * k, short=tier.short * k,
+                         default_for=tier.default_for * k), for_ * k)
+                for tier, for_ in alerting.tiers))
+        return replace(self, window=self.window * k, alerting=alerting, time_scale=1)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -56,6 +56,14 @@ class Tier:
         """Burn-rate factor for an SLO `window`: 14.4 for the fast page tier of 30 days."""
         return max(1.0, round(self.budget_share * window / self.long, 6))
 
+    def scaled(self, time_scale: float) -> Tier:
+        """The tier with its windows and default `for` divided by `time_scale` (an SLO's
+        `time_scale`); the same tier at 1."""
+        if time_scale == 1:
+            return self
+        return replace(self, long=self.long / time_scale, short=self.short / time_scale,
+                       default_for=self.default_for / time_scale)
+
 
 TIERS: tuple[Tier, ...] = (
     Tier("page-1h", "critical", 3600.0, 300.0, 0.02, 120.0),
@@ -67,9 +75,11 @@ TIER_NAMES = tuple(tier.name for tier in TIERS)
 TierName = Literal["page-1h", "page-6h", "ticket-1d", "ticket-3d"]
 
 
-def windows(window: float) -> list[float]:
+def windows(window: float, time_scale: float = 1.0) -> list[float]:
     """Every window an SLO's rules record, shortest first: the tier windows and `window`."""
-    return sorted({RAW_WINDOW, *(t.long for t in TIERS), *(t.short for t in TIERS), window})
+    tiers = [t.scaled(time_scale) for t in TIERS]
+    return sorted({RAW_WINDOW / time_scale, *(t.long for t in tiers), *(t.short for t in tiers),
+                   window})
 
 
 def detection_time(tier: Tier, window: float, burn: float) -> float | None:
@@ -196,17 +206,18 @@ class Alerting(_Strict):
         "Per burn tier (page-1h, page-6h, ticket-1d, ticket-3d): false to switch it off, or "
         "its own `for`."))
 
-    def enabled(self) -> list[tuple[Tier, float]]:
-        """The tiers that alert, each with its `for`."""
+    def enabled(self, time_scale: float = 1.0) -> list[tuple[Tier, float]]:
+        """The tiers that alert, each with its `for` (windows and default `for` divided by
+        `time_scale`; a `for` set here is taken as written)."""
         out = []
-        for tier in TIERS:
+        for tier in (t.scaled(time_scale) for t in TIERS):
             policy = self.tiers.get(tier.name, TierPolicy())
             if policy is not False:
                 out.append((tier, tier.default_for if policy.for_ is None else policy.for_))
         return out
 
-    def resolve(self) -> model.SloAlerting:
-        return model.SloAlerting(self.name, tuple(self.enabled()), dict(self.labels),
+    def resolve(self, time_scale: float = 1.0) -> model.SloAlerting:
+        return model.SloAlerting(self.name, tuple(self.enabled(time_scale)), dict(self.labels),
                                  dict(self.annotations), self.page.resolve(),
                                  self.ticket.resolve())
 
@@ -227,6 +238,13 @@ class SloSpec(_Strict):
         "1 / (factor × budget)); default: the service's min_events, else 10."))
     alerting: Literal[False] | Alerting = Field(Alerting(), description=(
         "Alert policy, or false for recordings and panels only."))
+    time_scale: Annotated[int, Field(ge=1, le=60)] = Field(1, description=(
+        "Divides every window of the burn-rate table (1h/5m ... 3d/6h), the 5m raw rate and "
+        "the tiers' default `for` by this: at 60 the fast page looks back 1m and 5s. For "
+        "demos and end-to-end tests that must see a burn page within a minute; production "
+        "SLOs keep 1. Factors stay those of `window` (write 12h for a 30d-like table at 60). "
+        "A divisor of 60, so every window stays whole seconds; every SLO of a service must "
+        "use the same value."))
 
     @property
     def budget(self) -> float:
@@ -238,8 +256,16 @@ class SloSpec(_Strict):
             return "availability"
         return "latency" if isinstance(self.indicator, LatencyIndicator) else "slo"
 
+    @property
+    def raw_window(self) -> float:
+        """The one window read from raw series: 5m, divided by `time_scale`."""
+        return RAW_WINDOW / self.time_scale
+
     def tiers(self) -> list[tuple[Tier, float]]:
-        return [] if self.alerting is False else self.alerting.enabled()
+        return [] if self.alerting is False else self.alerting.enabled(self.time_scale)
+
+    def windows(self) -> list[float]:
+        return windows(self.window, self.time_scale)
 
     def resolve(self, default_for: float | None = None) -> model.Slo:
         """The plain resolved SLO builders read (`default_for` is unused: every tier has
@@ -248,10 +274,15 @@ class SloSpec(_Strict):
             else self.indicator.resolve()
         return model.Slo(self.name, self.objective, self.window, indicator, self.description,
                          dict(self.labels), self.min_events,
-                         None if self.alerting is False else self.alerting.resolve())
+                         None if self.alerting is False else
+                         self.alerting.resolve(self.time_scale), self.time_scale)
 
     @model_validator(mode="after")
     def _can_fire(self) -> SloSpec:
+        if 60 % self.time_scale:
+            raise ValueError(f"time_scale {self.time_scale} does not divide 60; use one of "
+                             "1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60 (every window then "
+                             "stays whole seconds)")
         if self.objective >= 1.0:
             raise ValueError("an objective of 100% leaves no error budget to burn; "
                              "use a threshold alert instead")
@@ -303,6 +334,12 @@ def check_against_prometheus(slo: SloSpec, where: str, prom: PrometheusSpec) -> 
                 f"declared retention {units.prometheus_duration(prom.retention)} "
                 "(defaults.prometheus.retention); the budget would be computed over the data "
                 "kept, not over the window")
+    if slo.raw_window < 2 * prom.evaluation_interval:
+        return (f"{where}.time_scale: the raw rate window becomes "
+                f"{units.prometheus_duration(slo.raw_window)}, shorter than two rule "
+                f"evaluations ({units.prometheus_duration(prom.evaluation_interval)} each, "
+                "defaults.prometheus.evaluation_interval); lower the scale or declare the "
+                "interval Prometheus really uses")
     spent_in = slo.budget * slo.window
     if spent_in < prom.evaluation_interval:
         return (f"{where}.objective: at 100% errors the whole budget "

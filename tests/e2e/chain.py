@@ -21,9 +21,9 @@ from datetime import datetime
 from urllib.parse import quote
 
 import servers
-from webhook import WebhookReceiver
+from webhook import Notified, WebhookReceiver
 
-Key = tuple[str, str, str]  # (service, signal, severity)
+Key = tuple[str, str, str]  # (service, signal, severity); signal "slo:<name>" for an SLO
 POLL = 0.5
 OUTCOMES: dict[str, list[Outcome]] = {}  # run name -> scenarios, for the session's table
 
@@ -37,7 +37,9 @@ def require(*commands: str) -> None:
 
 
 def key_of(labels: dict[str, str]) -> Key:
-    return labels.get("service", ""), labels.get("signal", ""), labels.get("severity", "")
+    """(service, signal, severity); an SLO's alerts (label ``slo``) as signal ``slo:<name>``,
+    so a latency SLO's page is told apart from the static latency budget's."""
+    return Notified(0, "", "", labels).key()
 
 
 def fmt(keys: set[Key] | list[Key]) -> str:
@@ -243,15 +245,26 @@ def notifications(webhook: WebhookReceiver, since: float) -> list[Notification]:
 
 
 def duplicates(webhook: WebhookReceiver, since: float) -> list[Notification]:
-    """Notifications repeating one already sent for the same group with the same alerts and
-    statuses: what a cluster that failed to deduplicate sends (repeat_interval is 1 h)."""
-    seen: set[tuple[str, str, frozenset]] = set()
+    """Notifications repeating the previous one of the same receiver and group (same alerts,
+    same statuses, nothing changed in between): what a cluster that failed to deduplicate
+    sends (repeat_interval is 1 h). A group notified again because its alert resolved and
+    fired anew (a flapping side effect) is a new notification, not a duplicate."""
+    last: dict[tuple[str, str], frozenset] = {}
     repeated = []
     for at, receiver, group, alerts in notifications(webhook, since):
-        if (receiver, group, alerts) in seen:
+        if last.get((receiver, group)) == alerts:
             repeated.append((at, receiver, group, alerts))
-        seen.add((receiver, group, alerts))
+        last[(receiver, group)] = alerts
     return repeated
+
+
+def timeline(webhook: WebhookReceiver, since: float) -> str:
+    """Every notification since ``since``, one line each (seconds after it, receiver, alerts
+    and statuses): what a failed HA check prints so its cause can be read off the run."""
+    return "\n    ".join(
+        f"+{at - since:6.1f}s {receiver:6} " + ", ".join(
+            f"{'/'.join(key)} {status}" for key, status in sorted(alerts))
+        for at, receiver, _, alerts in notifications(webhook, since)) or "no notifications"
 
 
 def count(webhook: WebhookReceiver, since: float, key: Key, status: str) -> int:

@@ -15,15 +15,21 @@ import stack
 from chain import Scenario, fault
 
 API, REDIS = "demo-api", "demo-redis"
+# The demo's SLOs (examples/demo/spec.jsonnet, time_scale 60): their burn-rate pages.
+AVAILABILITY_SLO, LATENCY_SLO = (API, "slo:availability"), (API, "slo:latency")
 
 
 def latency(demo: stack.DemoStack) -> Scenario:
-    return fault(demo.app_url, "latency +800ms", {(API, "latency", "critical")},
+    """Every request slower than the latency SLO's 500ms: its burn-rate page comes too."""
+    return fault(demo.app_url, "latency +800ms",
+                 {(API, "latency", "critical"), (*LATENCY_SLO, "critical")},
                  {(API, "latency", "warning")}, latency_ms=800)
 
 
 def errors(demo: stack.DemoStack) -> Scenario:
-    return fault(demo.app_url, "50% 5xx", {(API, "errors", "critical")},
+    """Half the requests fail: the availability SLO burns 100x its budget and pages too."""
+    return fault(demo.app_url, "50% 5xx",
+                 {(API, "errors", "critical"), (*AVAILABILITY_SLO, "critical")},
                  {(API, "errors", "warning")}, error_rate=0.5)
 
 
@@ -35,7 +41,7 @@ def cache(demo: stack.DemoStack) -> Scenario:
 
 def slow_queries(demo: stack.DemoStack) -> Scenario:
     return fault(demo.app_url, "slow queries +300ms", {(API, "db_latency", "critical")},
-                 {(API, "db_latency", "warning")}, allowed={(API, "latency")},
+                 {(API, "db_latency", "warning")}, allowed={(API, "latency"), LATENCY_SLO},
                  slow_query_ms=300)
 
 
@@ -44,7 +50,8 @@ def pool(demo: stack.DemoStack) -> Scenario:
     page too; the pool alert must."""
     return fault(demo.app_url, "pool exhausted", {(API, "db_pool", "critical")},
                  {(API, "db_pool", "warning")},
-                 allowed={(API, "latency"), (API, "errors"), (API, "db_latency")},
+                 allowed={(API, "latency"), (API, "errors"), (API, "db_latency"),
+                          LATENCY_SLO, AVAILABILITY_SLO},
                  hold_connections=10)
 
 

@@ -26,6 +26,8 @@ from chain import Key, require
 RUN = "HA: 2 Prometheus replicas + 2 clustered Alertmanagers"
 API = "demo-api"
 GROUP_WAIT = 8.0  # examples/demo/spec.jsonnet defaults.alertmanager.group_wait
+GROUP_INTERVAL = 5.0  # and its group_interval
+PEER_TIMEOUT = 2.0  # stack.CLUSTER_TIMINGS --cluster.peer-timeout
 
 
 @dataclass
@@ -145,18 +147,29 @@ def _resolved(watch: HAChain, key: Key, since: float, out: chain.Outcome) -> Non
 
 def _single_page_and_resolve(watch: HAChain, start: float, key: Key, warning: Key,
                              removed: float, out: chain.Outcome) -> None:
-    """Exactly one page and one resolve for the group, nothing repeated, the warning never
-    sent while the fault lasted."""
+    """Exactly one page for the incident and its resolve, no page repeated in any group, the
+    warning never sent while the fault lasted.
+
+    A repeated *resolve* is what Alertmanager's at-least-once delivery allows when two peers'
+    flush timers for a group are more than ``peer-timeout`` apart (a group created at
+    different times on each, e.g. on a peer that restarted, or a side-effect alert re-opening
+    a group one peer had already dropped): both check the notification log before either
+    has sent. It is counted and recorded, not failed; a repeated page is failed."""
     hook = watch.webhook
     pages, resolves = (chain.count(hook, start, key, status) for status in ("firing", "resolved"))
-    out.notes.append(f"pages {pages}, resolves {resolves}, "
-                     f"duplicate notifications {len(chain.duplicates(hook, start))}")
-    if pages != 1 or resolves != 1:
-        out.problems.append(f"expected one page and one resolve: {out.notes[-1]}")
-    if repeated := chain.duplicates(hook, start):
-        out.problems.append(f"duplicate notifications: {repeated}")
+    repeated = chain.duplicates(hook, start)
+    repaged = [n for n in repeated if any(status == "firing" for _, status in n[3])]
+    out.notes.append(f"pages {pages}, resolves {resolves}, duplicate pages {len(repaged)}, "
+                     f"duplicate resolves {len(repeated) - len(repaged)}")
+    if pages != 1 or not 1 <= resolves <= len(watch.ha.peers):
+        out.problems.append(f"expected one page and its resolve: {out.notes[-1]}")
+    if repaged:
+        out.problems.append(f"duplicate pages: {repaged}")
     if warned := [e for e in hook.since(start) if e.key() == warning and e.at < removed]:
         out.problems.append(f"inhibited warning notified during the fault: {warned}")
+    if out.problems:
+        out.problems.append("notifications since the fault:\n    "
+                            + chain.timeline(hook, start))
 
 
 def test_losing_a_prometheus_replica_keeps_the_page_and_resolves(ha, watch) -> None:
@@ -182,7 +195,7 @@ def test_losing_a_prometheus_replica_keeps_the_page_and_resolves(ha, watch) -> N
         chain.clear_faults(ha.demo.app_url)
     removed = time.time()
     _resolved(watch, key, removed, out)
-    time.sleep(GROUP_WAIT / 2)  # a late duplicate (another group_interval) would come now
+    time.sleep(GROUP_INTERVAL + 1)  # a late duplicate (another group_interval) comes by now
     _single_page_and_resolve(watch, start, key, warning, removed, out)
     ha.replicas["a"].start()
     chain.Chain(ha.replicas["a"].url, "", watch.webhook).wait_scraped(stack.READY_QUERIES)
@@ -196,11 +209,6 @@ def _first_notifier(ha: stack.HAStack) -> str:
     return min(names, key=names.__getitem__)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 14): this scenario failed 3 of its last 5 runs, one of them on an otherwise "
-    "idle machine — a warning notified before its critical fired inside group_wait, or a "
-    "side-effect latency warning flapped — so it runs and reports but does not gate CI "
-    "until the race is fixed"))
 def test_losing_an_alertmanager_peer_loses_nothing_and_rejoins_quietly(ha, watch) -> None:
     key, warning = (API, "errors", "critical"), (API, "errors", "warning")
     watch.wait_quiet()
@@ -224,18 +232,25 @@ def test_losing_an_alertmanager_peer_loses_nothing_and_rejoins_quietly(ha, watch
         restarted = time.time()
         peer.start()
         poll("restarted peer rejoins", lambda: _joined(peer.url, 2), 30)
-        poll("restarted peer receives the firing alert again", lambda: key in {  # resend: 1 m
-            chain.key_of(a["labels"]) for a in _am_alerts(peer.url)}, 75)
+        poll("restarted peer receives the firing alert again", lambda: key in {  # resend 2 s
+            chain.key_of(a["labels"]) for a in _am_alerts(peer.url)}, 30)
         rejoined = time.time() - restarted
-        time.sleep(GROUP_WAIT + 2 * 2.0 + 4)  # group_wait + 2 peer-timeouts + margin
-        out.notes.append(f"peer {victim} rejoined {rejoined:.1f}s after restart; pages sent "
-                         f"in the {time.time() - restarted:.0f}s after restart: "
-                         f"{chain.count(watch.webhook, restarted, key, 'firing')}")
+        # Inhibition holds on the rejoined peer too: it had every firing alert, the critical
+        # included, before its gossip settled and it could notify anything.
+        poll("warning inhibited on every peer after the restart",
+             lambda: warning in watch.suppressed(), 10)
+        # Its groups flushed at once (their alerts are older than group_wait) once its gossip
+        # settled; a page it failed to deduplicate would come within its position's wait.
+        time.sleep(2 * PEER_TIMEOUT + 4)
+        out.notes.append(f"peer {victim} rejoined {rejoined:.1f}s after restart; sent in the "
+                         f"{time.time() - restarted:.0f}s after restart: "
+                         f"{chain.count(watch.webhook, restarted, key, 'firing')} pages, "
+                         f"{chain.count(watch.webhook, restarted, warning, 'firing')} tickets")
     finally:
         chain.clear_faults(ha.demo.app_url)
     removed = time.time()
     _resolved(watch, key, removed, out)
-    time.sleep(GROUP_WAIT / 2)
+    time.sleep(GROUP_INTERVAL + 1)
     _single_page_and_resolve(watch, start, key, warning, removed, out)
     chain.check(RUN, out)
 

@@ -95,6 +95,18 @@ def test_window_longer_than_declared_retention_is_refused(tmp_path):
     assert load_spec(write_spec(tmp_path, fine)).services[0].budget("slos")[0].window == 7 * DAY
 
 
+def test_time_scale_must_divide_60_be_shared_and_leave_two_evaluations(tmp_path):
+    fast = {**AVAILABILITY, "window": "12h", "time_scale": 60}
+    text = problems(tmp_path, spec({**fast, "time_scale": 7}))
+    assert "services[0].slos[0]" in text and "does not divide 60" in text
+    text = problems(tmp_path, spec(fast, {**EXAMPLE, "window": "12h", "time_scale": 30},
+                                   defaults={"prometheus": {"evaluation_interval": "1s"}}))
+    assert "same time_scale" in text and "30, 60" in text
+    # the 5m raw rate becomes 5s: two evaluations of the default 1m do not fit in it
+    text = problems(tmp_path, spec(fast))
+    assert "services[0].slos[0].time_scale" in text and "5s" in text
+
+
 def test_latency_threshold_between_buckets_is_refused(tmp_path):
     slo = {"name": "latency", "objective": "99%", "indicator": {"latency": "300ms"}}
     text = problems(tmp_path, spec(slo, http={"buckets": [0.1, 0.25, 0.5, 1]}))
@@ -135,6 +147,34 @@ def test_generated_slo_tests_pass(shop_alerts):
     check = promtool.check_rules([shop_alerts / "shop.slo.rules.yml"])
     assert check.ok, check.output
     result = promtool.test_rules([shop_alerts / "tests" / "shop.slo.test.yml"])
+    assert result.ok, result.output
+
+
+@pytest.mark.slow
+@needs_promtool
+def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(tmp_path):
+    """time_scale 60 on a 12h window: the 30d table at one minute per hour (page-1h looks
+    back 1m and 5s at 14.4x, from a 5s raw rate); the generated promtool scenarios, run at
+    that pace, still pass, and a tier's own `for` is kept as written."""
+    fast = {"window": "12h", "time_scale": 60}
+    document = spec({**AVAILABILITY, **fast, "alerting": {"tiers": {"page-6h": {"for": "3s"}}}},
+                    {**EXAMPLE, **fast},
+                    defaults={"prometheus": {"evaluation_interval": "1s"}})
+    alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
+    groups = yaml.safe_load((alerts / "shop.slo.rules.yml").read_text())["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    records = {r["record"] for r in rules if "record" in r}
+    assert {"slo:events:rate5s", "slo:sli_error:ratio_rate1m",
+            "slo:sli_error:ratio_rate1h12m", "slo:sli_error:ratio_rate12h"} <= records
+    assert not {r for r in records if r.endswith(("rate5m", "rate1h", "rate3d"))}
+    page = next(r for r in rules if r.get("labels", {}).get("burn_tier") == "page-1h")
+    assert "ratio_rate1m{" in page["expr"] and "ratio_rate5s{" in page["expr"]
+    assert "(14.4 * 0.001)" in page["expr"] and page["for"] == "2s"
+    assert {r["for"] for r in rules if r.get("labels", {}).get("burn_tier") == "page-6h"} \
+        == {"3s", "5s"}
+    tests = yaml.safe_load((alerts / "tests" / "shop.slo.test.yml").read_text())
+    assert tests["evaluation_interval"] == "5s" and tests["tests"][0]["interval"] == "1s"
+    result = promtool.test_rules([alerts / "tests" / "shop.slo.test.yml"])
     assert result.ok, result.output
 
 

@@ -50,7 +50,6 @@ from watchkeeper.slo_spec import (
     latency_problem,
     le_spellings,
     min_events,
-    windows,
 )
 from watchkeeper.units import format_number, prometheus_duration
 
@@ -135,14 +134,14 @@ def _at(query: str, window: str) -> str:
 
 def recordings(service: Service, slo: Slo) -> list[Recording]:
     labels = slo_labels(service, slo)
-    raw = prometheus_duration(RAW_WINDOW)
-    bad, total = queries(service, slo, raw)
-    bad_raw = selector(bad_record(RAW_WINDOW), service, slo)
-    total_raw = selector(total_record(RAW_WINDOW), service, slo)
-    out = [Recording(bad_record(RAW_WINDOW), bad, labels),
-           Recording(total_record(RAW_WINDOW), total, labels)]
-    for w in windows(slo.window):
-        if w == RAW_WINDOW:
+    raw_window = slo.raw_window
+    bad, total = queries(service, slo, prometheus_duration(raw_window))
+    bad_raw = selector(bad_record(raw_window), service, slo)
+    total_raw = selector(total_record(raw_window), service, slo)
+    out = [Recording(bad_record(raw_window), bad, labels),
+           Recording(total_record(raw_window), total, labels)]
+    for w in slo.windows():
+        if w == raw_window:
             ratio = f"{bad_raw} / clamp_min({total_raw}, {TINY_RATE!r})"
         else:
             d = span(w)
@@ -170,17 +169,23 @@ def meta_recordings(service: Service, slo: Slo) -> list[Recording]:
         Recording("slo:error_budget_remaining:ratio",
                   f"1 - {selector(ratio_record(slo.window), service, slo)} / {budget}", labels),
         Recording("slo:current_burn_rate:ratio",
-                  f"{selector(ratio_record(3600.0), service, slo)} / {budget}", labels),
+                  f"{selector(ratio_record(hour(slo)), service, slo)} / {budget}", labels),
         Recording("slo:time_to_exhaustion:seconds",
                   f"clamp_max(clamp_min({remaining}, 0) * {window} / "
                   f"clamp_min({burn}, {TINY_RATE!r}), {window})", labels),
     ]
 
 
+def hour(slo: Slo) -> float:
+    """The page-1h tier's long window (1h, divided by the SLO's `time_scale`): the window of
+    the current burn rate and of the dashboards' short-term lines."""
+    return 3600.0 / slo.time_scale
+
+
 def tier_expr(service: Service, slo: Slo, tier: Tier, floor: int) -> str:
     threshold = f"({number(tier.factor(slo.window))} * {number(slo.budget)})"
     events = format_number(min_events(slo, tier, floor))
-    total = selector(total_record(RAW_WINDOW), service, slo)
+    total = selector(total_record(slo.raw_window), service, slo)
     return (f"{selector(ratio_record(tier.long), service, slo)} > {threshold}\n"
             f"and {selector(ratio_record(tier.short), service, slo)} > {threshold}\n"
             f"and avg_over_time({total}[{span(tier.long)}]) * "
@@ -250,8 +255,8 @@ def absent_wait(tiers: list[tuple[Tier, float]]) -> float:
 
 def absent_alert(service: Service, slo: Slo, tiers: list[tuple[Tier, float]]) -> Alert:
     wait = absent_wait(tiers)
-    expr = (f"absent({selector(total_record(RAW_WINDOW), service, slo)})\n"
-            f"or absent({selector(bad_record(RAW_WINDOW), service, slo)})")
+    expr = (f"absent({selector(total_record(slo.raw_window), service, slo)})\n"
+            f"or absent({selector(bad_record(slo.raw_window), service, slo)})")
     return Alert(ABSENT_ALERT, expr, wait, alert_labels(service, slo, "warning"), {
         "summary": f"{service.name} SLO {slo.name} has no data",
         "description": (f"The events SLO {slo.name} is computed from have been missing for "
@@ -490,37 +495,48 @@ def scenarios(service: Service) -> list[Scenario]:
     if not any(slo.tiers() for slo in slos_of(service)):
         return []
     slos = [slo for slo in slos_of(service) if slo.signal != "slo" and slo.tiers()]
+    # The model runs in the table's own time (every SLO at time_scale 1); the checks' times
+    # and the sample interval are divided by the scale at the end (PromQL's rate and
+    # avg_over_time do not change under a uniform change of time).
+    ref = [slo.reference() for slo in slos]
+    scale = time_scale(service)
     floor = common.min_events(service)
     out = []
-    for profile in profiles(slos, floor) if slos else []:
-        states = {key: s for slo in slos for key, s in model(slo, slos, profile, floor).items()}
+    for profile in profiles(ref, floor) if slos else []:
+        states = {key: s for slo in ref for key, s in model(slo, ref, profile, floor).items()}
         times = check_times(states, len(minutes(profile)))
         if profile is FIRST:
-            onset = first_onset(slos, profile, floor)
+            onset = first_onset(ref, profile, floor)
             if onset is not None:
                 states = {**states}  # the exact onset of the first burn, tick by tick
                 times = sorted({*times, onset - 1, onset})
-                for key, fired in discrete_firing(slos, profile, floor, onset).items():
+                for key, fired in discrete_firing(ref, profile, floor, onset).items():
                     states[key] = [*states[key]]
                     states[key][onset - 1], states[key][onset] = False, fired
         checks = []
         for t in times:
             for name in dict.fromkeys(alert_name(slo) for slo in slos):
-                checks.append(AlertCheck(t * 60.0, name, tuple(
+                checks.append(AlertCheck(t * 60.0 / scale, name, tuple(
                     ExpectedAlert(alert_labels(service, slo, tier.severity, burn_tier=tier.name),
                                   tier_annotations(service, slo, tier))
                     for slo in slos if alert_name(slo) == name
                     for tier, _ in slo.tiers() if states[f"{slo.name}/{tier.name}"][t])))
         out.append(Scenario(f"{service.name} SLOs: {profile.name}",
                             input_series(service, slos, profile), tuple(checks),
-                            interval=SAMPLE))
+                            interval=SAMPLE / scale))
     return [*out, absent_scenario(service)]
+
+
+def time_scale(service: Service) -> float:
+    """The `time_scale` of the service's SLOs (the spec makes them all equal)."""
+    return max((slo.time_scale for slo in slos_of(service)), default=1.0)
 
 
 def absent_scenario(service: Service) -> Scenario:
     """Every input series stops after 30 minutes: quiet until the 5m rate empties and the
     data-missing `for` has passed, firing after, for every alerting SLO of the service."""
     slos = [slo for slo in slos_of(service) if slo.tiers()]
+    scale = time_scale(service)
     indicator_slos = [slo for slo in slos if slo.signal != "slo"]
     profile = Profile("", ((150, 0.0),), vanish_after=30)
     expected = tuple(ExpectedAlert(alert_labels(service, slo, "warning"),
@@ -530,23 +546,23 @@ def absent_scenario(service: Service) -> Scenario:
     # than two of them is at 35 (in Prometheus 2 and 3 alike), so the alert is pending from
     # 35 and fires `for` later. Series that never existed (events SLOs) are absent from 0.
     gone = 30 + round(RAW_WINDOW / 60)
-    fires = {slo.name: (gone if slo in indicator_slos else 0) + absent_wait(slo.tiers()) / 60
-             for slo in slos}
+    fires = {slo.name: (gone if slo in indicator_slos else 0)
+             + absent_wait(slo.reference().tiers()) / 60 for slo in slos}
     first = round(min(fires.values()))
-    checks = [AlertCheck(t * 60.0, ABSENT_ALERT, tuple(e for slo, e in zip(slos, expected,
-                                                                          strict=True)
-                                                       if fires[slo.name] <= t))
+    checks = [AlertCheck(t * 60.0 / scale, ABSENT_ALERT,
+                         tuple(e for slo, e in zip(slos, expected, strict=True)
+                               if fires[slo.name] <= t))
               for t in sorted({first - 1, first, round(max(fires.values()))})]
     return Scenario(
         f"{service.name} SLOs: missing data alerts after its wait",
         input_series(service, indicator_slos, profile) if indicator_slos else (),
-        tuple(checks), interval=SAMPLE)
+        tuple(checks), interval=SAMPLE / scale)
 
 
 def build(service: Service) -> list[Piece]:
     if not slos_of(service):
         return []
-    piece = Piece(group=GROUP, test_step=TEST_INTERVAL)
+    piece = Piece(group=GROUP, test_step=TEST_INTERVAL / time_scale(service))
     for slo in slos_of(service):
         piece.recordings.extend(recordings(service, slo))
         piece.alerts.extend(alerts(service, slo))
@@ -579,10 +595,10 @@ def charts(service: Service) -> list[Chart]:
         remaining = sel("slo:error_budget_remaining:ratio")
         out.append(Chart(
             ROW, slot("compliance"), f"{slo.name}: good events", "percentunit",
-            f"Share of good events over the last {window} and the last 1h; the line is the "
-            f"objective ({number(slo.objective * 100)}%).",
+            f"Share of good events over the last {window} and the last {span(hour(slo))}; the "
+            f"line is the objective ({number(slo.objective * 100)}%).",
             (Query(f"1 - {sel(ratio_record(slo.window))}", window),
-             Query(f"1 - {sel(ratio_record(3600.0))}", "1h")),
+             Query(f"1 - {sel(ratio_record(hour(slo)))}", span(hour(slo)))),
             Thresholds(None, slo.objective, 0.0, lower_is_worse=True)))
         out.append(Chart(
             ROW, slot("budget"), f"{slo.name}: error budget remaining", "percentunit",
@@ -596,16 +612,17 @@ def charts(service: Service) -> list[Chart]:
             + ", ".join(f"{name} fires above {f:g}x" for name, f in factors.items())
             + ". Lines: yellow the slowest ticket factor, red the slowest page factor.",
             tuple(Query(f"{sel(ratio_record(w))} / {budget}", span(w))
-                  for w in sorted({t.long for t, _ in slo.tiers()} | {RAW_WINDOW})),
+                  for w in sorted({t.long for t, _ in slo.tiers()} | {slo.raw_window})),
             # `alerting: false`: no tier, no line (and no alert to link here)
             Thresholds(min(tickets, default=None), min(pages, default=None), 0.0)
             if factors else None,
             alerts=(alert_name(slo),) if factors else (), match=match))
         out.append(Chart(
             ROW, slot("events"), f"{slo.name}: events", "short",
-            "All and good events per second over 5m (good = all - bad).",
-            (Query(sel(total_record(RAW_WINDOW)), "all"),
-             Query(f"{sel(total_record(RAW_WINDOW))} - {sel(bad_record(RAW_WINDOW))}", "good")),
+            f"All and good events per second over {span(slo.raw_window)} (good = all - bad).",
+            (Query(sel(total_record(slo.raw_window)), "all"),
+             Query(f"{sel(total_record(slo.raw_window))} - {sel(bad_record(slo.raw_window))}",
+                   "good")),
             alerts=(ABSENT_ALERT,), match=match))
     return out
 
@@ -618,7 +635,12 @@ def check_service(service: Any) -> None:
     latency need the HTTP histogram; a latency threshold must be one of its buckets when
     they are declared (Prometheus cannot interpolate a share exactly between two)."""
     http = getattr(service, "http", None)
-    for i, slo in enumerate(getattr(service, "slos", None) or []):
+    slos = getattr(service, "slos", None) or []
+    if len({slo.time_scale for slo in slos}) > 1:
+        raise ValueError("slos: every SLO of a service must use the same time_scale (their "
+                         "promtool scenarios run at one pace); found "
+                         + ", ".join(sorted({format_number(slo.time_scale) for slo in slos})))
+    for i, slo in enumerate(slos):
         if slo.signal in ("availability", "latency") and http is None:
             raise ValueError(f"slos[{i}] ({slo.name}): the {slo.signal} indicator reads the "
                              "service's HTTP histogram; declare 'http:' (its histogram and "
