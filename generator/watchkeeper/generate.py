@@ -42,9 +42,10 @@ def service_alert_files(service: Service, header: str) -> Files:
     for group in groups:
         files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
         if group.scenarios:
-            listed = [f"../{name[id(g)]}.rules.yml" for g in _groups_checked(group, groups)]
+            checked = _groups_checked(group, groups)
+            listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
             files[f"alerts/tests/{name[id(group)]}.test.yml"] = to_yaml(
-                test_file(service, [group], listed), header)
+                test_file(service, [group], listed, checked), header)
     return files
 
 
