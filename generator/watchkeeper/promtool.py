@@ -13,11 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 INSTALL_HINT = (
     "promtool was not found on PATH. It ships with Prometheus:\n"
     "  Debian/Ubuntu: sudo apt-get install prometheus   (or run `make test` as root)\n"
     "  elsewhere:     download Prometheus from prometheus.io and put promtool on PATH"
 )
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _HEADER = re.compile(r"^(?:Checking|Unit Testing:)\s+(?P<file>\S.*?)\s*$")
 
 
@@ -182,5 +186,81 @@ def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
 
 def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
                jobs: int | None = None) -> Result:
-    """`promtool test rules`: run unit-test files against the rule files they name."""
-    return run_parallel(["test", "rules"], files, jobs, cwd)
+    """`promtool test rules`: run unit-test files against the rule files they name.
+
+    promtool runs the test groups of one file one after another on one core, so a file
+    holding much of the work (the SLO tests of the example spec: two thirds of it) would
+    keep one core busy long after the others are done. Such a file is run as several part
+    files (its groups split in order, in a temporary folder, rule files named by absolute
+    path) across the processes, and reported as the one file it is.
+    """
+    jobs = jobs or cores()
+    if jobs < 2 or not files:
+        return run_parallel(["test", "rules"], files, jobs, cwd)
+    with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
+                                     dir=RAM_TMP if RAM_TMP.is_dir() else None) as folder:
+        parts = split_big(files, jobs, cwd, Path(folder))
+        result = run_parallel(["test", "rules"], [p for ps in parts.values() for p in ps],
+                              jobs, cwd)
+    return rejoin(result, parts)
+
+
+def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
+              folder: Path) -> dict[str, list[str]]:
+    """Each test file → the files to run for it: itself, or, when it is more than a
+    process' fair share of the bytes and holds several groups, part files in `folder`."""
+    root = Path(cwd or ".")
+    sizes = {str(f): _size(root / f) for f in files}
+    share = sum(sizes.values()) / jobs
+    parts: dict[str, list[str]] = {}
+    for index, (name, size) in enumerate(sizes.items()):
+        written = _split(root / name, jobs * 2, folder / str(index)) if size > share / 2 \
+            else None
+        parts[name] = written or [name]
+    return parts
+
+
+def _split(test_file: Path, count: int, folder: Path) -> list[str] | None:
+    """`test_file`'s groups in `count` part files of similar size, or None when it cannot
+    be split (one group, not a mapping, unreadable: promtool then reports it as it is)."""
+    try:
+        document = yaml.load(test_file.read_bytes(), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("tests"), list) \
+            or len(document["tests"]) < 2 or not isinstance(document.get("rule_files"), list):
+        return None
+    base = test_file.resolve().parent
+    rule_files = [str(base / f) if isinstance(f, str) else f for f in document["rule_files"]]
+    groups = document["tests"]
+    count = min(count, len(groups))
+    folder.mkdir()
+    written = []
+    for index in range(count):
+        part = {**document, "rule_files": rule_files, "tests": groups[index::count]}
+        path = folder / f"{test_file.stem}.part{index}.yml"
+        path.write_text(yaml.dump(part, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
+        written.append(str(path))
+    return written
+
+
+def rejoin(result: Result, parts: dict[str, list[str]]) -> Result:
+    """`result` of running part files reported per original file: passed when every part
+    passed, with the details of every part that failed."""
+    found = {f.file: f for f in result.files}
+    files = []
+    for name, ran in parts.items():
+        if ran == [name]:
+            if name in found:
+                files.append(found[name])
+            continue
+        reports = [found[p] for p in ran if p in found]
+        if reports:
+            files.append(FileResult(name, len(reports) == len(ran) and all(r.ok for r in reports),
+                                    [d for r in reports for d in r.details]))
+    output = result.output
+    for name, ran in parts.items():
+        for part in ran:
+            if part != name:
+                output = output.replace(part, f"{name} (part {ran.index(part) + 1}/{len(ran)})")
+    return Result(result.ok, files, output)
