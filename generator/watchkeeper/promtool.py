@@ -129,14 +129,16 @@ def cores() -> int:
         os.cpu_count() or 1
 
 
-def batches(files: Sequence[Path | str], count: int,
-            cwd: Path | None = None) -> list[list[str]]:
-    """Split `files` into at most `count` batches of similar total size, keeping each batch
-    in the given order (bigger files take longer to check and test)."""
+def batches(files: Sequence[Path | str], count: int, cwd: Path | None = None,
+            weights: dict[str, float] | None = None) -> list[list[str]]:
+    """Split `files` into at most `count` batches of similar total size (or `weights`,
+    where given), keeping each batch in the given order (bigger files take longer to
+    check and test)."""
     count = max(1, min(count, len(files)))
-    sizes = {str(f): _size(Path(cwd or ".") / f) for f in files}
+    weights = weights or {}
+    sizes = {str(f): weights.get(str(f)) or _size(Path(cwd or ".") / f) for f in files}
     bins: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
+    loads = [0.0] * count
     for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
         emptiest = loads.index(min(loads))
         bins[emptiest].append(name)
@@ -153,7 +155,7 @@ def _size(file: Path) -> int:
 
 
 def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | None = None,
-                 cwd: Path | None = None) -> Result:
+                 cwd: Path | None = None, weights: dict[str, float] | None = None) -> Result:
     """`promtool *args files...` split over `jobs` processes (default: one per core).
 
     promtool checks and tests one file at a time on one core; batches keep its start-up
@@ -164,11 +166,15 @@ def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | N
         return Result(True, [], "")
     jobs = jobs or cores()
     # A few batches per process, so one slow batch does not leave a core idle at the end.
-    parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd)
+    parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd, weights)
     with scratch_env() as scratch:
         env = go_env(scratch, parallel=min(jobs, len(parts)) > 1)
         if len(parts) == 1:
             return run([*args, *parts[0]], cwd, env)
+        # The biggest batches first, so the last to finish are small ones.
+        load = {str(f): (weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
+                for f in files}
+        parts.sort(key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
         with ThreadPoolExecutor(jobs) as pool:
             results = list(pool.map(lambda part: run([*args, *part], cwd, env), parts))
     order = {str(f): index for index, f in enumerate(files)}
@@ -199,30 +205,52 @@ def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
         return run_parallel(["test", "rules"], files, jobs, cwd)
     with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
                                      dir=RAM_TMP if RAM_TMP.is_dir() else None) as folder:
-        parts = split_big(files, jobs, cwd, Path(folder))
+        parts, weights = split_big(files, jobs, cwd, Path(folder))
         result = run_parallel(["test", "rules"], [p for ps in parts.values() for p in ps],
-                              jobs, cwd)
+                              jobs, cwd, weights)
     return rejoin(result, parts)
 
 
 def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
-              folder: Path) -> dict[str, list[str]]:
-    """Each test file → the files to run for it: itself, or, when it is more than a
-    process' fair share of the bytes and holds several groups, part files in `folder`."""
+              folder: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Each test file → the files to run for it: itself, or, when it is more than half a
+    process' fair share of the bytes and holds several groups, part files in `folder`;
+    and a weight per part (its share of the file's bytes, by estimated work)."""
     root = Path(cwd or ".")
     sizes = {str(f): _size(root / f) for f in files}
     share = sum(sizes.values()) / jobs
     parts: dict[str, list[str]] = {}
+    weights: dict[str, float] = {}
     for index, (name, size) in enumerate(sizes.items()):
-        written = _split(root / name, jobs * 2, folder / str(index)) if size > share / 2 \
+        split = _split(root / name, jobs * 2, folder / str(index)) if size > share / 2 \
             else None
-        parts[name] = written or [name]
-    return parts
+        parts[name] = [part for part, _ in split] if split else [name]
+        total = sum(cost for _, cost in split or ())
+        weights.update((part, max(1.0, size * cost / total)) for part, cost in split or ())
+    return parts, weights
 
 
-def _split(test_file: Path, count: int, folder: Path) -> list[str] | None:
-    """`test_file`'s groups in `count` part files of similar size, or None when it cannot
-    be split (one group, not a mapping, unreadable: promtool then reports it as it is)."""
+def _cost(group: object, interval: float) -> float:
+    """Estimated work of one test group: its evaluation steps, plus opening its storage
+    and loading the rules (worth about ten steps)."""
+    times = [_seconds(check.get("eval_time")) for key in ("alert_rule_test", "promql_expr_test")
+             for check in (group.get(key) or [] if isinstance(group, dict) else [])
+             if isinstance(check, dict)]
+    return 10 + max(times, default=0) / interval
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _seconds(duration: object) -> float:
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(str(duration or "")))
+
+
+def _split(test_file: Path, count: int, folder: Path) -> list[tuple[str, float]] | None:
+    """`test_file`'s groups in up to `count` part files of similar estimated work (each
+    part keeps its groups in file order), with that work; None when it cannot be split
+    (one group, not a mapping, unreadable: promtool then reports it as it is)."""
     try:
         document = yaml.load(test_file.read_bytes(), Loader=_Loader)
     except (OSError, yaml.YAMLError):
@@ -232,15 +260,23 @@ def _split(test_file: Path, count: int, folder: Path) -> list[str] | None:
         return None
     base = test_file.resolve().parent
     rule_files = [str(base / f) if isinstance(f, str) else f for f in document["rule_files"]]
+    interval = _seconds(document.get("evaluation_interval")) or 60.0
     groups = document["tests"]
-    count = min(count, len(groups))
+    costs = [_cost(group, interval) for group in groups]
+    bins: list[list[int]] = [[] for _ in range(min(count, len(groups)))]
+    loads = [0.0] * len(bins)
+    for index in sorted(range(len(groups)), key=costs.__getitem__, reverse=True):
+        emptiest = loads.index(min(loads))
+        bins[emptiest].append(index)
+        loads[emptiest] += costs[index]
     folder.mkdir()
     written = []
-    for index in range(count):
-        part = {**document, "rule_files": rule_files, "tests": groups[index::count]}
-        path = folder / f"{test_file.stem}.part{index}.yml"
+    for number, members in enumerate(bins):
+        part = {**document, "rule_files": rule_files,
+                "tests": [groups[i] for i in sorted(members)]}
+        path = folder / f"{test_file.stem}.part{number}.yml"
         path.write_text(yaml.dump(part, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
-        written.append(str(path))
+        written.append((str(path), loads[number]))
     return written
 
 

@@ -192,7 +192,7 @@ def test_a_big_test_file_runs_in_parts_and_reports_as_the_one_file(out):
     """A file holding most of the work is split by groups across processes; its result,
     pass or fail, is reported under its own name with every failing part's details."""
     leak = out / "alerts" / "tests" / "one.leak.test.yml"
-    assert promtool.split_big([leak], 2, None, out)[str(leak)] != [str(leak)]
+    assert promtool.split_big([leak], 2, None, out)[0][str(leak)] != [str(leak)]
     passed = promtool.test_rules([leak], jobs=2)
     assert passed.ok and [(f.file, f.ok) for f in passed.files] == [(str(leak), True)]
     rules = out / "alerts" / "one.leak.rules.yml"
