@@ -213,7 +213,8 @@ def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list
     return cases
 
 
-def _cases(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario]:
+def _cases(sig: ThresholdSignal, service: Service, step: float, values: bool = True,
+           sparse: bool = True) -> list[Scenario]:
     for_steps = steps_for(sig.budget.for_, step)
     onset = sig.onset_steps * step
     fire_at = onset + for_steps * step
@@ -224,7 +225,7 @@ def _cases(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario
         return (*not_yet, AlertCheck(fire_at, sig.alert, expected))
 
     scenarios = []
-    for value, firing in test_values(sig):
+    for value, firing in test_values(sig) if values else ():
         synthesis = sig.synthesize(value, samples)
         expected = tuple(expected_alert(sig, service, sev, synthesis.value, synthesis.labels)
                          for sev in firing)
@@ -238,7 +239,7 @@ def _cases(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario
             alert_checks=checks(expected),
             expr_checks=exprs,
         ))
-    if sig.sparse is not None:
+    if sig.sparse is not None and sparse:
         worst = severities(sig.budget)[-1][1]
         bad = worst / 2 if sig.budget.lower_is_worse else worst * 2
         synthesis = sig.sparse(bad, samples)
@@ -304,3 +305,43 @@ def _together(sig: ThresholdSignal, cases: list[Scenario]) -> Scenario:
         expr_checks=tuple(ExprCheck(at, expr, tuple(found))
                           for (at, expr), found in samples.items()),
     )
+
+
+# Series of several signals at once: values → (series, each signal's exact value), or None
+Together = Callable[[list[float], int], "tuple[tuple[Series, ...], list[float]] | None"]
+
+
+def build_together(sigs: list[ThresholdSignal], service: Service, step: float,
+                   together: Together, labels: dict[str, str]) -> list[Scenario] | None:
+    """The scenarios of signals read from the same series (quantiles of one histogram),
+    each level of cases side by side: quiet for all, then each severity just past its
+    budget for all, from one set of series (`together`), each alert checked one step before
+    its `for` elapses and at it, with its own value; then each signal's too-little-traffic
+    case alone (their traffic differs). None when the levels do not line up or `together`
+    cannot make the values (the caller then builds each signal's cases apart)."""
+    levels = [test_values(sig) for sig in sigs]
+    if len({len(level) for level in levels}) != 1 or len({s.onset_steps for s in sigs}) != 1:
+        return None
+    for_steps = [steps_for(sig.budget.for_, step) for sig in sigs]
+    samples = sigs[0].onset_steps + max(for_steps) + 3
+    scenarios = []
+    for level in range(len(levels[0])):
+        made = together([cases[level][0] for cases in levels], samples)
+        if made is None:
+            return None
+        series, exact = made
+        names, checks, exprs = [], [], []
+        for sig, cases, value, steps in zip(sigs, levels, exact, for_steps, strict=True):
+            firing = cases[level][1]
+            fire_at = (sig.onset_steps + steps) * step
+            expected = tuple(expected_alert(sig, service, sev, value, labels) for sev in firing)
+            checks += [*((AlertCheck(fire_at - step, sig.alert),) if steps > 0 else ()),
+                       AlertCheck(fire_at, sig.alert, expected)]
+            if sig.recording:
+                exprs.append(ExprCheck(fire_at, sig.recording, ((labels, value),)))
+            names.append(f"{sig.alert} {'+'.join(firing) or 'quiet'} at "
+                          f"{sig.unit.render(value)}")
+        scenarios.append(Scenario("; ".join(names), series,
+                                  tuple(sorted(checks, key=lambda c: c.eval_time)),
+                                  tuple(exprs)))
+    return scenarios + [s for sig in sigs for s in _cases(sig, service, step, values=False)]
