@@ -146,6 +146,8 @@ def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
     # quantiles tested from one histogram: a wrong p50 budget still fails
     ("http", r"(p50_rate5m\{service=\"festivals-api\"\} >) 0\.05\n", r"\1 0.04\n",
      "HttpLatencyP50High"),
+    # caches tested side by side: a wrong budget of the second cache still fails
+    ("cache", r'(cache="festivals"\} <) 0\.8\n', r"\1 0.7\n", "CacheHitRatioLow"),
     # absent alerts of several metrics in one group: one reading the wrong metric fails
     ("availability", r"absent\(go_goroutines\{", "absent(go_threads{", "go_goroutines"),
 ])

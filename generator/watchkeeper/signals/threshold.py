@@ -286,24 +286,41 @@ def _on_instance(case: Scenario, index: int) -> Scenario | None:
 
 
 def _together(sig: ThresholdSignal, cases: list[Scenario]) -> Scenario:
-    """One scenario running every case side by side: at each check time, the alerts of
-    every case (all cases are checked at the same times) and the samples of every case."""
-    alerts: dict[float, list[ExpectedAlert]] = {}
+    together = side_by_side(cases)
+    assert together is not None, f"{sig.alert}: cases checked at other times"
+    return together
+
+
+def side_by_side(cases: list[Scenario]) -> Scenario | None:
+    """One scenario running `cases` at once, which the caller knows cannot see each
+    other's series (other instances, other caches): at each check time, the alerts of
+    every case and the samples of every case. None unless every case checks each alert
+    at the same times (a case not checked at a time could be firing then)."""
+    times: dict[str, set[tuple[float, ...]]] = {}
+    for case in cases:
+        mine: dict[str, list[float]] = {}
+        for check in case.alert_checks:
+            mine.setdefault(check.alert, []).append(check.eval_time)
+        for alert, at in mine.items():
+            times.setdefault(alert, set()).add(tuple(sorted(at)))
+    if any(len(found) > 1 for found in times.values()) or \
+            any(set(times) != {c.alert for c in case.alert_checks} for case in cases):
+        return None
+    alerts: dict[tuple[float, str], list[ExpectedAlert]] = {}
     samples: dict[tuple[float, str], list] = {}
     for case in cases:
         for check in case.alert_checks:
-            alerts.setdefault(check.eval_time, []).extend(check.expected)
+            alerts.setdefault((check.eval_time, check.alert), []).extend(check.expected)
         for expr in case.expr_checks:
             samples.setdefault((expr.eval_time, expr.expr), []).extend(expr.samples)
-    checks = [len(case.alert_checks) for case in cases]
-    assert len(set(checks)) == 1 and len(alerts) == checks[0], "cases checked at other times"
     return Scenario(
         name="; ".join(case.name for case in cases),
         series=tuple(series for case in cases for series in case.series),
-        alert_checks=tuple(AlertCheck(at, sig.alert, tuple(expected))
-                           for at, expected in alerts.items()),
+        alert_checks=tuple(AlertCheck(at, alert, tuple(expected))
+                           for (at, alert), expected in alerts.items()),
         expr_checks=tuple(ExprCheck(at, expr, tuple(found))
                           for (at, expr), found in samples.items()),
+        interval=cases[0].interval,
     )
 
 
