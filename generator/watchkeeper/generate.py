@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -18,10 +18,12 @@ from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.writers import HEADER, to_yaml
 
-Files = dict[str, str]
-# Writes one rendered file (relative path, text) and returns its sha256. Must be picklable:
-# worker processes call it for the services they render.
-Sink = Callable[[str, str], str]
+# Relative path → text; a file drawn from every service (the overview) may come as an
+# iterable of pieces, so that it never has to be in memory whole.
+Files = dict[str, str | Iterable[str]]
+# Writes one rendered file (relative path, text or pieces) and returns its sha256. Must be
+# picklable: worker processes call it for the services they render.
+Sink = Callable[[str, str | Iterable[str]], str]
 
 # Below this many services a process pool costs more than it saves.
 PARALLEL_MIN_SERVICES = 64
@@ -83,9 +85,10 @@ OUTPUTS: dict[str, Output] = {
 
 
 def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
-    """Texts as they are (no sink) or written, leaving path → sha256."""
+    """Texts (pieces joined; no sink) or written, leaving path → sha256."""
     if sink is None:
-        return files
+        return {path: text if isinstance(text, str) else "".join(text)
+                for path, text in files.items()}
     return {path: sink(path, text) for path, text in files.items()}
 
 
