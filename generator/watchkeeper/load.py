@@ -133,6 +133,66 @@ def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
     return data, lines
 
 
+# --- The quick read: no line numbers unless something is wrong --------------------------------
+
+
+class _Doubt(Exception):
+    """The quick read is unsure (a key written twice, an unusual key): read carefully."""
+
+
+_CAREFUL = object()  # what `_quick_read` returns when the careful read must decide
+
+
+class _UniqueKeys:
+    """Mixed into the safe loader: a mapping with a key twice goes to the careful read."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if isinstance(node, yaml.MappingNode):
+            try:
+                keys = [key.value for key, _ in node.value]
+                if len(set(keys)) != len(keys):
+                    raise _Doubt
+            except TypeError:  # a key that is itself a collection
+                raise _Doubt from None
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Doubt
+    return result
+
+
+def _yaml_float(text: str) -> object:
+    """A JSON number with a fraction or exponent as YAML 1.1 reads it (`1e3` is a string)."""
+    return yaml.load(text, Loader=FastLoader)
+
+
+def _not_json(text: str) -> object:
+    raise _Doubt  # NaN, Infinity: Python's json accepts them, YAML does not
+
+
+def _quick_read(text: str) -> object:
+    """The data of a spec without keeping the YAML node graph or any line number.
+
+    A spec is read carefully (`_read_yaml`: every node's line, keys written twice) only
+    when this read is unsure or validation fails: valid specs, the common case, never pay
+    for line numbers (for 5,000 services: 270 MB and 4 s for a JSON-style spec through
+    the YAML parser, 60 ms with `json`). JSON text (YAML's subset) is read with `json`,
+    with numbers and keys checked to mean what YAML would make of them; any doubt goes
+    to the careful read, so every message stays as it was.
+    """
+    try:
+        if text.lstrip()[:1] == "{":
+            return json.loads(text, object_pairs_hook=_unique_pairs, parse_float=_yaml_float,
+                              parse_constant=_not_json)
+        loader = type("UniqueKeyLoader", (_UniqueKeys, FastLoader), {})
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except (ValueError, _Doubt, yaml.YAMLError):
+        return _CAREFUL
+
+
 def _read_jsonnet(path: Path, ext_vars: dict[str, str]) -> object:
     import _jsonnet  # the jsonnet binding; imported here so YAML users never load it
 
@@ -240,16 +300,22 @@ def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError([Problem(str(path), "", None, f"cannot read: {error.strerror}")]) from None
+    lines: dict[Loc, int] | None = None
     if path.suffix in (".jsonnet", ".libsonnet"):
         data, lines = _read_jsonnet(path, ext_vars or {}), {}
     else:
-        data, lines = _read_yaml(path, text)
+        data = _quick_read(text)
+        if data is _CAREFUL:
+            data, lines = _read_yaml(path, text)
     if not isinstance(data, dict):
         raise SpecError([Problem(str(path), "", 1, "a spec is a mapping with 'version' and "
                                                    "'services'")])
     try:
         return SpecFile.model_validate(data)
     except ValidationError as error:
+        if lines is None:  # only now: the lines of the careful read, for the messages
+            del data
+            _, lines = _read_yaml(path, text)
         raise SpecError(_problems(error, str(path), lines)) from None
 
 
