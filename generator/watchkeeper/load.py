@@ -146,7 +146,7 @@ _CAREFUL = object()  # what `_quick_read` returns when the careful read must dec
 class _UniqueKeys:
     """Mixed into the safe loader: a mapping with a key twice goes to the careful read."""
 
-    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+    def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             try:
                 keys = [key.value for key, _ in node.value]
@@ -188,7 +188,7 @@ def _quick_read(text: str) -> object:
             return json.loads(text, object_pairs_hook=_unique_pairs, parse_float=_yaml_float,
                               parse_constant=_not_json)
         loader = type("UniqueKeyLoader", (_UniqueKeys, FastLoader), {})
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)
     except (ValueError, _Doubt, yaml.YAMLError):
         return _CAREFUL
 
