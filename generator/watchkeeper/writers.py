@@ -51,7 +51,8 @@ def _scalar(value: object) -> str:
     text = str(value)
     if (_PLAIN.match(text) and not _RESERVED.match(text) and ": " not in text
             and " #" not in text and not text.endswith((" ", ":"))
-            and text[:1] not in "{[!&*|>'\"%@`" and not _looks_numeric(text)):
+            and text[:1] not in "{[!&*|>'\"%@`"
+            and not (text[0] in _NUMERIC_STARTS and _looks_numeric(text))):
         return text
     if "'" not in text and text.isprintable():
         return "'" + text + "'"
@@ -93,6 +94,11 @@ def _literal_ok(text: str) -> bool:
     blank or space (which would change the indentation) and at most one final newline."""
     return ("\n" in text and text[:1] not in " \n" and not text.endswith("\n\n")
             and text.replace("\n", "").isprintable())
+
+
+# The first characters (of those `_PLAIN` allows) of a text `_looks_numeric` can accept
+# (`.5`, `_1`, `inf`, `nan`): any other plain text is skipped without a float() attempt.
+_NUMERIC_STARTS = frozenset("._iInN")
 
 
 def _looks_numeric(text: str) -> bool:

@@ -11,7 +11,11 @@ TRICKY = ["", "0s", "+Inf", "1e-06", "y", "no", "null", "~", "a: b", "a #b", "-x
           "{x}", "[x]", "x{a=\"b\"}", "'q'", "it's", "tab\there", "trailing ", "x:",
           "{{ $value | humanize }}", "%x", "@x", "`x`", "multi\nline", "multi\nline\n",
           "0x1F", "1_000", "5m", "1h30m", "10", "1:30", "2001-12-14", "1e3",
-          ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x"]
+          ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x",
+          "inf", "Infinity", "nan", "NaN", ".inf", "-.inf", "_1", "i_nf", "on", "OFF", "Yes",
+          "{{ $value }}", "{{ $labels.instance }} is down", "say \"hi\"", "back\\slash",
+          "line\u2028sep", "bell\x07", "\U0001f525 fire", "→ arrow", "a\r\nb", " lead",
+          "- dash", "? q", ": colon", "x: y", "100%", "1.0", "-1", "+1", "0o17", "0b1"]
 
 keys = st.text(alphabet="abcdefgh_", min_size=1, max_size=6)
 scalars = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12), st.integers(),
