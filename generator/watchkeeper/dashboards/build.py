@@ -193,6 +193,7 @@ def _overview_panels(services: Sequence[Service]) -> Iterator[list[Any]]:
     """The overview's panels, one service's row at a time, then the SLO row."""
     y, next_id = 0, 1
     per_line = 24 // STAT_WIDTH
+    slos: list[tuple[Service, Chart]] = []  # for the SLO row, gathered on the way (small)
     for service in services:
         link = naming.dashboard_path(service)
         panels: list[Any] = [core.RowPanel(id=next_id, title=service.name,
@@ -200,9 +201,10 @@ def _overview_panels(services: Sequence[Service]) -> Iterator[list[Any]]:
                                            links=[{"title": "Dashboard", "url": link}])]
         y += 1
         stats: list[Any] = [_firing(service, link, 0, 0)]
-        budgeted = [c for _, row in layout(service) for c in row
-                    if c.budget is not None and c.stat is not None and not _slo(c)]
-        stats.extend(_stat(c, link, 0, 0) for c in budgeted)
+        stated = [c for _, row in layout(service) for c in row if c.stat is not None]
+        slos.extend((service, c) for c in stated if _slo(c))
+        stats.extend(_stat(c, link, 0, 0) for c in stated if c.budget is not None
+                     and not _slo(c))
         for index, stat in enumerate(stats):
             stat.id = next_id + 1 + index
             stat.gridPos = core.GridPos(h=STAT_HEIGHT, w=STAT_WIDTH,
@@ -212,18 +214,16 @@ def _overview_panels(services: Sequence[Service]) -> Iterator[list[Any]]:
         yield panels
         next_id += 1 + len(stats)
         y += ((len(stats) + per_line - 1) // per_line) * STAT_HEIGHT
-    yield _slo_row(services, next_id, y, per_line)
+    yield _slo_row(slos, next_id, y, per_line)
 
 
 def _slo(chart: Chart) -> bool:
     return chart.row is not None and chart.row.key == "slos"
 
 
-def _slo_row(services: Sequence[Service], next_id: int, y: int,
+def _slo_row(found: Sequence[tuple[Service, Chart]], next_id: int, y: int,
              per_line: int) -> list[Any]:
     """The SLO row: every SLO's stat (its remaining error budget), linked to its service."""
-    found = [(service, chart) for service in services for _, row in layout(service)
-             for chart in row if _slo(chart) and chart.stat is not None]
     if not found:
         return []
     panels: list[Any] = [core.RowPanel(id=next_id, title="SLOs: error budget remaining",
