@@ -137,24 +137,82 @@ def _read_yaml(path: Path, text: str) -> tuple[object, dict[Loc, int]]:
 
 
 class _Doubt(Exception):
-    """The quick read is unsure (a key written twice, an unusual key): read carefully."""
+    """The quick read is unsure (a key written twice, a merge key, an unusual tag): read
+    carefully."""
 
 
 _CAREFUL = object()  # what `_quick_read` returns when the careful read must decide
 
 
-class _UniqueKeys:
-    """Mixed into the safe loader: a mapping with a key twice goes to the careful read."""
+_TAG = "tag:yaml.org,2002:"
+# What plain YAML scalars may resolve to; anything else (merge keys `<<`, explicit tags of
+# other kinds) goes to the careful read, which handles all of YAML.
+_SCALAR_TAGS = {_TAG + kind for kind in ("null", "bool", "int", "float", "timestamp", "str")}
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            try:
-                keys = [key.value for key, _ in node.value]
-                if len(set(keys)) != len(keys):
-                    raise _Doubt
-            except TypeError:  # a key that is itself a collection
-                raise _Doubt from None
-        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+def _stream_read(text: str) -> object:
+    """The data of a YAML document built from the parser's events one at a time, so the
+    node graph of the whole document never exists (it peaks at several times the size of
+    the data); scalars are resolved and constructed exactly as `yaml.safe_load` does."""
+    loader = FastLoader(text)
+    try:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # document start
+        data = _event_value(loader, {})
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise _Doubt  # several documents: the careful read words the error
+        return data
+    finally:
+        loader.dispose()
+
+
+def _event_value(loader: yaml.SafeLoader, anchors: dict[str, object]) -> object:
+    """The value starting at the loader's next event (aliases share the anchored object,
+    as PyYAML's do)."""
+    event = loader.get_event()
+    kind = type(event)
+    if kind is yaml.AliasEvent:
+        if event.anchor not in anchors:
+            raise _Doubt
+        return anchors[event.anchor]
+    if kind is yaml.ScalarEvent:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag not in _SCALAR_TAGS:
+            raise _Doubt
+        value: object = event.value if tag == _TAG + "str" else loader.yaml_constructors[tag](
+            loader, yaml.ScalarNode(tag, event.value, style=event.style))
+        if event.anchor is not None:
+            anchors[event.anchor] = value
+        return value
+    node_kind, end, plain = ((yaml.SequenceNode, yaml.SequenceEndEvent, _TAG + "seq")
+                             if kind is yaml.SequenceStartEvent else
+                             (yaml.MappingNode, yaml.MappingEndEvent, _TAG + "map"))
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(node_kind, None, event.implicit)
+    if tag != plain:
+        raise _Doubt
+    collection: list | dict = [] if node_kind is yaml.SequenceNode else {}
+    if event.anchor is not None:
+        anchors[event.anchor] = collection
+    while not loader.check_event(end):
+        if type(collection) is list:
+            collection.append(_event_value(loader, anchors))
+            continue
+        key = _event_value(loader, anchors)
+        try:
+            if key in collection or key == "<<":  # a key twice; a merge key: careful read
+                raise _Doubt
+        except TypeError:  # a key that is itself a collection
+            raise _Doubt from None
+        collection[key] = _event_value(loader, anchors)
+    loader.get_event()
+    return collection
 
 
 def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -185,11 +243,13 @@ def _quick_read(text: str) -> object:
     """
     try:
         if text.lstrip()[:1] == "{":
-            return json.loads(text, object_pairs_hook=_unique_pairs, parse_float=_yaml_float,
-                              parse_constant=_not_json)
-        loader = type("UniqueKeyLoader", (_UniqueKeys, FastLoader), {})
-        return yaml.load(text, Loader=loader)
-    except (ValueError, _Doubt, yaml.YAMLError):
+            try:
+                return json.loads(text, object_pairs_hook=_unique_pairs,
+                                  parse_float=_yaml_float, parse_constant=_not_json)
+            except ValueError:  # not JSON: YAML in flow style
+                pass
+        return _stream_read(text)
+    except (_Doubt, yaml.YAMLError):
         return _CAREFUL
 
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from watchkeeper import load
 from watchkeeper.load import SpecError, load_spec_file
 
@@ -26,7 +28,9 @@ def problems(path) -> list[str]:
 @pytest.mark.parametrize("text", [
     json.dumps(SPEC, indent=2), json.dumps(SPEC), yaml.safe_dump(SPEC),
     '{"a": 1.5, "b": 1e3, "c": 1.0e+3, "d": -0.5, "e": 10, "f": "yes", "g": [true, null]}',
-    "a: &x {b: 1}\nc: {<<: *x, d: 2}\ne: 2001-12-14\nf: 0x1F\n",
+    "a: &x {b: 1}\nc: *x\ne: 2001-12-14\nf: 0x1F\ng: [&y 1, *y, ~, yes, Off, .inf, 1_000]\n",
+    "- !!str 5\n- !!int '7'\n- |\n  block\n- >\n  folded\n  text\n", "", "# only a comment\n",
+    "plain scalar\n", "{a: 1}\n",
 ])
 def test_quick_read_is_what_yaml_reads(text):
     assert load._quick_read(text) == yaml.safe_load(text)
@@ -34,10 +38,29 @@ def test_quick_read_is_what_yaml_reads(text):
 
 @pytest.mark.parametrize("text", [
     '{"a": 1, "a": 2}', '{"a": NaN}', '{"a": Infinity}', "a: 1\na: 2\n",
-    "[1, 2", "{[1]: 2}",
+    "[1, 2", "{[1]: 2}", "a: &x {b: 1}\nc: {<<: *x, d: 2}\n", "a: !!set {x}\n",
+    "a: *nowhere\n", "---\na: 1\n---\nb: 2\n", "? [1]\n: 2\n",
 ])
 def test_doubtful_text_goes_to_the_careful_read(text):
     assert load._quick_read(text) is load._CAREFUL
+
+
+keys = st.text(alphabet="abcxyz_<-: ", min_size=1, max_size=4)
+scalars = st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none(),
+                    st.floats(allow_nan=False), st.sampled_from(["yes", "1e3", "0x1F", "~"]))
+documents = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(documents, st.booleans())
+def test_quick_read_of_any_dumped_document_is_what_yaml_reads(document, flow):
+    shared = {"doc": document, "again": document}  # aliases when the document is a collection
+    text = yaml.safe_dump(shared, default_flow_style=flow)
+    quick = load._quick_read(text)
+    assert quick is load._CAREFUL or quick == yaml.safe_load(text)
+    if "<<" not in text:
+        assert quick == yaml.safe_load(text)
 
 
 def test_json_spec_problems_name_their_lines(tmp_path):
