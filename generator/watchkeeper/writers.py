@@ -159,7 +159,6 @@ def _emit_list(items: list, indent: str, out: list[str]) -> None:
             out[start] = f"{indent}- {out[start][len(inner_indent):]}"
         elif kind is list and item:
             append(f"{indent}-\n")
-            start = len(out)
             _emit_list(item, inner_indent, out)
         elif kind is str:
             if "\n" in item and (block := _literal(item, indent)) is not None:
