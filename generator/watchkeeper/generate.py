@@ -12,7 +12,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from watchkeeper import alertmanager
-from watchkeeper.dashboards.build import service_dashboard_files, shared_dashboard_files
 from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
@@ -77,10 +76,22 @@ class Output:
     shared: Callable[[Spec, str], Files]
 
 
+def _service_dashboards(service: Service, spec_name: str) -> Files:
+    from watchkeeper.dashboards import build  # grafanalib: not for `--only alerts`
+
+    return build.service_dashboard_files(service, spec_name)  # type: ignore[return-value]
+
+
+def _shared_dashboards(spec: Spec, spec_name: str) -> Files:
+    from watchkeeper.dashboards import build
+
+    return build.shared_dashboard_files(spec, spec_name)
+
+
 # Each output folder and how its files are produced; `--only` picks among them.
 OUTPUTS: dict[str, Output] = {
     "alerts": Output(_service_alerts, _shared_alerts),
-    "dashboards": Output(service_dashboard_files, shared_dashboard_files),
+    "dashboards": Output(_service_dashboards, _shared_dashboards),
 }
 
 
@@ -127,6 +138,8 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     files themselves and send back only digests, so nothing big crosses processes.
     """
     outputs = [output for folder, output in OUTPUTS.items() if only is None or folder in only]
+    if only is None or "dashboards" in only:
+        import watchkeeper.dashboards.build  # noqa: F401 - once, before workers are forked
     job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink)
     workers = _workers(len(spec.services))
     result: dict[str, str] = {}
