@@ -14,7 +14,7 @@ HEAVY = ("pydantic", "grafanalib", "requests", "watchkeeper.spec", "watchkeeper.
 
 
 def test_light_constants_match_their_modules():
-    assert cli.OUTPUT_FOLDERS == tuple(OUTPUTS)
+    assert tuple(OUTPUTS) == cli.OUTPUT_FOLDERS
     assert (cli.DEFAULT_FOLDER_UID, cli.DEFAULT_FOLDER_TITLE) == (
         deploy.DEFAULT_FOLDER_UID, deploy.DEFAULT_FOLDER_TITLE)
 
