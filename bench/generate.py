@@ -11,6 +11,8 @@ Sections (all by default; pick with --only):
   test-rules  `make test-rules` on the example spec (cold: TEST_FLAGS=--all; and warm)
 
 Usage: python bench/generate.py [--sizes 100 1000] [--test-services 100] [--repeat 3]
+       python bench/generate.py --only generate --generator /tmp/before/generator \\
+           --generator generator        # two checkouts side by side
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ def write_spec(path: Path, count: int, changed: bool = False) -> None:
     path.write_text(yaml.safe_dump(spec(count, changed), sort_keys=False), encoding="utf-8")
 
 
-def run(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Run a command to completion; (wall seconds, peak RSS MiB of it and its children)."""
+def run(argv: list[str], cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run a command to completion; (wall seconds, peak RSS MiB of the largest process of it
+    and its children). `env` adds to the environment."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, **env} if env else None)
     chunks = []
     while chunk := process.stdout.read(65536):
         chunks.append(chunk)
@@ -86,34 +91,66 @@ def check_rules(out: Path) -> list[str]:
     return ["promtool", "check", "rules", *sorted(glob.glob(str(out / "alerts/*.rules.yml")))]
 
 
+def check_rules_batches(out: Path, batch: int = 4000) -> list[list[str]]:
+    """`promtool check rules` over the rule files in batches: 10,000 services' 60,000 file
+    names do not fit on one command line (ARG_MAX)."""
+    files = sorted(glob.glob(str(out / "alerts/*.rules.yml")))
+    return [["promtool", "check", "rules", *files[i:i + batch]]
+            for i in range(0, len(files), batch)]
+
+
 def test_supports_all() -> bool:
     help_text = subprocess.run([WATCHKEEPER, "test", "--help"], capture_output=True,
                                text=True, check=False).stdout
     return "--all" in help_text
 
 
-def bench_generate(work: Path, sizes: list[int], repeat: int) -> None:
+def generate_command(generator: Path | None, spec_file: Path, out: Path) -> list[str]:
+    """`watchkeeper generate` of this checkout, or of another checkout's `generator/`
+    folder (run with it first on PYTHONPATH, see `run`)."""
+    if generator is None:
+        return [WATCHKEEPER, "generate", str(spec_file), "--out", str(out)]
+    return [sys.executable, "-m", "watchkeeper.cli", "generate", str(spec_file), "--out",
+            str(out)]
+
+
+def bench_generate(work: Path, sizes: list[int], repeat: int,
+                   generators: list[Path] | None = None) -> None:
+    """Per size and generator (interleaved): `generate` into an empty folder (cold), again
+    over its own unchanged output (warm: a re-run after no or a small change), and
+    `promtool check rules` of the rule files, each in a fresh process."""
     print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files")
-    print(f"{'services':>9} {'generate s':>11} {'check s':>8} {'ratio':>6} {'gen/s':>7} "
-          f"{'peak RSS MiB':>13}")
+    print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'check s':>8} "
+          f"{'cold/chk':>9} {'warm/chk':>9} {'peak RSS MiB':>13}")
+    labels = {g: (g.parent.name if g else "this") for g in (generators or [None])}
     for size in sizes:
         folder = work / f"gen-{size}"
         folder.mkdir()
         write_spec(folder / "spec.yaml", size)
-        generate = [WATCHKEEPER, "generate", str(folder / "spec.yaml"), "--out",
-                    str(folder / "out")]
-        run(generate)  # warm the page cache and create the folders once
-        gen, check, ratios, rss = [], [], [], []
-        for _ in range(repeat):
-            seconds, peak = run(generate)
-            checked, _ = run(check_rules(folder / "out"))
-            gen.append(seconds)
-            check.append(checked)
-            ratios.append(seconds / checked)
-            rss.append(peak)
-        print(f"{size:>9} {statistics.median(gen):>11.2f} {statistics.median(check):>8.2f} "
-              f"{statistics.median(ratios):>6.2f} {size / statistics.median(gen):>7.0f} "
-              f"{max(rss):>13.0f}")
+        rows: dict = {g: {"cold": [], "warm": [], "check": [], "rss": []} for g in labels}
+        for index in range(repeat + 1):  # the first round warms the page cache, untimed
+            for generator, row in rows.items():
+                out = folder / f"out-{labels[generator]}"
+                env = {"PYTHONPATH": str(generator)} if generator else None
+                command = generate_command(generator, folder / "spec.yaml", out)
+                shutil.rmtree(out, ignore_errors=True)
+                cold, peak = run(command, env=env)
+                warm, peak_warm = run(command, env=env)
+                checked = sum(run(command)[0] for command in check_rules_batches(out))
+                if index:
+                    row["cold"].append(cold)
+                    row["warm"].append(warm)
+                    row["check"].append(checked)
+                    row["rss"].extend((peak, peak_warm))
+        for generator, row in rows.items():
+            median = {key: statistics.median(row[key]) for key in ("cold", "warm", "check")}
+            cold_ratio = statistics.median(c / k for c, k in zip(row["cold"], row["check"],
+                                                                   strict=True))
+            warm_ratio = statistics.median(w / k for w, k in zip(row["warm"], row["check"],
+                                                                   strict=True))
+            print(f"{labels[generator]:>10} {size:>9} {median['cold']:>7.2f} "
+                  f"{median['warm']:>7.2f} {median['check']:>8.2f} {cold_ratio:>9.2f} "
+                  f"{warm_ratio:>9.2f} {max(row['rss']):>13.0f}", flush=True)
 
 
 def bench_test(work: Path, size: int, repeat: int) -> None:
@@ -158,6 +195,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", action="append",
                         choices=["generate", "test", "test-rules"])
+    parser.add_argument("--generator", type=Path, action="append",
+                        help="generate section: time this checkout's generator/ folder "
+                        "instead (repeatable: side by side, interleaved)")
     args = parser.parse_args()
     sections = args.only or ["generate", "test", "test-rules"]
     if shutil.which("promtool") is None:
@@ -169,7 +209,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
         work = Path(tmp)
         if "generate" in sections:
-            bench_generate(work, args.sizes, args.repeat)
+            bench_generate(work, args.sizes, args.repeat,
+                           [g.resolve() for g in args.generator] if args.generator else None)
         if "test" in sections:
             bench_test(work, args.test_services, args.repeat)
     if "test-rules" in sections:

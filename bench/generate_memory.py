@@ -7,7 +7,8 @@ not their sum. `--generator DIR` runs another checkout's generator (its `generat
 folder) for a side-by-side comparison; `--legacy-spec` leaves out `alertmanager:` for a
 checkout from before receivers were required.
 
-Usage: python bench/generate_memory.py [--sizes 1000 5000] [--generator ../main/generator]
+Usage: python bench/generate_memory.py [--sizes 1000 5000] [--format json --format yaml]
+       [--generator /tmp/before/generator --generator generator]
 """
 
 from __future__ import annotations
@@ -22,18 +23,28 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import spec  # bench/generate.py, on the path just above
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(size: int, generator: Path, legacy: bool, workdir: Path) -> dict:
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "json") -> dict:
     document = spec(size)
     if legacy:
         document["defaults"].pop("alertmanager", None)
-    spec_path = workdir / f"bench-{size}.json"
-    spec_path.write_text(json.dumps(document))  # JSON is YAML: the CLI reads it as is
+    spec_path = workdir / f"bench-{size}.{form}"
+    if form == "json":
+        spec_path.write_text(json.dumps(document))  # JSON is YAML: the CLI reads it as is
+    else:  # block YAML as people write it: every service spelt out, no anchors
+        spec_path.write_text(yaml.dump(document, Dumper=_NoAliases, sort_keys=False))
     out = workdir / f"out-{size}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(generator)}
@@ -52,16 +63,24 @@ def run(size: int, generator: Path, legacy: bool, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
-    parser.add_argument("--generator", type=Path, default=REPO / "generator")
+    parser.add_argument("--generator", type=Path, action="append",
+                        help="a checkout's generator/ folder (repeatable: side by side; "
+                        "default this checkout's)")
     parser.add_argument("--legacy-spec", action="store_true")
+    parser.add_argument("--format", choices=("json", "yaml"), action="append",
+                        help="spec file format (repeatable; default json)")
     args = parser.parse_args()
-    print(f"generator: {args.generator}")
-    print(f"{'services':>9} {'peak RSS MiB':>13} {'wall':>9} {'output MB':>10}")
+    generators = [g.resolve() for g in args.generator or [REPO / "generator"]]
+    print(f"{'generator':>28} {'format':>6} {'services':>9} {'peak RSS MiB':>13} {'wall':>9} "
+          f"{'output MB':>10}")
     with tempfile.TemporaryDirectory(prefix="wk-bench-mem-") as workdir:
         for size in args.sizes:
-            row = run(size, args.generator.resolve(), args.legacy_spec, Path(workdir))
-            print(f"{row['services']:>9} {row['peak_rss_mib']:>13.0f} {row['wall']:>9} "
-                  f"{row['output_mb']:>10.0f}")
+            for form in args.format or ["json"]:
+                for generator in generators:  # side by side, one after the other per size
+                    row = run(size, generator, args.legacy_spec, Path(workdir), form)
+                    print(f"{str(generator)[-28:]:>28} {form:>6} {row['services']:>9} "
+                          f"{row['peak_rss_mib']:>13.0f} {row['wall']:>9} "
+                          f"{row['output_mb']:>10.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from watchkeeper import check, deploy, promtool, shard, writers
-from watchkeeper.generate import OUTPUTS, generate
-from watchkeeper.load import SpecError, load_spec
+from watchkeeper import check, promtool, shard, writers
 from watchkeeper.results_cache import CacheError, ResultsCache
-from watchkeeper.spec import SpecFile
+
+# Imported by the commands that use them, not here: the spec models (pydantic), grafanalib
+# and requests cost ~0.3 s of start-up that `watchkeeper test` and `check` never need.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
+OUTPUT_FOLDERS = ("alerts", "dashboards")  # = generate.OUTPUTS (a test keeps them equal)
+DEFAULT_FOLDER_UID, DEFAULT_FOLDER_TITLE = "watchkeeper", "watchkeeper"  # = deploy's (tested)
 
 
 class UsageError(Exception):
@@ -40,6 +42,8 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace):
     """The resolved spec of `args.spec`; --ext-str only means something to Jsonnet."""
+    from watchkeeper.load import load_spec
+
     if args.ext_str and Path(args.spec).suffix not in (".jsonnet", ".libsonnet"):
         raise UsageError(f"--ext-str sets Jsonnet external variables, but {args.spec} is not a "
                          ".jsonnet file; remove --ext-str or use a Jsonnet spec")
@@ -63,8 +67,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Render into staging folders as each file is ready, then move into place only the
     files watchkeeper owns (see writers.commit); a problem there changes nothing."""
+    from watchkeeper.generate import generate
+
     spec = _load(args)
-    only = tuple(args.only) if args.only else tuple(OUTPUTS)
+    only = tuple(args.only) if args.only else OUTPUT_FOLDERS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stage = writers.Stage.create(out, only)
@@ -168,6 +174,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from watchkeeper import deploy
+
     env = os.environ
     if args.offline:
         if not args.dry_run:
@@ -195,6 +203,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from watchkeeper.spec import SpecFile
+
     schema = SpecFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "watchkeeper spec (version 1)"
@@ -250,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
     spec_command("validate", "check a spec and report every problem", cmd_validate)
     gen = spec_command("generate", "write alerts/ (and other outputs) for a spec", cmd_generate)
     gen.add_argument("--out", default=".", help="folder that receives alerts/ (default .)")
-    gen.add_argument("--only", action="append", choices=sorted(OUTPUTS),
+    gen.add_argument("--only", action="append", choices=sorted(OUTPUT_FOLDERS),
                      help="generate only this output folder (repeatable)")
     gen.add_argument("--discard-edits", action="store_true",
                      help="overwrite generated files edited by hand (files watchkeeper did not "
@@ -284,9 +294,9 @@ def parser() -> argparse.ArgumentParser:
     dep.add_argument("dir", nargs="?", default=".", help="folder holding dashboards/ (default .)")
     dep.add_argument("--url", help="Grafana base URL (default $GRAFANA_URL)")
     dep.add_argument("--token-file", help="file holding a service-account token")
-    dep.add_argument("--folder-uid", default=deploy.DEFAULT_FOLDER_UID,
+    dep.add_argument("--folder-uid", default=DEFAULT_FOLDER_UID,
                      help="folder receiving the dashboards (created when missing)")
-    dep.add_argument("--folder-title", default=deploy.DEFAULT_FOLDER_TITLE)
+    dep.add_argument("--folder-title", default=DEFAULT_FOLDER_TITLE)
     dep.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     dep.add_argument("--offline", action="store_true",
                      help="with --dry-run: plan against an empty Grafana, without URL or "
@@ -313,15 +323,27 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _lazy_error(module: str, name: str) -> type[BaseException]:
+    """An error class of a module imported only by some commands; when this run never
+    imported the module, nothing can have raised it (and it is not imported to find out)."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name) if loaded is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except SpecError as error:
-        for problem in error.problems:
+    except _lazy_error("watchkeeper.load", "SpecError") as error:
+        for problem in error.problems:  # type: ignore[attr-defined]
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, deploy.DeployError, promtool.PromtoolMissing) as error:
+    except (UsageError, _lazy_error("watchkeeper.deploy", "DeployError"),
+            promtool.PromtoolMissing) as error:
         print(f"watchkeeper: {error}", file=sys.stderr)
         return EXIT_USAGE
     except writers.OwnershipError as error:

@@ -12,16 +12,17 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from watchkeeper import alertmanager
-from watchkeeper.dashboards.build import service_dashboard_files, shared_dashboard_files
 from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.writers import HEADER, to_yaml
 
-Files = dict[str, str]
-# Writes one rendered file (relative path, text) and returns its sha256. Must be picklable:
-# worker processes call it for the services they render.
-Sink = Callable[[str, str], str]
+# Relative path → text; a file drawn from every service (the overview) may come as an
+# iterable of pieces, so that it never has to be in memory whole.
+Files = dict[str, str | Iterable[str]]
+# Writes one rendered file (relative path, text or pieces) and returns its sha256. Must be
+# picklable: worker processes call it for the services they render.
+Sink = Callable[[str, str | Iterable[str]], str]
 
 # Below this many services a process pool costs more than it saves.
 PARALLEL_MIN_SERVICES = 64
@@ -42,9 +43,10 @@ def service_alert_files(service: Service, header: str) -> Files:
     for group in groups:
         files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
         if group.scenarios:
-            listed = [f"../{name[id(g)]}.rules.yml" for g in _groups_checked(group, groups)]
+            checked = _groups_checked(group, groups)
+            listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
             files[f"alerts/tests/{name[id(group)]}.test.yml"] = to_yaml(
-                test_file(service, [group], listed), header)
+                test_file(service, [group], listed, checked), header)
     return files
 
 
@@ -75,54 +77,87 @@ class Output:
     shared: Callable[[Spec, str], Files]
 
 
+def _service_dashboards(service: Service, spec_name: str) -> Files:
+    from watchkeeper.dashboards import build  # grafanalib: not for `--only alerts`
+
+    return build.service_dashboard_files(service, spec_name)  # type: ignore[return-value]
+
+
+def _shared_dashboards(spec: Spec, spec_name: str) -> Files:
+    from watchkeeper.dashboards import build
+
+    return build.shared_dashboard_files(spec, spec_name)
+
+
 # Each output folder and how its files are produced; `--only` picks among them.
 OUTPUTS: dict[str, Output] = {
     "alerts": Output(_service_alerts, _shared_alerts),
-    "dashboards": Output(service_dashboard_files, shared_dashboard_files),
+    "dashboards": Output(_service_dashboards, _shared_dashboards),
 }
 
 
 def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
-    """Texts as they are (no sink) or written, leaving path → sha256."""
+    """Texts (pieces joined; no sink) or written, leaving path → sha256."""
     if sink is None:
-        return files
+        return {path: text if isinstance(text, str) else "".join(text)
+                for path, text in files.items()}
     return {path: sink(path, text) for path, text in files.items()}
 
 
-def _service_job(build: Callable[[Service, str], Files], spec_name: str, sink: Sink | None,
-                 service: Service) -> dict[str, str]:
-    return _emit(build(service, spec_name), sink)
+def _service_job(builds: Sequence[Callable[[Service, str], Files]], spec_name: str,
+                 sink: Sink | None, service: Service) -> dict[str, str]:
+    """Every selected output of one service (the unit of work of a worker process)."""
+    result: dict[str, str] = {}
+    for build in builds:
+        result.update(_emit(build(service, spec_name), sink))
+    return result
 
 
-def _map_services(build: Callable[[Service, str], Files], services: Sequence[Service],
-                  spec_name: str, sink: Sink | None) -> Iterable[dict[str, str]]:
-    """`build` over every service, on every core when there are many.
+def _shared_job(build: Callable[[Spec, str], Files], spec: Spec, spec_name: str,
+                sink: Sink | None) -> dict[str, str]:
+    return _emit(build(spec, spec_name), sink)
 
-    Each service's files depend on that service alone, so large specs are split across
-    worker processes (forked: nothing is re-imported). With a sink the workers write the
-    files themselves and send back only digests, so nothing big crosses processes.
-    """
-    job = functools.partial(_service_job, build, spec_name, sink)
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if len(services) < PARALLEL_MIN_SERVICES or workers < 2 or "fork" not in \
+
+def _workers(services: int) -> int:
+    """Worker processes worth starting: one per usable core, none for small specs."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if services < PARALLEL_MIN_SERVICES or cores < 2 or "fork" not in \
             multiprocessing.get_all_start_methods():
-        yield from map(job, services)
-        return
-    chunk = max(1, len(services) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(job, services, chunksize=chunk)
+        return 0
+    return cores
 
 
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None) -> dict[str, str]:
     """Every file of the selected output folders: path → text, or path → sha256 of what
-    `sink` wrote."""
+    `sink` wrote.
+
+    Each service's files depend on that service alone, so large specs are split across
+    worker processes (forked: nothing is re-imported), one pool for every output; the
+    files drawn from every service (the overview dashboard, routing) are jobs of the same
+    pool, so they are built while the services are. With a sink the workers write the
+    files themselves and send back only digests, so nothing big crosses processes.
+    """
+    outputs = [output for folder, output in OUTPUTS.items() if only is None or folder in only]
+    if only is None or "dashboards" in only:
+        import watchkeeper.dashboards.build  # noqa: F401 - once, before workers are forked
+    job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink)
+    workers = _workers(len(spec.services))
     result: dict[str, str] = {}
-    for folder, output in OUTPUTS.items():
-        if only is None or folder in only:
-            result.update(_emit(output.shared(spec, spec_name), sink))
-            for part in _map_services(output.per_service, spec.services, spec_name, sink):
-                result.update(part)
+    if not workers:
+        for output in outputs:
+            result.update(_shared_job(output.shared, spec, spec_name, sink))
+        for part in map(job, spec.services):
+            result.update(part)
+        return result
+    chunk = max(1, len(spec.services) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        shared = [pool.submit(_shared_job, o.shared, spec, spec_name, sink) for o in outputs]
+        parts = list(pool.map(job, spec.services, chunksize=chunk))
+        for future in shared:
+            result.update(future.result())
+    for part in parts:
+        result.update(part)
     return result
 
 

@@ -13,11 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 INSTALL_HINT = (
     "promtool was not found on PATH. It ships with Prometheus:\n"
     "  Debian/Ubuntu: sudo apt-get install prometheus   (or run `make test` as root)\n"
     "  elsewhere:     download Prometheus from prometheus.io and put promtool on PATH"
 )
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _HEADER = re.compile(r"^(?:Checking|Unit Testing:)\s+(?P<file>\S.*?)\s*$")
 
 
@@ -86,6 +90,22 @@ def scratch_env() -> Iterator[dict[str, str] | None]:
         yield {**os.environ, "TMPDIR": folder}
 
 
+# promtool is a short-lived Go program with a small heap: Go's default (GOGC=100) collects
+# it many times a second. Measured on the example spec's tests: ~20% less CPU with a
+# collection every 4x growth and, when several promtool run side by side, one OS thread
+# each for Go code (one process per core already keeps the cores busy). A user's own
+# GOGC / GOMAXPROCS win.
+GO_TUNING = {"GOGC": "400"}
+GO_PARALLEL = {"GOMAXPROCS": "1"}
+
+
+def go_env(env: dict[str, str] | None, parallel: bool) -> dict[str, str]:
+    """`env` (default: this process's environment) with promtool's Go runtime tuned."""
+    base = dict(os.environ if env is None else env)
+    tuning = {**GO_TUNING, **(GO_PARALLEL if parallel else {})}
+    return {**{k: v for k, v in tuning.items() if k not in base}, **base}
+
+
 def run(args: Sequence[str], cwd: Path | None = None,
         env: dict[str, str] | None = None) -> Result:
     process = subprocess.run([find_promtool(), *args], cwd=cwd, capture_output=True,
@@ -109,14 +129,16 @@ def cores() -> int:
         os.cpu_count() or 1
 
 
-def batches(files: Sequence[Path | str], count: int,
-            cwd: Path | None = None) -> list[list[str]]:
-    """Split `files` into at most `count` batches of similar total size, keeping each batch
-    in the given order (bigger files take longer to check and test)."""
+def batches(files: Sequence[Path | str], count: int, cwd: Path | None = None,
+            weights: dict[str, float] | None = None) -> list[list[str]]:
+    """Split `files` into at most `count` batches of similar total size (or `weights`,
+    where given), keeping each batch in the given order (bigger files take longer to
+    check and test)."""
     count = max(1, min(count, len(files)))
-    sizes = {str(f): _size(Path(cwd or ".") / f) for f in files}
+    weights = weights or {}
+    sizes = {str(f): weights.get(str(f)) or _size(Path(cwd or ".") / f) for f in files}
     bins: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
+    loads = [0.0] * count
     for name in sorted(sizes, key=sizes.__getitem__, reverse=True):
         emptiest = loads.index(min(loads))
         bins[emptiest].append(name)
@@ -133,7 +155,7 @@ def _size(file: Path) -> int:
 
 
 def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | None = None,
-                 cwd: Path | None = None) -> Result:
+                 cwd: Path | None = None, weights: dict[str, float] | None = None) -> Result:
     """`promtool *args files...` split over `jobs` processes (default: one per core).
 
     promtool checks and tests one file at a time on one core; batches keep its start-up
@@ -144,10 +166,15 @@ def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | N
         return Result(True, [], "")
     jobs = jobs or cores()
     # A few batches per process, so one slow batch does not leave a core idle at the end.
-    parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd)
-    with scratch_env() as env:
+    parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd, weights)
+    with scratch_env() as scratch:
+        env = go_env(scratch, parallel=min(jobs, len(parts)) > 1)
         if len(parts) == 1:
             return run([*args, *parts[0]], cwd, env)
+        # The biggest batches first, so the last to finish are small ones.
+        load = {str(f): (weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
+                for f in files}
+        parts.sort(key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
         with ThreadPoolExecutor(jobs) as pool:
             results = list(pool.map(lambda part: run([*args, *part], cwd, env), parts))
     order = {str(f): index for index, f in enumerate(files)}
@@ -165,5 +192,111 @@ def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
 
 def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
                jobs: int | None = None) -> Result:
-    """`promtool test rules`: run unit-test files against the rule files they name."""
-    return run_parallel(["test", "rules"], files, jobs, cwd)
+    """`promtool test rules`: run unit-test files against the rule files they name.
+
+    promtool runs the test groups of one file one after another on one core, so a file
+    holding much of the work (the SLO tests of the example spec: two thirds of it) would
+    keep one core busy long after the others are done. Such a file is run as several part
+    files (its groups split in order, in a temporary folder, rule files named by absolute
+    path) across the processes, and reported as the one file it is.
+    """
+    jobs = jobs or cores()
+    if jobs < 2 or not files:
+        return run_parallel(["test", "rules"], files, jobs, cwd)
+    with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
+                                     dir=RAM_TMP if RAM_TMP.is_dir() else None) as folder:
+        parts, weights = split_big(files, jobs, cwd, Path(folder))
+        result = run_parallel(["test", "rules"], [p for ps in parts.values() for p in ps],
+                              jobs, cwd, weights)
+    return rejoin(result, parts)
+
+
+def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
+              folder: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Each test file → the files to run for it: itself, or, when it is more than half a
+    process' fair share of the bytes and holds several groups, part files in `folder`;
+    and a weight per part (its share of the file's bytes, by estimated work)."""
+    root = Path(cwd or ".")
+    sizes = {str(f): _size(root / f) for f in files}
+    share = sum(sizes.values()) / jobs
+    parts: dict[str, list[str]] = {}
+    weights: dict[str, float] = {}
+    for index, (name, size) in enumerate(sizes.items()):
+        split = _split(root / name, jobs * 2, folder / str(index)) if size > share / 2 \
+            else None
+        parts[name] = [part for part, _ in split] if split else [name]
+        total = sum(cost for _, cost in split or ())
+        weights.update((part, max(1.0, size * cost / total)) for part, cost in split or ())
+    return parts, weights
+
+
+def _cost(group: object, interval: float) -> float:
+    """Estimated work of one test group: its evaluation steps, plus opening its storage
+    and loading the rules (worth about ten steps)."""
+    times = [_seconds(check.get("eval_time")) for key in ("alert_rule_test", "promql_expr_test")
+             for check in (group.get(key) or [] if isinstance(group, dict) else [])
+             if isinstance(check, dict)]
+    return 10 + max(times, default=0) / interval
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def _seconds(duration: object) -> float:
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(str(duration or "")))
+
+
+def _split(test_file: Path, count: int, folder: Path) -> list[tuple[str, float]] | None:
+    """`test_file`'s groups in up to `count` part files of similar estimated work (each
+    part keeps its groups in file order), with that work; None when it cannot be split
+    (one group, not a mapping, unreadable: promtool then reports it as it is)."""
+    try:
+        document = yaml.load(test_file.read_bytes(), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("tests"), list) \
+            or len(document["tests"]) < 2 or not isinstance(document.get("rule_files"), list):
+        return None
+    base = test_file.resolve().parent
+    rule_files = [str(base / f) if isinstance(f, str) else f for f in document["rule_files"]]
+    interval = _seconds(document.get("evaluation_interval")) or 60.0
+    groups = document["tests"]
+    costs = [_cost(group, interval) for group in groups]
+    bins: list[list[int]] = [[] for _ in range(min(count, len(groups)))]
+    loads = [0.0] * len(bins)
+    for index in sorted(range(len(groups)), key=costs.__getitem__, reverse=True):
+        emptiest = loads.index(min(loads))
+        bins[emptiest].append(index)
+        loads[emptiest] += costs[index]
+    folder.mkdir()
+    written = []
+    for number, members in enumerate(bins):
+        part = {**document, "rule_files": rule_files,
+                "tests": [groups[i] for i in sorted(members)]}
+        path = folder / f"{test_file.stem}.part{number}.yml"
+        path.write_text(yaml.dump(part, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
+        written.append((str(path), loads[number]))
+    return written
+
+
+def rejoin(result: Result, parts: dict[str, list[str]]) -> Result:
+    """`result` of running part files reported per original file: passed when every part
+    passed, with the details of every part that failed."""
+    found = {f.file: f for f in result.files}
+    files = []
+    for name, ran in parts.items():
+        if ran == [name]:
+            if name in found:
+                files.append(found[name])
+            continue
+        reports = [found[p] for p in ran if p in found]
+        if reports:
+            files.append(FileResult(name, len(reports) == len(ran) and all(r.ok for r in reports),
+                                    [d for r in reports for d in r.details]))
+    output = result.output
+    for name, ran in parts.items():
+        for part in ran:
+            if part != name:
+                output = output.replace(part, f"{name} (part {ran.index(part) + 1}/{len(ran)})")
+    return Result(result.ok, files, output)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
 from watchkeeper.promql import matchers
@@ -57,14 +60,140 @@ def _test_group(scenario: Scenario, interval: str) -> dict:
     return group
 
 
-def test_file(service: Service, groups: list[Piece], rule_files: list[str]) -> dict:
+def test_file(service: Service, groups: list[Piece], rule_files: list[str],
+              rules: Sequence[Piece] | None = None) -> dict:
     """The YAML document of a promtool test file proving `groups`' alerts, loading only
-    `rule_files`, at the step the groups' scenarios were built for."""
+    `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
+    scenarios were built for. Independent scenarios share a test group (see `pack`)."""
     steps = {group.test_step for group in groups if group.scenarios} or {None}
     assert len(steps) == 1, "scenarios built for different steps need separate test files"
     interval = prometheus_duration(steps.pop() or test_step(service))
+    scenarios = [s for group in groups for s in group.scenarios]
     return {
         "rule_files": rule_files,
         "evaluation_interval": interval,
-        "tests": [_test_group(s, interval) for group in groups for s in group.scenarios],
+        "tests": [_test_group(s, interval) for s in pack(scenarios, groups if rules is None
+                                                           else rules)],
     }
+
+
+# --- Sharing test groups ---------------------------------------------------------------
+#
+# promtool opens a fresh TSDB, loads the rule files and evaluates every rule at every step
+# for each test group: ~8 ms plus ~60 µs per alerting rule and step on this machine, so
+# fifty groups of seven steps cost far more than the same cases run side by side. Two
+# scenarios can share a group when neither's series reach what the other checks: their
+# outcomes are then exactly what each had alone, and each check still lists every alert
+# it expects by label, so nothing is asserted more weakly.
+
+_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+EVERYTHING = "*"  # what an alert reads when its rule is not known here
+
+
+def reads(rules: Iterable[Piece]) -> dict[str, frozenset[str]]:
+    """Alert or recording name → every name its expression reads, through recordings
+    (an over-estimate: label names and function names come along, which only makes
+    sharing rarer)."""
+    direct: dict[str, set[str]] = {}
+    for piece in rules:
+        for recording in piece.recordings:
+            direct.setdefault(recording.record, set()).update(_NAME.findall(recording.expr))
+        for alert in piece.alerts:
+            direct.setdefault(alert.name, set()).update(_NAME.findall(alert.expr))
+    closed: dict[str, frozenset[str]] = {}
+    for name in direct:
+        seen, todo = set(), [name]
+        while todo:
+            for read in direct.get(todo.pop(), ()):
+                if read not in seen:
+                    seen.add(read)
+                    todo.append(read)
+        closed[name] = frozenset(seen)
+    return closed
+
+
+def _metric(selector: str) -> str:
+    return selector.split("{", 1)[0]
+
+
+@dataclass
+class _Shared:
+    """Scenarios packed into one test group, with what they write and read."""
+
+    members: list[Scenario] = field(default_factory=list)
+    series: dict[str, str] = field(default_factory=dict)  # selector → values
+    read: set[str] = field(default_factory=set)
+    checked: set[str] = field(default_factory=set)  # alerts and expressions checked
+    interval: float | None = None
+
+    def fits(self, scenario: Scenario, read: frozenset[str]) -> bool:
+        if not self.members:
+            return True
+        if scenario.interval != self.interval or self.checked & _checked(scenario):
+            return False
+        new = set()
+        for series in scenario.series:
+            values = self.series.get(series.selector)
+            if values is None:
+                new.add(_metric(series.selector))
+            elif values != series.values:
+                return False
+        mine = {s.selector for s in scenario.series}
+        old = {_metric(sel) for sel in self.series if sel not in mine}
+        return not (EVERYTHING in read and old) and not (EVERYTHING in self.read and new) \
+            and not (new & self.read) and not (old & read)
+
+    def add(self, scenario: Scenario, read: frozenset[str]) -> None:
+        self.members.append(scenario)
+        self.interval = scenario.interval
+        self.series.update((s.selector, s.values) for s in scenario.series)
+        self.read |= read
+        self.checked |= _checked(scenario)
+
+
+def _checked(scenario: Scenario) -> set[str]:
+    return {check.alert for check in scenario.alert_checks} | \
+        {f"expr:{check.expr}" for check in scenario.expr_checks}
+
+
+def _read_by(scenario: Scenario, known: dict[str, frozenset[str]]) -> frozenset[str]:
+    """Every name the checks of `scenario` read (EVERYTHING for an unknown alert)."""
+    read: set[str] = set()
+    for check in scenario.alert_checks:
+        read |= known.get(check.alert, {EVERYTHING})
+    for check in scenario.expr_checks:
+        for name in _NAME.findall(check.expr):
+            read |= {name} | known.get(name, frozenset())
+    return frozenset(read)
+
+
+def pack(scenarios: Sequence[Scenario], rules: Iterable[Piece]) -> list[Scenario]:
+    """`scenarios` packed first-fit into as few as possible, each a test group whose
+    members write no series another member's checks read (series written by two members
+    must be the same), check no alert or expression another checks, and share an input
+    interval. Order is kept within and across groups."""
+    known = reads(rules)
+    groups: list[_Shared] = []
+    for scenario in scenarios:
+        read = _read_by(scenario, known)
+        group = next((g for g in groups if g.fits(scenario, read)), None)
+        if group is None:
+            group = _Shared()
+            groups.append(group)
+        group.add(scenario, read)
+    return [_merge(group.members) for group in groups]
+
+
+def _merge(members: list[Scenario]) -> Scenario:
+    if len(members) == 1:
+        return members[0]
+    series = {s.selector: s for member in members for s in member.series}
+    return Scenario(
+        name="; ".join(member.name for member in members),
+        series=tuple(series.values()),
+        alert_checks=tuple(sorted((c for m in members for c in m.alert_checks),
+                                  key=lambda check: check.eval_time)),
+        expr_checks=tuple(sorted((c for m in members for c in m.expr_checks),
+                                 key=lambda check: check.eval_time)),
+        interval=members[0].interval,
+    )

@@ -184,5 +184,20 @@ def test_promtool_test_storage_goes_to_ram_and_is_removed(out, tmp_path, monkeyp
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # a TMPDIR the user chose is kept
     log.unlink()
-    assert promtool.test_rules(tests[:1]).ok
-    assert log.read_text().split() == [str(tmp_path)]
+    assert promtool.test_rules(tests[:1]).ok  # (a file may run as parts: several runs)
+    assert set(log.read_text().split()) == {str(tmp_path)}
+
+
+def test_a_big_test_file_runs_in_parts_and_reports_as_the_one_file(out):
+    """A file holding most of the work is split by groups across processes; its result,
+    pass or fail, is reported under its own name with every failing part's details."""
+    leak = out / "alerts" / "tests" / "one.leak.test.yml"
+    assert promtool.split_big([leak], 2, None, out)[0][str(leak)] != [str(leak)]
+    passed = promtool.test_rules([leak], jobs=2)
+    assert passed.ok and [(f.file, f.ok) for f in passed.files] == [(str(leak), True)]
+    rules = out / "alerts" / "one.leak.rules.yml"
+    rules.write_text(rules.read_text().replace("> 10000", "> 20000", 1))
+    failed = promtool.test_rules([leak], jobs=2)
+    assert not failed.ok and [(f.file, f.ok) for f in failed.files] == [(str(leak), False)]
+    assert failed.files[0].details == promtool.test_rules([leak], jobs=1).files[0].details
+    assert "GoroutineLeak" in failed.output and "(part " in failed.output

@@ -136,3 +136,49 @@ def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
             if name != f"../{own}":
                 assert {r.get("alert") for g in rules_doc["groups"] for r in g["rules"]} \
                     & checked, (test_path.name, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("group", "pattern", "replacement", "alert"), [
+    # cases of a per-instance budget run side by side: a wrong budget still fails
+    ("runtime", r"(process_resident_memory_bytes\{job=\"festivals-api\"\} >) 536870912\n",
+     r"\1 436870912\n", "MemoryHigh"),
+    # quantiles tested from one histogram: a wrong p50 budget still fails
+    ("http", r"(p50_rate5m\{service=\"festivals-api\"\} >) 0\.05\n", r"\1 0.04\n",
+     "HttpLatencyP50High"),
+    # caches tested side by side: a wrong budget of the second cache still fails
+    ("cache", r'(cache="festivals"\} <) 0\.8\n', r"\1 0.7\n", "CacheHitRatioLow"),
+    # absent alerts of several metrics in one group: one reading the wrong metric fails
+    ("availability", r"absent\(go_goroutines\{", "absent(go_threads{", "go_goroutines"),
+])
+def test_shared_test_groups_still_catch_a_wrong_rule(tmp_path, promtool_path, group, pattern,
+                                                      replacement, alert):
+    """Scenarios sharing a promtool test group prove as much as apart: a rule edited by
+    hand fails its group's test."""
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    _mutate(alerts / f"festivals-api.{group}.rules.yml", pattern, replacement)
+    result = promtool.test_rules([alerts / "tests" / f"festivals-api.{group}.test.yml"])
+    assert not result.ok
+    assert alert in result.output
+
+
+def test_scenarios_reading_each_others_series_do_not_share_a_group():
+    """Packing is by what each check reads through the rules: independent scenarios share
+    a group, a scenario whose series feed another's alert does not, nor two checking the
+    same alert."""
+    from watchkeeper.model import Alert, AlertCheck, Piece, Recording, Scenario, Series
+    from watchkeeper.rule_tests import pack
+
+    rules = [Piece("g", recordings=[Recording("r:a", "sum(rate(a_total[5m]))")],
+                   alerts=[Alert("A", "r:a > 1", 0.0, {}, {}), Alert("B", "b > 1", 0.0, {}, {}),
+                           Alert("C", "a_total > 0 and b > 0", 0.0, {}, {})])]
+
+    def scenario(name, metric, alert):
+        return Scenario(name, (Series(f'{metric}{{i="1"}}', "1x3"),), (AlertCheck(60, alert),))
+
+    a, b, c = scenario("a", "a_total", "A"), scenario("b", "b", "B"), scenario("c", "x", "C")
+    again = scenario("a again", "a_total", "A")
+    packed = pack([a, b, c, again], rules)
+    assert [s.name for s in packed] == ["a; b", "c", "a again"]
+    unknown = Scenario("u", (Series("z", "1x3"),), (AlertCheck(60, "Elsewhere"),))
+    assert len(pack([a, unknown], rules)) == 2  # an alert not in the rules reads everything

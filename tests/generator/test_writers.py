@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from watchkeeper.writers import to_yaml, write_tree
+from watchkeeper.writers import OwnershipError, Stage, commit, digest, to_yaml, write_tree
 
 TRICKY = ["", "0s", "+Inf", "1e-06", "y", "no", "null", "~", "a: b", "a #b", "-x", "? x",
           "{x}", "[x]", "x{a=\"b\"}", "'q'", "it's", "tab\there", "trailing ", "x:",
           "{{ $value | humanize }}", "%x", "@x", "`x`", "multi\nline", "multi\nline\n",
           "0x1F", "1_000", "5m", "1h30m", "10", "1:30", "2001-12-14", "1e3",
-          ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x"]
+          ".5", "é", "*x", "&x", "!x", "|x", ">x", "#x",
+          "inf", "Infinity", "nan", "NaN", ".inf", "-.inf", "_1", "i_nf", "on", "OFF", "Yes",
+          "{{ $value }}", "{{ $labels.instance }} is down", "say \"hi\"", "back\\slash",
+          "line\u2028sep", "bell\x07", "\U0001f525 fire", "→ arrow", "a\r\nb", " lead",
+          "- dash", "? q", ": colon", "x: y", "100%", "1.0", "-1", "+1", "0o17", "0b1"]
 
 keys = st.text(alphabet="abcdefgh_", min_size=1, max_size=6)
 scalars = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12), st.integers(),
@@ -50,3 +55,36 @@ def test_write_tree_keeps_foreign_files_and_removes_its_own_stale_ones(tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     assert [p.name for p in (tmp_path / "alerts").iterdir() if p.name.startswith(".")] == [
         ".watchkeeper-manifest"]
+
+
+def test_unchanged_files_are_left_in_place_and_changed_ones_replaced(tmp_path):
+    files = {"alerts/a.yml": "a: 1\n", "alerts/tests/b.yml": "b: 2\n"}
+    write_tree(tmp_path, files, ("alerts",))
+    before = {name: (tmp_path / name).stat().st_ino for name in files}
+    write_tree(tmp_path, {**files, "alerts/tests/b.yml": "b: 3\n"}, ("alerts",))
+    assert (tmp_path / "alerts/a.yml").stat().st_ino == before["alerts/a.yml"]  # not rewritten
+    assert (tmp_path / "alerts/tests/b.yml").read_text() == "b: 3\n"
+    manifest = (tmp_path / "alerts" / ".watchkeeper-manifest").read_text()
+    assert digest(b"a: 1\n") in manifest and digest(b"b: 3\n") in manifest
+    assert digest(b"b: 2\n") not in manifest
+
+
+def test_a_link_to_identical_bytes_is_not_taken_for_the_generated_file(tmp_path):
+    write_tree(tmp_path, {"alerts/a.yml": "a: 1\n"}, ("alerts",))
+    (tmp_path / "elsewhere.yml").write_text("a: 1\n")
+    (tmp_path / "alerts/a.yml").unlink()
+    (tmp_path / "alerts/a.yml").symlink_to(tmp_path / "elsewhere.yml")
+    with pytest.raises(OwnershipError):
+        write_tree(tmp_path, {"alerts/a.yml": "a: 1\n"}, ("alerts",))
+    assert (tmp_path / "alerts/a.yml").is_symlink()
+
+
+def test_streamed_file_pieces_are_written_whole(tmp_path):
+    stage = Stage.create(tmp_path, ("dashboards",))
+    try:
+        written = {"dashboards/o.json": stage.put("dashboards/o.json", iter(["{", "}\n"]))}
+        commit(stage, written)
+    finally:
+        stage.discard()
+    assert (tmp_path / "dashboards/o.json").read_text() == "{}\n"
+    assert written["dashboards/o.json"] == digest(b"{}\n")

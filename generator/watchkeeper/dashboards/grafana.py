@@ -78,6 +78,22 @@ def _to_json_data(node: Any) -> Any:
     return node.to_json_data()  # what grafanalib's DashboardEncoder does, in C via orjson
 
 
+JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS  # stable text: sorted, 2-space indent
+
+
+def to_text(node: Any) -> str:
+    """Stable JSON text of plain data holding grafanalib objects, in one C pass (no
+    intermediate plain copy)."""
+    return orjson.dumps(node, default=_to_json_data, option=JSON_OPTIONS).decode()
+
+
+def dashboard_data(dashboard: core.Dashboard) -> dict[str, Any]:
+    """The top level of a dashboard's JSON (values may still be grafanalib objects)."""
+    data = dashboard.to_json_data()
+    data.pop("id", None)  # assigned by Grafana; the deploy sends the server's own
+    return data
+
+
 def render(dashboard: core.Dashboard) -> dict[str, Any]:
     """Plain JSON-ready data of a grafanalib dashboard (build it with SCHEMA_VERSION)."""
     data = orjson.loads(orjson.dumps(dashboard.to_json_data(), default=_to_json_data))

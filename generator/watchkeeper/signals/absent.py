@@ -102,27 +102,38 @@ def _scenarios(service: Service, alerts: list[Alert]) -> list[Scenario]:
         pending = (AlertCheck(fire_at - step, alert.name),) if fire_at else ()
         return (*pending, AlertCheck(fire_at, alert.name, expected))
 
-    scenarios = [
-        Scenario("availability quiet while every target is up", (up(a, 1), up(b, 1), *exposed),
-                 (AlertCheck(fire_at, "ServiceDown"), AlertCheck(fire_at, "TargetDown"),
-                  AlertCheck(fire_at, "ServiceMetricsAbsent"))),
-        Scenario("TargetDown names the one target that is down", (up(a, 1), up(b, 0), *exposed),
-                 (*fires(target_down, _render(target_down, b)),
-                  AlertCheck(fire_at, "ServiceDown"))),
+    def at_both(name, *expected):  # the same alerts one step before `for` and at it
+        times = (fire_at - step, fire_at) if fire_at else (fire_at,)
+        return tuple(AlertCheck(at, name, expected) for at in times)
+
+    def half(parity: int, targets: tuple[Series, ...], down: tuple[ExpectedAlert, ...]):
+        """Every other metric missing: each absent alert fires for its own metric and stays
+        quiet for the others present, while a target may be down too."""
+        missing = [i for i in range(len(metric_alerts)) if i % 2 == parity]
+        names = ", ".join(metric_alerts[i].labels["metric"] for i in missing) or "none"
+        expected = tuple(_render(metric_alerts[i], service.selector.equalities())
+                         for i in missing)
+        return Scenario(
+            f"ServiceMetricsAbsent fires for each missing metric ({names}), "
+            f"quiet for the others; TargetDown {'names the one target down' if down else 'quiet'}",
+            (*targets, *(s for i, s in enumerate(exposed) if i not in missing)),
+            (*(fires(target_down, *down) if down else at_both("TargetDown")),
+             *at_both("ServiceDown"),
+             *(fires(metric_alerts[0], *expected) if expected else
+               at_both("ServiceMetricsAbsent"))))
+
+    # Every alert is checked quiet on its good side and firing on its bad side, two
+    # properties per promtool test group where they do not interfere: the absent alerts are
+    # told apart by their `metric` label and the down target by its `instance`.
+    return [
+        half(1, (up(a, 1), up(b, 0)), (_render(target_down, b),)),
+        half(0, (up(a, 1), up(b, 1)), ()),
         Scenario("ServiceDown fires when every target is down", (up(a, 0), up(b, 0)),
                  fires(down, _render(down, {}))),
         Scenario("ServiceDown fires when the service vanished from discovery",
                  (up({"instance": "unrelated:9090"}, 1),),  # lacks the selector's labels
                  fires(down, _render(down, {}))),
     ]
-    for index, alert in enumerate(metric_alerts):
-        others = tuple(s for i, s in enumerate(exposed) if i != index)
-        scenarios.append(Scenario(
-            f"ServiceMetricsAbsent fires when {alert.labels['metric']} is missing",
-            (up(a, 1), *others),
-            fires(alert, _render(alert, service.selector.equalities())),
-        ))
-    return scenarios
 
 
 def build(service: Service) -> list[Piece]:

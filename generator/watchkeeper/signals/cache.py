@@ -8,7 +8,16 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from watchkeeper import naming, promql
 from watchkeeper.budgets import LowRatioThresholds, Strict
-from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, Thresholds
+from watchkeeper.model import (
+    Chart,
+    Piece,
+    Query,
+    Recording,
+    Scenario,
+    Series,
+    Service,
+    Thresholds,
+)
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.panels import budget_chart
@@ -18,6 +27,7 @@ from watchkeeper.signals.threshold import (
     ThresholdSignal,
     build_alerts,
     build_scenarios,
+    side_by_side,
 )
 
 
@@ -136,11 +146,25 @@ def build(service: Service) -> list[Piece]:
         return []
     step = common.test_step(service)
     piece = Piece(group="cache", recordings=recordings(service))
+    cases = []
     for cache in caches:
         sig = _signal(service, cache, step)
         piece.alerts.extend(build_alerts(sig, service))
-        piece.scenarios.extend(build_scenarios(sig, service, step))
+        cases.append(build_scenarios(sig, service, step))
+    piece.scenarios.extend(_side_by_side(cases))
     return [piece]
+
+
+def _side_by_side(cases: list[list[Scenario]]) -> list[Scenario]:
+    """Each cache's cases beside the other caches' (the n-th of each together): every rule
+    reads one cache's series alone, and the alerts carry the cache label. Apart when the
+    caches' cases do not line up (other `for`, other severities)."""
+    if len(cases) < 2 or len({len(c) for c in cases}) != 1:
+        return [s for c in cases for s in c]
+    together = [side_by_side(list(level)) for level in zip(*cases, strict=True)]
+    if any(s is None for s in together):
+        return [s for c in cases for s in c]
+    return [s for s in together if s is not None]
 
 
 def charts(service: Service) -> list[Chart]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from watchkeeper import promql
@@ -183,6 +184,46 @@ def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value:
         value=exact,
         labels=result,
     )
+
+
+def quantiles_synthesis(histogram: str, labels: dict[str, str],
+                        targets: list[tuple[float, float]], per_step: float, samples: int,
+                        ) -> tuple[tuple[Series, ...], list[float]] | None:
+    """Bucket series whose q-quantiles are the given values at once: `targets` are
+    (q, value) pairs; returns the series and each quantile's exact value (in the order
+    given), or None when the values do not rise with q (no histogram has them).
+
+    Each quantile gets a bucket pair bracketing its value, holding its rank in the middle
+    (as `histogram_synthesis` does for one), the pairs far enough apart in both bound and
+    count not to overlap.
+    """
+    order = sorted(range(len(targets)), key=lambda i: targets[i][0])
+    qs = [targets[i][0] for i in order]
+    values = [targets[i][1] for i in order]
+    if any(b <= a for a, b in itertools.pairwise(qs)) or \
+            any(b <= a for a, b in itertools.pairwise(values)) or qs[-1] >= 1:
+        return None
+    ranks = [round(q * per_step, 9) for q in qs]
+    edges = [0.0, *ranks, per_step]
+    bounds: list[tuple[float, float]] = []  # (le, cumulative count per step)
+    exact: dict[int, float] = {}
+    for k, (rank, value) in enumerate(zip(ranks, values, strict=True)):
+        half = min(rank - edges[k], edges[k + 2] - rank) / 2
+        spread = min([0.5] + [0.9 * abs(value - other) / (value + other)
+                              for other in values[max(0, k - 1):k + 2] if other != value])
+        low, high = float(f"{value * (1 - spread):.6g}"), float(f"{value * (1 + spread):.6g}")
+        below, upto = round(rank - half, 9), round(rank + half, 9)
+        bounds += [(low, below), (high, upto)]
+        exact[order[k]] = low + (high - low) * (rank - below) / (upto - below)
+    les = [le for le, _ in bounds]
+    if any(b <= a for a, b in itertools.pairwise(les)) or les[0] <= 0:
+        return None
+    series = [Series(promql.series(f"{histogram}_bucket", {**labels, "le": format_number(le)}),
+                     counter(count, samples)) for le, count in bounds]
+    series += [Series(promql.series(f"{histogram}_bucket", {**labels, "le": "+Inf"}),
+                      counter(per_step, samples)),
+               Series(promql.series(f"{histogram}_count", labels), counter(per_step, samples))]
+    return tuple(series), [exact[i] for i in range(len(targets))]
 
 
 def predict_record(metric: str, leak: Leak) -> str:

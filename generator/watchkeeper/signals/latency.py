@@ -10,7 +10,13 @@ from watchkeeper.model import Chart, Piece, Quantiles, Query, Row, Service
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.panels import INSTANCE, budget_chart
-from watchkeeper.signals.threshold import DURATION, ThresholdSignal, build_alerts, build_scenarios
+from watchkeeper.signals.threshold import (
+    DURATION,
+    ThresholdSignal,
+    build_alerts,
+    build_scenarios,
+    build_together,
+)
 from watchkeeper.units import format_number
 
 KEY = Key("http", "latency", LatencyBudgets,
@@ -66,8 +72,23 @@ def latency_piece(service: Service, group: str, signals: list[ThresholdSignal],
         service, histogram, [(quantile.name, quantile.q) for quantile in latency]))
     for sig in signals:
         piece.alerts.extend(build_alerts(sig, service))
-        piece.scenarios.extend(build_scenarios(sig, service, step))
+    # Quantiles of one histogram are tested together where their cases allow (each level
+    # of cases, e.g. p50 and p99 both just past warning, from one histogram).
+    quantiles = [quantile.q for quantile in latency]
+    per_step = max(common.traffic_per_step(service, step, q) for q in quantiles)
+    together = partial(_together, histogram, common.target_labels(service), quantiles,
+                       per_step)
+    shared = build_together(signals, service, step, together, {"service": service.name}) \
+        if len(signals) > 1 else None
+    piece.scenarios.extend(shared or [s for sig in signals
+                                      for s in build_scenarios(sig, service, step)])
     return piece
+
+
+def _together(histogram, labels, quantiles, per_step, values, samples):
+    return common.quantiles_synthesis(histogram, labels, list(zip(quantiles, values,
+                                                                  strict=True)),
+                                      per_step, samples)
 
 
 def latency_charts(service: Service, row: Row, histogram: str, latency: Quantiles,

@@ -196,20 +196,39 @@ def expected_alert(sig: ThresholdSignal, service: Service, severity: str, value:
 
 
 def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list[Scenario]:
-    """Quiet, each severity, and (where relevant) too-little-traffic scenarios for one signal."""
+    """Quiet, each severity, and (where relevant) too-little-traffic scenarios for one signal.
+
+    Every case is checked one step before `for` elapses and when it has: quiet cases are
+    silent at both, firing cases silent and then firing. A signal judged per instance
+    (`where` names `{instance}`) puts all its cases in one scenario, each on an instance of
+    its own, so promtool proves them all in one test group; the exact set of alerts firing
+    at each check still names every case (a quiet instance that fired would be an extra
+    alert, a firing one that did not a missing one).
+    """
+    cases = _cases(sig, service, step)
+    if "{instance}" in sig.where and len(cases) > 1:
+        relabelled = [_on_instance(case, index) for index, case in enumerate(cases)]
+        if all(case is not None for case in relabelled):
+            return [_together(sig, relabelled)]
+    return cases
+
+
+def _cases(sig: ThresholdSignal, service: Service, step: float, values: bool = True,
+           sparse: bool = True) -> list[Scenario]:
     for_steps = steps_for(sig.budget.for_, step)
     onset = sig.onset_steps * step
     fire_at = onset + for_steps * step
     samples = sig.onset_steps + for_steps + 3
+
+    def checks(expected: tuple[ExpectedAlert, ...]) -> tuple[AlertCheck, ...]:
+        not_yet = (AlertCheck(fire_at - step, sig.alert),) if for_steps > 0 else ()
+        return (*not_yet, AlertCheck(fire_at, sig.alert, expected))
+
     scenarios = []
-    for value, firing in test_values(sig):
+    for value, firing in test_values(sig) if values else ():
         synthesis = sig.synthesize(value, samples)
         expected = tuple(expected_alert(sig, service, sev, synthesis.value, synthesis.labels)
                          for sev in firing)
-        checks: list[AlertCheck] = []
-        if firing and for_steps > 0:
-            checks.append(AlertCheck(fire_at - step, sig.alert))
-        checks.append(AlertCheck(fire_at, sig.alert, expected))
         exprs = ()
         if sig.recording:
             exprs = (ExprCheck(fire_at, sig.recording, ((synthesis.labels, synthesis.value),)),)
@@ -217,16 +236,129 @@ def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list
         scenarios.append(Scenario(
             name=f"{sig.alert} {label} at {sig.unit.render(synthesis.value)}",
             series=synthesis.series,
-            alert_checks=tuple(checks),
+            alert_checks=checks(expected),
             expr_checks=exprs,
         ))
-    if sig.sparse is not None:
+    if sig.sparse is not None and sparse:
         worst = severities(sig.budget)[-1][1]
         bad = worst / 2 if sig.budget.lower_is_worse else worst * 2
         synthesis = sig.sparse(bad, samples)
         scenarios.append(Scenario(
             name=f"{sig.alert} quiet with too little traffic to judge",
             series=synthesis.series,
-            alert_checks=(AlertCheck(fire_at, sig.alert),),
+            alert_checks=checks(()),
         ))
     return scenarios
+
+
+def case_instance(index: int) -> str:
+    """The instance label of the `index`-th case of a per-instance signal: host-a:9090 (the
+    one every synthesizer writes), host-b:9090, ..."""
+    return f"host-{string.ascii_lowercase[index % 26]}{index // 26 or ''}:9090"
+
+
+def _on_instance(case: Scenario, index: int) -> Scenario | None:
+    """`case` moved from the synthesized instance to `case_instance(index)`: its series,
+    expected labels and annotations, and checked samples; None when a series does not carry
+    the synthesized instance (the case cannot be told apart from the others)."""
+    old, new = case_instance(0), case_instance(index)
+    if not all(f'instance="{old}"' in series.selector for series in case.series):
+        return None
+
+    def labels(values: dict[str, str]) -> dict[str, str]:
+        return {k: new if k == "instance" and v == old else v for k, v in values.items()}
+
+    def alert(expected: ExpectedAlert) -> ExpectedAlert:
+        return ExpectedAlert(labels(expected.labels),
+                             {k: v.replace(old, new) for k, v in expected.annotations.items()})
+
+    return Scenario(
+        name=f"{case.name} on {new}",
+        series=tuple(Series(s.selector.replace(f'instance="{old}"', f'instance="{new}"'),
+                            s.values) for s in case.series),
+        alert_checks=tuple(AlertCheck(c.eval_time, c.alert, tuple(map(alert, c.expected)))
+                           for c in case.alert_checks),
+        expr_checks=tuple(ExprCheck(c.eval_time, c.expr,
+                                    tuple((labels(found), v) for found, v in c.samples))
+                          for c in case.expr_checks),
+        interval=case.interval,
+    )
+
+
+def _together(sig: ThresholdSignal, cases: list[Scenario]) -> Scenario:
+    together = side_by_side(cases)
+    assert together is not None, f"{sig.alert}: cases checked at other times"
+    return together
+
+
+def side_by_side(cases: list[Scenario]) -> Scenario | None:
+    """One scenario running `cases` at once, which the caller knows cannot see each
+    other's series (other instances, other caches): at each check time, the alerts of
+    every case and the samples of every case. None unless every case checks each alert
+    at the same times (a case not checked at a time could be firing then)."""
+    times: dict[str, set[tuple[float, ...]]] = {}
+    for case in cases:
+        mine: dict[str, list[float]] = {}
+        for check in case.alert_checks:
+            mine.setdefault(check.alert, []).append(check.eval_time)
+        for alert, at in mine.items():
+            times.setdefault(alert, set()).add(tuple(sorted(at)))
+    if any(len(found) > 1 for found in times.values()) or \
+            any(set(times) != {c.alert for c in case.alert_checks} for case in cases):
+        return None
+    alerts: dict[tuple[float, str], list[ExpectedAlert]] = {}
+    samples: dict[tuple[float, str], list] = {}
+    for case in cases:
+        for check in case.alert_checks:
+            alerts.setdefault((check.eval_time, check.alert), []).extend(check.expected)
+        for expr in case.expr_checks:
+            samples.setdefault((expr.eval_time, expr.expr), []).extend(expr.samples)
+    return Scenario(
+        name="; ".join(case.name for case in cases),
+        series=tuple(series for case in cases for series in case.series),
+        alert_checks=tuple(AlertCheck(at, alert, tuple(expected))
+                           for (at, alert), expected in alerts.items()),
+        expr_checks=tuple(ExprCheck(at, expr, tuple(found))
+                          for (at, expr), found in samples.items()),
+        interval=cases[0].interval,
+    )
+
+
+# Series of several signals at once: values → (series, each signal's exact value), or None
+Together = Callable[[list[float], int], "tuple[tuple[Series, ...], list[float]] | None"]
+
+
+def build_together(sigs: list[ThresholdSignal], service: Service, step: float,
+                   together: Together, labels: dict[str, str]) -> list[Scenario] | None:
+    """The scenarios of signals read from the same series (quantiles of one histogram),
+    each level of cases side by side: quiet for all, then each severity just past its
+    budget for all, from one set of series (`together`), each alert checked one step before
+    its `for` elapses and at it, with its own value; then each signal's too-little-traffic
+    case alone (their traffic differs). None when the levels do not line up or `together`
+    cannot make the values (the caller then builds each signal's cases apart)."""
+    levels = [test_values(sig) for sig in sigs]
+    if len({len(level) for level in levels}) != 1 or len({s.onset_steps for s in sigs}) != 1:
+        return None
+    for_steps = [steps_for(sig.budget.for_, step) for sig in sigs]
+    samples = sigs[0].onset_steps + max(for_steps) + 3
+    scenarios = []
+    for level in range(len(levels[0])):
+        made = together([cases[level][0] for cases in levels], samples)
+        if made is None:
+            return None
+        series, exact = made
+        names, checks, exprs = [], [], []
+        for sig, cases, value, steps in zip(sigs, levels, exact, for_steps, strict=True):
+            firing = cases[level][1]
+            fire_at = (sig.onset_steps + steps) * step
+            expected = tuple(expected_alert(sig, service, sev, value, labels) for sev in firing)
+            checks += [*((AlertCheck(fire_at - step, sig.alert),) if steps > 0 else ()),
+                       AlertCheck(fire_at, sig.alert, expected)]
+            if sig.recording:
+                exprs.append(ExprCheck(fire_at, sig.recording, ((labels, value),)))
+            names.append(f"{sig.alert} {'+'.join(firing) or 'quiet'} at "
+                          f"{sig.unit.render(value)}")
+        scenarios.append(Scenario("; ".join(names), series,
+                                  tuple(sorted(checks, key=lambda c: c.eval_time)),
+                                  tuple(exprs)))
+    return scenarios + [s for sig in sigs for s in _cases(sig, service, step, values=False)]
