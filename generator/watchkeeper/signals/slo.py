@@ -292,7 +292,7 @@ class Profile:
     vanish_after: int | None = None  # minutes after which every input series stops
 
 
-FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (75, 1000.0)))
+FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (65, 1000.0)))
 
 
 def profiles(slos: list[Slo], floor: int) -> list[Profile]:
@@ -301,19 +301,21 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
 
     Histories before a burn are as short as each case allows (promtool evaluates every rule
     at every step): 1h where the page-1h window must be full, 6h where the page-6h window
-    must be (the 8x case, whose detection time then is the table's 6h × 6 / 8 = 4.5h) and
-    for the blip, which would otherwise be a large share of a short history. The ticket
-    tiers' 1d and 3d windows are never full (days of steps); their factors are checked.
+    must be (the 8x case, whose detection time then is the table's 6h × 6 / 8 = 4.5h), 3h
+    for the blip (its 150 budget-minutes then average 0.8 over the history, below the
+    lowest factor, 1, so staying quiet still proves every factor above that). Each burn
+    lasts until MARGIN past the model's last transition, no longer. The ticket tiers' 1d
+    and 3d windows are never full (days of steps); their factors are checked.
     """
     return [
         FIRST,
-        Profile("20x burn pages", ((60, 0.0), (75, 20.0))),
+        Profile("20x burn pages", ((60, 0.0), (65, 20.0))),
         Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
-                ((360, 0.0), (300, 8.0))),
-        Profile("4x burn opens tickets, never pages", ((30, 0.0), (130, 4.0))),
-        Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (75, 2.0))),
+                ((360, 0.0), (295, 8.0))),
+        Profile("4x burn opens tickets, never pages", ((30, 0.0), (125, 4.0))),
+        Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (65, 2.0))),
         Profile("0.5x burn stays quiet", ((30, 0.0), (60, 0.5))),
-        Profile("5m blip at 30x stays quiet", ((360, 0.0), (5, 30.0), (60, 0.0))),
+        Profile("5m blip at 30x stays quiet", ((180, 0.0), (5, 30.0), (60, 0.0))),
         Profile("page resets after recovery", ((60, 0.0), (10, 1000.0), (60, 0.0))),
         Profile("no traffic stays quiet", ((90, 0.0),), traffic=0.0),
         Profile("too little traffic stays quiet", ((60, 0.0), (90, 1000.0)),
