@@ -27,13 +27,7 @@ from watchkeeper.model import (
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Signal
 from watchkeeper.signals.runtime import Gauge, declared, gauge_signal
-from watchkeeper.signals.threshold import (
-    alert_labels,
-    case_instance,
-    expected_alert,
-    severities,
-    steps_for,
-)
+from watchkeeper.signals.threshold import alert_labels, expected_alert, severities, steps_for
 from watchkeeper.units import format_number, humanize, prometheus_duration
 
 _record = common.predict_record
@@ -166,19 +160,12 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
                        _static_expected(service, gauge, values, step, fire_at)),
         ),
     )
-    # The flat case runs beside the sawtooth, on an instance of its own: neither may fire
-    # at any check of either (the leak alert is per instance, so each would show by label).
-    flat_series = promql.series(metric, {**labels, "instance": case_instance(1)})
-    flat = Series(flat_series, common.gauge(round(critical * 0.9), samples))
-    saw = _sawtooth(service, name, series_name, leak, critical, step)
-    quiet = Scenario(
-        name=f"{name} quiet on a flat value just under critical (on {case_instance(1)}) and "
-             f"{saw.name.removeprefix(name + ' quiet ')}",
-        series=(*saw.series, flat),
-        alert_checks=tuple(AlertCheck(at, name) for at in sorted(
-            {fire_at, *(check.eval_time for check in saw.alert_checks)})),
+    flat = Scenario(
+        name=f"{name} quiet on a flat value just under critical",
+        series=(Series(series_name, common.gauge(round(critical * 0.9), samples)),),
+        alert_checks=(AlertCheck(fire_at, name),),
     )
-    return [climb, quiet]
+    return [climb, flat, _sawtooth(service, name, series_name, leak, critical, step)]
 
 
 def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
