@@ -22,7 +22,7 @@ from watchkeeper import naming as ids
 from watchkeeper import promtool
 
 # A recording name is a metric name with a colon (Prometheus' level:metric:operations).
-_RECORD = re.compile(r"(?<![\w:.\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]*)(?=\s*[{\[)\s]|$)")
+_RECORD = re.compile(r"(?<![\w:.\[])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]*)(?=\s*[{\[),\s]|$)")
 _STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
 _GRAFANA_INTERVAL = re.compile(r"\$\{?__(?:rate_interval|interval|range)\}?")
 _GRAFANA_VARIABLE = re.compile(r"\$\{[^}]+\}|\$\w+|\[\[\w+\]\]")

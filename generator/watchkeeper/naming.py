@@ -20,6 +20,7 @@ UID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
 UID_PREFIX = "wk-"
 OVERVIEW_UID = "wk-overview"
 MANAGED_TAG = "watchkeeper-managed"
+UID_LABEL = "dashboard"  # the label `dashboard_uid_label` adds: a service's dashboard uid
 
 # Rows shared by several signals; a signal with a section of its own declares its Row
 # next to its charts (base ids are multiples of 100, slots stay below 100).
@@ -36,6 +37,24 @@ def dashboard_uid(service_name: str) -> str:
         return uid
     digest = hashlib.sha1(service_name.encode()).hexdigest()[:8]
     return f"{uid[: UID_MAX - 9].rstrip('-')}-{digest}"
+
+
+def dashboard_uid_label(expr: str, service_names: Iterable[str]) -> str:
+    """`expr` with each series' service dashboard uid in `UID_LABEL`, computed by Prometheus
+    from its `service` label: `wk-<service>`, except for the names `dashboard_uid` shortens
+    with a hash, each mapped explicitly (so only those add to the query's length)."""
+    out = f'label_replace({expr}, "{UID_LABEL}", "{UID_PREFIX}$1", "service", "(.+)")'
+    for name in service_names:
+        uid = dashboard_uid(name)
+        if uid != UID_PREFIX + name:  # names are [a-z0-9-]: nothing to escape in the regex
+            out = f'label_replace({out}, "{UID_LABEL}", "{uid}", "service", "{name}")'
+    return out
+
+
+def dashboard_link_template() -> str:
+    """A Grafana data link to the dashboard whose uid is in the row's `UID_LABEL` field
+    (Grafana redirects `/d/<uid>` to the full path), keeping the time range."""
+    return f"/d/${{__data.fields.{UID_LABEL}}}?${{__url_time_range}}"
 
 
 def panel_id(chart: Chart) -> int:

@@ -8,9 +8,9 @@ object to plain, stable data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import attr
 import orjson
 from grafanalib import core
 
@@ -19,12 +19,14 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GREEN, YELLOW, RED = "green", "yellow", "red"
 
 
-@attr.s(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
-    """A threshold step as current Grafana stores it: the base step has value null."""
+    """A threshold step as current Grafana stores it: the base step has value null (Grafana's
+    schema: `value: number | null`, null meaning -Infinity), so this null is kept. A
+    dataclass, which orjson writes itself (no call back into Python per step)."""
 
-    color: str = attr.ib()
-    value: float | None = attr.ib(default=None)
+    color: str
+    value: float | None = None
 
     def to_json_data(self) -> dict[str, Any]:
         return {"color": self.color, "value": self.value}
@@ -75,7 +77,26 @@ def instance_variable(up_selector: str) -> core.Template:
 
 
 def _to_json_data(node: Any) -> Any:
-    return node.to_json_data()  # what grafanalib's DashboardEncoder does, in C via orjson
+    """What grafanalib's DashboardEncoder does (in C via orjson), without its null-valued
+    keys: grafanalib writes every optional setting it knows (`"cacheTimeout": null`,
+    `"maxDataPoints": null`, ...), 15% of a dashboard's bytes, and Grafana's dashboard
+    schema declares them all optional (absent = unset). Threshold steps keep their null
+    (see `Step`): orjson writes them without coming here."""
+    data = node.to_json_data()
+    if type(data) is not dict:
+        return data
+    data = {key: value for key, value in data.items() if value is not None}
+    defaults = data.get("fieldConfig", {}).get("defaults")
+    if defaults:  # a panel's plain nested dicts: the unset min, max, decimals, soft limits
+        data["fieldConfig"] = {**data["fieldConfig"], "defaults": _unset(defaults)}
+    return data
+
+
+def _unset(defaults: dict[str, Any]) -> dict[str, Any]:
+    out = {key: value for key, value in defaults.items() if value is not None}
+    if type(custom := out.get("custom")) is dict:
+        out["custom"] = {key: value for key, value in custom.items() if value is not None}
+    return out
 
 
 JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS  # stable text: sorted, 2-space indent
@@ -89,13 +110,11 @@ def to_text(node: Any) -> str:
 
 def dashboard_data(dashboard: core.Dashboard) -> dict[str, Any]:
     """The top level of a dashboard's JSON (values may still be grafanalib objects)."""
-    data = dashboard.to_json_data()
+    data = _to_json_data(dashboard)
     data.pop("id", None)  # assigned by Grafana; the deploy sends the server's own
     return data
 
 
 def render(dashboard: core.Dashboard) -> dict[str, Any]:
     """Plain JSON-ready data of a grafanalib dashboard (build it with SCHEMA_VERSION)."""
-    data = orjson.loads(orjson.dumps(dashboard.to_json_data(), default=_to_json_data))
-    data.pop("id", None)  # assigned by Grafana; the deploy sends the server's own
-    return data
+    return orjson.loads(orjson.dumps(dashboard_data(dashboard), default=_to_json_data))

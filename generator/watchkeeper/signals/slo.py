@@ -57,6 +57,9 @@ GROUP = "slo"
 ERROR_CODES = "5.."
 ABSENT_ALERT = "SloDataMissing"
 ROW = Row("slos", "SLOs (error budgets)", 500)
+# Every SLO's remaining error budget (labels service, slo); read by the fleet overview too.
+REMAINING_RECORD = "slo:error_budget_remaining:ratio"
+REMAINING_BUDGET = Thresholds(0.25, 0.0, 0.0, lower_is_worse=True)  # 25% left, exhausted
 KEYS = (
     Key(None, "slos", list[SloSpec],
         "Service level objectives: error budgets with multiwindow multi-burn-rate alerts "
@@ -161,12 +164,12 @@ def meta_recordings(service: Service, slo: Slo) -> list[Recording]:
     labels = slo_labels(service, slo)
     budget = number(slo.budget)
     window = format_number(slo.window)
-    remaining = selector("slo:error_budget_remaining:ratio", service, slo)
+    remaining = selector(REMAINING_RECORD, service, slo)
     burn = selector("slo:current_burn_rate:ratio", service, slo)
     return [
         Recording("slo:objective:ratio", f"vector({number(slo.objective)})", labels),
         Recording("slo:error_budget:ratio", f"vector({budget})", labels),
-        Recording("slo:error_budget_remaining:ratio",
+        Recording(REMAINING_RECORD,
                   f"1 - {selector(ratio_record(slo.window), service, slo)} / {budget}", labels),
         Recording("slo:current_burn_rate:ratio",
                   f"{selector(ratio_record(hour(slo)), service, slo)} / {budget}", labels),
@@ -594,7 +597,7 @@ def charts(service: Service) -> list[Chart]:
         factors = {tier.name: tier.factor(slo.window) for tier, _ in slo.tiers()}
         pages = [f for name, f in factors.items() if name.startswith("page")]
         tickets = [f for name, f in factors.items() if name.startswith("ticket")]
-        remaining = sel("slo:error_budget_remaining:ratio")
+        remaining = sel(REMAINING_RECORD)
         out.append(Chart(
             ROW, slot("compliance"), f"{slo.name}: good events", "percentunit",
             f"Share of good events over the last {window} and the last {span(hour(slo))}; the "
@@ -606,7 +609,7 @@ def charts(service: Service) -> list[Chart]:
             ROW, slot("budget"), f"{slo.name}: error budget remaining", "percentunit",
             f"Share of the {window} error budget ({budget} of events) left; 0 is exhausted. "
             "Lines: yellow 25% left, red exhausted.",
-            (Query(remaining, "remaining"),), Thresholds(0.25, 0.0, 0.0, lower_is_worse=True),
+            (Query(remaining, "remaining"),), REMAINING_BUDGET,
             stat=remaining))
         out.append(Chart(
             ROW, slot("burn"), f"{slo.name}: burn rate", "short",
