@@ -184,3 +184,43 @@ def test_no_half_width_holes(files):
             lines[panel["gridPos"]["y"]] = lines.get(panel["gridPos"]["y"], 0) + \
                 panel["gridPos"]["w"]
         assert set(lines.values()) == {24}, name
+
+
+# --- size at scale (issue 11): what grafanalib writes that Grafana does not need ---------------
+
+
+def _nulls(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _nulls(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _nulls(value, f"{path}[{index}]")
+    elif node is None:
+        yield path
+
+
+def test_only_base_threshold_steps_are_null(files):
+    """Grafana's schema makes every other key optional; the base step's null is -Infinity."""
+    for path, text in files.items():
+        if path.endswith(".json"):
+            nulls = list(_nulls(json.loads(text)))
+            for where in nulls:  # kept: nested in grafanalib's own values, left as written
+                assert where.endswith((".thresholds.steps[0].value", ".current.text",
+                                       ".current.value", ".cards.cardPadding",
+                                       ".cards.cardRound")), f"{path}: {where}"
+            assert any(where.endswith("steps[0].value") for where in nulls), path
+
+
+PROMETHEUS_QUERY_KEYS = {"expr", "instant", "range", "exemplar", "editorMode", "format",
+                         "legendFormat", "intervalFactor", "refId", "hide", "queryType",
+                         "datasource", "interval"}
+
+
+def test_queries_carry_only_prometheus_keys(files):
+    for path, text in files.items():
+        if path.endswith(".json"):
+            for panel in panels(json.loads(text)):
+                for target in panel.get("targets", []):
+                    assert set(target) <= PROMETHEUS_QUERY_KEYS, (path, panel["title"])
+                    assert target["expr"] and target["datasource"]["uid"] == "${datasource}"

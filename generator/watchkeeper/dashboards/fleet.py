@@ -61,8 +61,7 @@ def _table(panel_id: int, title: str, description: str, expr: str, y: int, *,
            unit: str, columns: tuple[str, ...], value_name: str, steps: list[grafana.Step],
            sort: list[core.TableSortByField], extra: list[dict[str, Any]]) -> core.Table:
     """An instant table of `expr`'s series, one row each, its labels as columns."""
-    target = core.Target(expr=expr, legendFormat="", refId="A", datasource=grafana.DATASOURCE,
-                         format="table", instant=True, intervalFactor=1, step=None)
+    target = grafana.target(expr, "", "A", format="table", instant=True)
     return core.Table(
         id=panel_id, title=title, description=description, dataSource=grafana.DATASOURCE,
         targets=[target], unit=unit, thresholds=steps, displayMode="color-text",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import attr
 import orjson
 from grafanalib import core
 
@@ -49,9 +50,30 @@ def steps(warning: float | None, critical: float | None, lower_is_worse: bool) -
     return result
 
 
-def target(expr: str, legend: str, ref: str, format: str = "time_series") -> core.Target:
-    return core.Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE,
-                       intervalFactor=1, step=None, format=format)
+@attr.s
+class Target(core.Target):
+    """grafanalib's Target as Grafana's Prometheus data source stores a query (its schema:
+    expr, instant, range, format, legendFormat, intervalFactor, refId, hide, datasource,
+    interval): without the keys grafanalib writes for other data sources, `query` (a copy
+    of `expr`), Graphite's `target` and `metric`, nor an empty `interval`. A third of a
+    query's bytes, on ~30 queries per service dashboard."""
+
+    def to_json_data(self) -> dict[str, Any]:
+        data = super().to_json_data()
+        for key in _NOT_PROMETHEUS:
+            del data[key]
+        if not data["interval"]:
+            del data["interval"]
+        return data
+
+
+_NOT_PROMETHEUS = ("query", "target", "metric")
+
+
+def target(expr: str, legend: str, ref: str, format: str = "time_series",
+           instant: bool = False) -> Target:
+    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE,
+                  intervalFactor=1, step=None, format=format, instant=instant)
 
 
 def alert_annotations(selector: str) -> core.Annotations:
