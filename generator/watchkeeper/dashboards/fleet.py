@@ -68,7 +68,7 @@ def _table(panel_id: int, title: str, description: str, expr: str, y: int, *,
         filterable=True, sortBy=sort, maxDataPoints=None,
         overrides=[_LINK, _HIDDEN, *extra],
         transformations=[{"id": "organize", "options": {
-            "excludeByName": {"Time": True},
+            "excludeByName": {"Time": True, "__name__": True},
             "indexByName": {name: index for index, name in enumerate(columns)},
             "renameByName": {"Value": value_name}}}],
         gridPos=core.GridPos(h=12, w=24, x=0, y=y))
