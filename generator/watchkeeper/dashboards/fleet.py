@@ -79,7 +79,7 @@ def _severity_colours() -> dict[str, Any]:
         {"id": "mappings", "value": [{"type": "value", "options": {
             severity: {"color": colour, "index": index}
             for index, (severity, colour) in enumerate(SEVERITY_COLOURS.items())}}]},
-        {"id": "custom.displayMode", "value": "color-background"}]}
+        {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}
 
 
 def _alerts_table(services: Sequence[Service], y: int) -> core.Table:
