@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 from watchkeeper.model import Service, Spec
-from watchkeeper.spec import SpecFile, resolve
+from watchkeeper.spec import SpecFile, resolve, resolve_service, routing
 
 Loc = tuple[str | int, ...]
 
@@ -353,20 +353,24 @@ def _problems(error: ValidationError, file: str, lines: dict[Loc, int]) -> list[
     return problems
 
 
-def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> SpecFile:
-    """Read and validate a spec; raise :class:`SpecError` listing every problem."""
-    path = Path(path)
+def _read(path: Path, ext_vars: dict[str, str] | None) -> tuple[str, object, dict[Loc, int] | None]:
+    """(text, data, line map) of a spec file; the line map is None when the data came from
+    the quick read (then only an invalid spec pays for reading it carefully)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError([Problem(str(path), "", None, f"cannot read: {error.strerror}")]) from None
-    lines: dict[Loc, int] | None = None
     if path.suffix in (".jsonnet", ".libsonnet"):
-        data, lines = _read_jsonnet(path, ext_vars or {}), {}
-    else:
-        data = _quick_read(text)
-        if data is _CAREFUL:
-            data, lines = _read_yaml(path, text)
+        return text, _read_jsonnet(path, ext_vars or {}), {}
+    data = _quick_read(text)
+    if data is _CAREFUL:
+        data, lines = _read_yaml(path, text)
+        return text, data, lines
+    return text, data, None
+
+
+def _validate(path: Path, text: str, data: object, lines: dict[Loc, int] | None) -> SpecFile:
+    """The whole spec validated at once: every problem, each at its file, line and path."""
     if not isinstance(data, dict):
         raise SpecError([Problem(str(path), "", 1, "a spec is a mapping with 'version' and "
                                                    "'services'")])
@@ -379,9 +383,61 @@ def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> 
         raise SpecError(_problems(error, str(path), lines)) from None
 
 
+def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> SpecFile:
+    """Read and validate a spec; raise :class:`SpecError` listing every problem."""
+    path = Path(path)
+    return _validate(path, *_read(path, ext_vars))
+
+
+def _one_by_one(data: dict) -> Spec | None:
+    """A valid spec resolved one service at a time, or None at the first doubt.
+
+    Each service is validated as the only service of a spec with the same top-level keys
+    (so every validator of :class:`SpecFile` sees it with the defaults), resolved, and its
+    data and input models dropped at once (its item in `data` is set to None): the pydantic
+    models of the whole spec (about twice the size of its data) never exist together, and
+    freed data makes room for the resolved services. The one check across services, unique
+    names, keeps only the names. Anything wrong returns None: the caller then validates the
+    whole spec at once, which words every problem as it always has.
+    """
+    services = data.get("services")
+    if not isinstance(services, list) or not services:
+        return None
+    top = {key: value for key, value in data.items() if key != "services"}
+    names: set[str] = set()
+    resolved: list[Service] = []
+    defaults = None
+    try:
+        for index, item in enumerate(services):
+            services[index] = None
+            if defaults is not None:  # validated once; an instance is taken as it is
+                top["defaults"] = defaults
+            single = SpecFile.model_validate({**top, "services": [item]})
+            del item
+            defaults, service = single.defaults, single.services[0]
+            if service.name in names:
+                return None
+            names.add(service.name)
+            resolved.append(resolve_service(service, defaults))
+    except ValidationError:
+        return None
+    return Spec(services=tuple(resolved), alertmanager=routing(defaults))
+
+
 def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None) -> Spec:
-    """Read, validate and resolve a spec into what builders consume."""
-    return resolve(load_spec_file(path, ext_vars))
+    """Read, validate and resolve a spec into what builders consume.
+
+    A valid spec is validated and resolved service by service (see `_one_by_one`), so
+    memory holds its resolved services, not its input models too; any problem sends it
+    to the whole-spec validation (`load_spec_file`, read again), whose messages name
+    every problem's file, line and spec path.
+    """
+    path = Path(path)
+    data = _read(path, ext_vars)[1]  # the text and lines go: a problem reads again
+    if isinstance(data, dict) and (spec := _one_by_one(data)) is not None:
+        return spec
+    del data
+    return resolve(_validate(path, *_read(path, ext_vars)))
 
 
 def load_services(path: str | Path,

@@ -458,10 +458,20 @@ def _service(s: Any, defaults: Defaults) -> model.Service:
     )
 
 
+def resolve_service(service: Any, defaults: Defaults) -> model.Service:
+    """One validated service with `defaults` merged in (see :func:`resolve`)."""
+    return _service(service, defaults)
+
+
+def routing(defaults: Defaults) -> model.Routing:
+    """The Alertmanager routing every service shares."""
+    return defaults.alertmanager.resolve()
+
+
 def resolve(spec: SpecFile) -> model.Spec:
     """Merge `defaults` into every service (service keys win), resolve every budget and
     pick metric names by language profile."""
     return model.Spec(
         services=tuple(_service(s, spec.defaults) for s in spec.services),
-        alertmanager=spec.defaults.alertmanager.resolve(),
+        alertmanager=routing(spec.defaults),
     )

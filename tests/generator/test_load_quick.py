@@ -4,6 +4,7 @@ the data is the same either way, and every message keeps its file, line and spec
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -90,3 +91,66 @@ def test_valid_spec_never_takes_the_careful_read(tmp_path, monkeypatch):
     for name, text in (("spec.yaml", yaml.safe_dump(SPEC)), ("spec.json", json.dumps(SPEC))):
         (tmp_path / name).write_text(text)
         assert load_spec_file(tmp_path / name).services[0].name == "checkout"
+
+
+# --- Service by service (load_spec) ------------------------------------------------------------
+
+def _spec_of(services: list[dict], **top) -> dict:
+    return {"version": 1, "defaults": SPEC["defaults"], **top, "services": services}
+
+
+def _service(name: str, **keys) -> dict:
+    return {**SPEC["services"][0], "name": name, "selector": {"job": name}, **keys}
+
+
+def test_service_by_service_resolves_what_the_whole_spec_resolves(tmp_path):
+    from watchkeeper.spec import resolve
+
+    path = Path(__file__).resolve().parents[2] / "spec" / "services.yaml"
+    assert load.load_spec(path) == resolve(load_spec_file(path))
+    document = _spec_of([_service("a"), _service("b", **{"for": "7m"}), _service("c")])
+    for name, text in (("s.json", json.dumps(document)), ("s.yaml", yaml.safe_dump(document))):
+        (tmp_path / name).write_text(text)
+        assert load.load_spec(tmp_path / name) == resolve(load_spec_file(tmp_path / name))
+
+
+@pytest.mark.parametrize("document", [
+    _spec_of([_service("a"), _service("b"), _service("a")]),          # across services
+    _spec_of([_service("a"), _service("b", langauge="go")]),          # a later service
+    _spec_of([_service("a")], extra=1),                               # the top level
+    _spec_of([]),                                                     # no services
+    {"version": 1, "services": [_service("a")]},                      # no defaults
+])
+def test_service_by_service_words_problems_as_the_whole_spec_does(tmp_path, document):
+    """Any problem found one service at a time is reported by the whole-spec validation:
+    the same messages, lines and paths as `load_spec_file` gives."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(document, indent=2))
+    with pytest.raises(SpecError) as whole:
+        load_spec_file(path)
+    with pytest.raises(SpecError) as one_by_one:
+        load.load_spec(path)
+    assert one_by_one.value.problems == whole.value.problems
+    assert whole.value.problems
+
+
+def test_spec_validators_are_known_to_the_service_by_service_read():
+    """`load._one_by_one` runs SpecFile's validators on one service at a time; a validator
+    that looks across services (like unique names) needs its own check there too."""
+    from watchkeeper.spec import SpecFile
+
+    decorators = SpecFile.__pydantic_decorators__
+    per_service = {"_presets_and_units", "_slos_fit_prometheus"}
+    across_services = {"_unique_service_names"}  # load._one_by_one keeps the names
+    assert set(decorators.model_validators) == per_service
+    assert set(decorators.field_validators) == across_services
+
+
+def test_valid_spec_is_never_validated_whole(tmp_path, monkeypatch):
+    def whole(*args):
+        raise AssertionError("a valid spec was validated whole")
+
+    monkeypatch.setattr(load, "_validate", whole)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(_spec_of([_service("a"), _service("b")])))
+    assert [s.name for s in load.load_spec(path).services] == ["a", "b"]
