@@ -152,12 +152,13 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
         return result
     chunk = max(1, len(spec.services) // (workers * 4))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        shared = [pool.submit(_shared_job, o.shared, spec, spec_name, sink) for o in outputs]
-        parts = list(pool.map(job, spec.services, chunksize=chunk))
-        for future in shared:
-            result.update(future.result())
-    for part in parts:
-        result.update(part)
+        parts = pool.map(job, spec.services, chunksize=chunk)
+        # The files drawn from every service are built here while the workers render the
+        # services: sent to a worker, the whole spec would be pickled and copied into it.
+        for output in outputs:
+            result.update(_shared_job(output.shared, spec, spec_name, sink))
+        for part in parts:  # merged as they come: no list of every service's part
+            result.update(part)
     return result
 
 

@@ -303,28 +303,32 @@ def _holds(path: str, data: bytes) -> bool:
         return handle.read(len(data) + 1) == data
 
 
-def read_manifest(folder: Path) -> dict[str, set[str]] | None:
+def read_manifest(folder: Path) -> dict[str, tuple[str, ...]] | None:
     """Path (relative to `folder`) → accepted digests; None when `folder` has no manifest.
 
     A path may carry two digests (old and new) while a run is moving files into place, so a
-    run interrupted there is not mistaken for a hand edit by the next one."""
+    run interrupted there is not mistaken for a hand edit by the next one. Digests come in
+    a tuple (48 bytes for one, a set is 216): a manifest holds one entry per generated file.
+    Read line by line, so the whole text is never held next to the entries."""
+    entries: dict[str, tuple[str, ...]] = {}
     try:
-        text = (folder / MANIFEST).read_text(encoding="utf-8")
+        with (folder / MANIFEST).open(encoding="utf-8") as handle:
+            for line in handle:
+                hexdigest, sep, relative = line.rstrip("\r\n").partition("  ")
+                if sep and len(hexdigest) == 64:
+                    entries[relative] = (*entries.get(relative, ()), hexdigest)
     except FileNotFoundError:
         return None
-    entries: dict[str, set[str]] = {}
-    for line in text.splitlines():
-        hexdigest, sep, relative = line.partition("  ")
-        if sep and len(hexdigest) == 64:
-            entries.setdefault(relative, set()).add(hexdigest)
     return entries
 
 
-def _write_manifest(folder: Path, entries: Mapping[str, Iterable[str]]) -> None:
-    lines = [f"{hexdigest}  {relative}\n" for relative in sorted(entries)
-             for hexdigest in sorted(entries[relative])]
+def _write_manifest(folder: Path, entries: Iterable[tuple[str, Iterable[str]]]) -> None:
+    """Write (relative path, digests) `entries`, given in path order, line by line: for a
+    large output the manifest's text never has to exist whole in memory."""
     temporary = folder / f"{MANIFEST}.tmp"
-    temporary.write_text("".join(lines), encoding="utf-8")
+    with temporary.open("w", encoding="utf-8") as handle:
+        for relative, digests in entries:
+            handle.writelines(f"{hexdigest}  {relative}\n" for hexdigest in sorted(digests))
     os.replace(temporary, folder / MANIFEST)
 
 
@@ -338,7 +342,7 @@ def _marked_ours(path: Path, wanted: str) -> bool:
     return any(marker in head for marker in MARKERS)
 
 
-def _problems(root: Path, folder: str, old: dict[str, set[str]] | None,
+def _problems(root: Path, folder: str, old: Mapping[str, Collection[str]] | None,
               new: Mapping[str, str], discard_edits: bool,
               in_place: Collection[str] = ()) -> list[str]:
     """What this run would lose in `folder`: hand edits to generated files (unless the user
@@ -398,12 +402,12 @@ def commit(stage: Stage, written: Mapping[str, str],
     return removed
 
 
-def _swap_folder(base: Path, staged: Path, old: Mapping[str, set[str]],
+def _swap_folder(base: Path, staged: Path, old: Mapping[str, Collection[str]],
                  new: Mapping[str, str], in_place: Collection[str] = ()) -> int:
     """Replace the owned files of one folder (but those already `in_place`); the manifest
     lists old and new digests while files move, and only the new ones afterwards."""
-    _write_manifest(base, {rel: {*old.get(rel, ()), *([new[rel]] if rel in new else ())}
-                           for rel in {*old, *new}})
+    _write_manifest(base, ((rel, {*old.get(rel, ()), *([new[rel]] if rel in new else ())})
+                           for rel in sorted({*old, *new})))
     made: set[str] = set()
     for relative in sorted(new.keys() - in_place):
         source, target = os.path.join(staged, relative), os.path.join(base, relative)
@@ -419,7 +423,7 @@ def _swap_folder(base: Path, staged: Path, old: Mapping[str, set[str]],
             (base / relative).unlink()
             removed += 1
             _remove_empty_parents(base, base / relative)
-    _write_manifest(base, {rel: {hexdigest} for rel, hexdigest in new.items()})
+    _write_manifest(base, ((rel, (new[rel],)) for rel in sorted(new)))
     shutil.rmtree(staged, ignore_errors=True)
     return removed
 
