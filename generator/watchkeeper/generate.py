@@ -26,6 +26,8 @@ Sink = Callable[[str, str | Iterable[str]], str]
 
 # Below this many services a process pool costs more than it saves.
 PARALLEL_MIN_SERVICES = 64
+# Services per task sent to a worker process (see `generate`).
+CHUNK_MAX = 50
 
 
 def service_alert_files(service: Service, header: str) -> Files:
@@ -150,7 +152,9 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
         for part in map(job, spec.services):
             result.update(part)
         return result
-    chunk = max(1, len(spec.services) // (workers * 4))
+    # At most CHUNK_MAX services per task: a task's services and results are in a worker
+    # at once, so a chunk growing with the spec would make the workers grow with it.
+    chunk = max(1, min(CHUNK_MAX, len(spec.services) // (workers * 4)))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         parts = pool.map(job, spec.services, chunksize=chunk)
         # The files drawn from every service are built here while the workers render the
