@@ -12,14 +12,14 @@ import json
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from watchkeeper.model import Service, Spec
-from watchkeeper.spec import SpecFile, resolve, resolve_service, routing
+from watchkeeper.spec import Shared, SpecFile, resolve, resolve_service, routing
 
 Loc = tuple[str | int, ...]
 
@@ -389,54 +389,206 @@ def load_spec_file(path: str | Path, ext_vars: dict[str, str] | None = None) -> 
     return _validate(path, *_read(path, ext_vars))
 
 
-def _one_by_one(data: dict) -> Spec | None:
-    """A valid spec resolved one service at a time, or None at the first doubt.
+# --- Service by service: the spec's services never all exist at once ------------------------
+
+Items = Iterator[object]
+
+
+def _listed(data: dict) -> tuple[dict, Items]:
+    """(top-level keys but `services`, the services) of read data, each service's item set
+    to None as it is taken, so its data can go once it is resolved."""
+    services = data.get("services")
+    top = {key: value for key, value in data.items() if key != "services"}
+
+    def items() -> Items:
+        if not isinstance(services, list):
+            return
+        for index, item in enumerate(services):
+            services[index] = None
+            yield item
+
+    return top, items()
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_services(text: str, top: dict) -> Items:
+    """The services of a JSON spec, each parsed as it is reached (the other top-level keys
+    go into `top`): parsed by `json`'s own scanner with the quick read's options, so each
+    value is what `_quick_read` makes of it. Streamed only when `version` and `defaults`
+    come first (what a service is validated with); else the list is read whole first.
+    Anything unusual raises _Doubt (then the spec is read the usual way)."""
+    scan = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_float=_yaml_float,
+                            parse_constant=_not_json).scan_once
+    later: list | None = None
+
+    def value(at: int) -> tuple[object, int]:
+        try:
+            return scan(text, at)
+        except (StopIteration, ValueError):
+            raise _Doubt from None
+
+    def space(at: int) -> int:
+        return _JSON_SPACE.match(text, at).end()
+
+    at = space(0)
+    if text[at:at + 1] != "{":
+        raise _Doubt
+    at = space(at + 1)
+    while text[at:at + 1] != "}":
+        if text[at:at + 1] != '"':
+            raise _Doubt
+        key, at = value(at)
+        at = space(at)
+        if key in top or (later is not None and key == "services") or text[at:at + 1] != ":":
+            raise _Doubt
+        at = space(at + 1)
+        if key == "services" and text[at:at + 1] == "[" and "version" in top \
+                and "defaults" in top:
+            later = []
+            at = space(at + 1)
+            while text[at:at + 1] != "]":
+                item, at = value(at)
+                yield item
+                at = space(at)
+                if text[at:at + 1] == ",":
+                    at = space(at + 1)
+                    if text[at:at + 1] == "]":
+                        raise _Doubt
+                elif text[at:at + 1] != "]":
+                    raise _Doubt
+            at += 1
+        else:
+            top[key], at = value(at)
+        at = space(at)
+        if text[at:at + 1] == ",":
+            at = space(at + 1)
+            if text[at:at + 1] == "}":
+                raise _Doubt
+        elif text[at:at + 1] != "}":
+            raise _Doubt
+    if space(at + 1) != len(text):
+        raise _Doubt
+    if later is None:  # not streamed: the list as read
+        yield from _listed({"services": top.pop("services", None)})[1]
+
+
+def _yaml_services(text: str, top: dict) -> Items:
+    """The services of a YAML spec, each built from the parser's events as it is reached
+    (see `_stream_read`; the other top-level keys go into `top`), under the same
+    conditions as `_json_services`."""
+    loader = FastLoader(text)
+    later: list | None = None
+    try:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            raise _Doubt
+        loader.get_event()  # document start
+        start = loader.get_event()
+        if type(start) is not yaml.MappingStartEvent or start.anchor is not None \
+                or start.tag not in (None, "!") or not start.implicit:
+            raise _Doubt
+        anchors: dict[str, object] = {}
+        while not loader.check_event(yaml.MappingEndEvent):
+            key = _event_value(loader, anchors)
+            if type(key) is not str or key in top or key == "<<" \
+                    or (later is not None and key == "services"):
+                raise _Doubt
+            following = loader.peek_event()
+            if key == "services" and type(following) is yaml.SequenceStartEvent \
+                    and following.anchor is None and following.tag is None \
+                    and "version" in top and "defaults" in top:
+                later = []
+                loader.get_event()
+                while not loader.check_event(yaml.SequenceEndEvent):
+                    yield _event_value(loader, anchors)
+                loader.get_event()
+            else:
+                top[key] = _event_value(loader, anchors)
+        loader.get_event()  # mapping end
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise _Doubt
+    except yaml.YAMLError:
+        raise _Doubt from None
+    finally:
+        loader.dispose()
+    if later is None:
+        yield from _listed({"services": top.pop("services", None)})[1]
+
+
+def _one_by_one(top: dict, items: Items) -> Spec | None:
+    """A valid spec resolved one service at a time, or None when anything is wrong.
 
     Each service is validated as the only service of a spec with the same top-level keys
     (so every validator of :class:`SpecFile` sees it with the defaults), resolved, and its
-    data and input models dropped at once (its item in `data` is set to None): the pydantic
-    models of the whole spec (about twice the size of its data) never exist together, and
-    freed data makes room for the resolved services. The one check across services, unique
-    names, keeps only the names. Anything wrong returns None: the caller then validates the
-    whole spec at once, which words every problem as it always has.
+    data and input models dropped at once: the data and pydantic models of the whole spec
+    (about three times the size of the resolved services) never exist together. The one
+    check across services, unique names, keeps only the names. Anything wrong returns
+    None: the caller then validates the whole spec at once, which words every problem as
+    it always has. `items` may raise _Doubt (the spec is then read the usual way).
     """
-    services = data.get("services")
-    if not isinstance(services, list) or not services:
-        return None
-    top = {key: value for key, value in data.items() if key != "services"}
     names: set[str] = set()
     resolved: list[Service] = []
-    defaults = None
+    shared = Shared()  # equal parts of services kept once
+    defaults = base = None
     try:
-        for index, item in enumerate(services):
-            services[index] = None
-            if defaults is not None:  # validated once; an instance is taken as it is
-                top["defaults"] = defaults
-            single = SpecFile.model_validate({**top, "services": [item]})
+        for item in items:
+            if base is None:
+                base = dict(top)  # the top level as every service is validated with it
+            elif defaults is not None:  # validated once; an instance is taken as it is
+                base["defaults"] = defaults
+            single = SpecFile.model_validate({**base, "services": [item]})
             del item
             defaults, service = single.defaults, single.services[0]
             if service.name in names:
                 return None
             names.add(service.name)
-            resolved.append(resolve_service(service, defaults))
+            resolved.append(resolve_service(service, defaults, shared))
     except ValidationError:
         return None
+    if base is None or top.keys() != base.keys():  # no services; keys after the services
+        return None
     return Spec(services=tuple(resolved), alertmanager=routing(defaults))
+
+
+def _streamed(path: Path) -> Spec | type[_Doubt] | None:
+    """The spec read and resolved service by service as the text is parsed; None when it
+    is not valid, _Doubt when this read is unsure (the usual read decides)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return _Doubt  # the usual read words it
+    top: dict = {}
+    first = text[_JSON_SPACE.match(text).end():][:1]
+    items = _json_services(text, top) if first == "{" else _yaml_services(text, top)
+    try:
+        return _one_by_one(top, items)
+    except _Doubt:
+        return _Doubt
 
 
 def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None) -> Spec:
     """Read, validate and resolve a spec into what builders consume.
 
-    A valid spec is validated and resolved service by service (see `_one_by_one`), so
-    memory holds its resolved services, not its input models too; any problem sends it
-    to the whole-spec validation (`load_spec_file`, read again), whose messages name
-    every problem's file, line and spec path.
+    A valid spec is validated and resolved service by service as it is parsed (see
+    `_one_by_one`), so memory holds its resolved services, not its data and input models
+    too. Any problem sends it to the whole-spec validation (`load_spec_file`, read
+    again), whose messages name every problem's file, line and spec path.
     """
     path = Path(path)
-    data = _read(path, ext_vars)[1]  # the text and lines go: a problem reads again
-    if isinstance(data, dict) and (spec := _one_by_one(data)) is not None:
-        return spec
-    del data
+    if path.suffix not in (".jsonnet", ".libsonnet"):
+        spec = _streamed(path)
+        if isinstance(spec, Spec):
+            return spec
+    else:
+        spec = _Doubt
+    if spec is _Doubt:  # unusual text (merge keys, keys after the services…) or Jsonnet
+        data = _read(path, ext_vars)[1]  # the text and lines go: a problem reads again
+        if isinstance(data, dict) and (spec := _one_by_one(*_listed(data))) is not None:
+            return spec
+        del data
     return resolve(_validate(path, *_read(path, ext_vars)))
 
 

@@ -417,9 +417,51 @@ def _settings(holder: Any, section: str, preset: presets.Preset | None) -> dict[
     return out
 
 
-def _budgets(spec: Any, default_for: float,
-             preset: presets.Preset | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
+class Shared:
+    """Equal parts of resolved services, kept once for a whole spec: the profile, settings,
+    labels and budgets most services have in common (a spec of 5,000 services would
+    otherwise hold 5,000 equal copies of each). One per load, never global.
+
+    A part is shared only when it is the same in every way that can show in output: equal
+    and with the same repr (``1 == 1.0`` and ``True == 1`` are not the same value), a
+    mapping with the same keys in the same order and the very same (or equal string)
+    values. Resolved values are frozen; shared mappings are read, never written.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[Any, Any] = {}
+        self._mappings: dict[tuple[str, int], dict] = {}
+
+    def value(self, value: Any) -> Any:
+        """`value`, or the same value resolved before."""
+        try:
+            found = self._values.setdefault(value, value)
+        except TypeError:  # unhashable (a dict or list inside): kept as it is
+            return value
+        return found if found is value or repr(found) == repr(value) else value
+
+    def mapping(self, kind: str, mapping: dict) -> dict:
+        """`mapping`, or one with the same items in the same order seen before."""
+        key = (kind, hash(tuple((k, v if type(v) is str else id(v))
+                                for k, v in mapping.items())))
+        found = self._mappings.setdefault(key, mapping)
+        if found is mapping or list(found) != list(mapping):
+            return mapping
+        same = all(found[k] is v or (type(v) is str and found[k] == v)
+                   for k, v in mapping.items())
+        return found if same else mapping
+
+    def profile(self, language: str, metrics: dict[str, str]) -> model.Profile:
+        key = ("profile", language, *metrics.items())
+        if (found := self._values.get(key)) is None:
+            found = self._values[key] = profiles.profile(language, metrics)
+        return found
+
+
+def _budgets(spec: Any, default_for: float, preset: presets.Preset | None = None,
+             shared: Shared | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
     """(resolved budgets by spec path, settings by section) of one service."""
+    shared = shared or Shared()
     budgets: dict[str, Any] = {}
     settings: dict[str, dict] = {}
     for key in signal_keys():
@@ -427,25 +469,27 @@ def _budgets(spec: Any, default_for: float,
         if holder is None:
             continue
         if key.section is not None:
-            settings[key.section] = _settings(holder, key.section, preset)
+            settings[shared.value(key.section)] = shared.mapping(
+                "setting", _settings(holder, key.section, preset))
         value = getattr(holder, key.name)
         if value is None:
             continue
         resolved = resolve_value(value, default_for)
         if resolved is not None and resolved != ():
-            budgets[key.path] = resolved
-    return budgets, settings
+            budgets[shared.value(key.path)] = shared.value(resolved)
+    return shared.mapping("budgets", budgets), shared.mapping("settings", settings)
 
 
-def _service(s: Any, defaults: Defaults) -> model.Service:
+def _service(s: Any, defaults: Defaults, shared: Shared | None = None) -> model.Service:
+    shared = shared or Shared()
     for_ = _pick(s.for_, defaults.for_, BUILTIN_FOR)
     metrics = {**(defaults.metrics or {}), **(s.metrics or {})}
-    budgets, settings = _budgets(s, for_, presets.preset_of(metrics))
+    budgets, settings = _budgets(s, for_, presets.preset_of(metrics), shared)
     return model.Service(
         name=s.name,
         selector=s.selector,
-        profile=profiles.profile(s.language, metrics),
-        labels={**(defaults.labels or {}), **(s.labels or {})},
+        profile=shared.profile(s.language, metrics),
+        labels=shared.mapping("labels", {**(defaults.labels or {}), **(s.labels or {})}),
         runbook_url=_pick(s.runbook_url, defaults.runbook_url, None),
         grafana_url=_pick(s.grafana_url, defaults.grafana_url, None),
         rate_window=_pick(s.rate_window, defaults.rate_window, BUILTIN_RATE_WINDOW),
@@ -458,9 +502,11 @@ def _service(s: Any, defaults: Defaults) -> model.Service:
     )
 
 
-def resolve_service(service: Any, defaults: Defaults) -> model.Service:
-    """One validated service with `defaults` merged in (see :func:`resolve`)."""
-    return _service(service, defaults)
+def resolve_service(service: Any, defaults: Defaults, shared: Shared | None = None
+                    ) -> model.Service:
+    """One validated service with `defaults` merged in (see :func:`resolve`); services
+    resolved with the same `shared` share their equal parts."""
+    return _service(service, defaults, shared)
 
 
 def routing(defaults: Defaults) -> model.Routing:
@@ -471,7 +517,8 @@ def routing(defaults: Defaults) -> model.Routing:
 def resolve(spec: SpecFile) -> model.Spec:
     """Merge `defaults` into every service (service keys win), resolve every budget and
     pick metric names by language profile."""
+    shared = Shared()
     return model.Spec(
-        services=tuple(_service(s, spec.defaults) for s in spec.services),
+        services=tuple(_service(s, spec.defaults, shared) for s in spec.services),
         alertmanager=routing(spec.defaults),
     )

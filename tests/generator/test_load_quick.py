@@ -154,3 +154,97 @@ def test_valid_spec_is_never_validated_whole(tmp_path, monkeypatch):
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(_spec_of([_service("a"), _service("b")])))
     assert [s.name for s in load.load_spec(path).services] == ["a", "b"]
+
+
+def test_services_share_their_equal_parts(tmp_path):
+    """Equal profiles, settings, labels and budgets are held once for the whole spec (the
+    memory of a large spec is then mostly names and selectors); different ones are not."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(_spec_of([_service("a"), _service("b"),
+                                         _service("c", labels={"tier": "1"})])))
+    a, b, c = load.load_spec(path).services
+    assert a.budgets is b.budgets and a.profile is b.profile and a.labels is b.labels
+    assert a.settings is b.settings and c.budgets is a.budgets
+    assert c.labels == {"team": "platform", "tier": "1"} and a.labels == {"team": "platform"}
+
+
+def test_shared_parts_are_the_same_in_every_way():
+    from watchkeeper.spec import Shared
+
+    shared = Shared()
+    assert shared.value(1.0) == 1.0 and type(shared.value(1)) is int  # 1 == 1.0, not shared
+    assert shared.value((True,))[0] is True and shared.value((1,))[0] is not True
+    first = shared.mapping("labels", {"a": "1", "b": "2"})
+    assert shared.mapping("labels", {"a": "1", "b": "2"}) is first
+    assert list(shared.mapping("labels", {"b": "2", "a": "1"})) == ["b", "a"]
+    assert shared.mapping("x", {"a": [1]}) is not shared.mapping("x", {"a": [1]})
+
+
+def _texts(document: dict) -> list[str]:
+    return [json.dumps(document), json.dumps(document, indent=2), yaml.safe_dump(document),
+            yaml.safe_dump(document, sort_keys=False), yaml.safe_dump(document,
+                                                                     default_flow_style=True)]
+
+
+_TWO = [_service("a"), _service("b", **{"for": "7m"})]
+
+
+@pytest.mark.parametrize("document", [
+    _spec_of(_TWO),                                                  # version, defaults first
+    {"services": _TWO, "version": 1, "defaults": SPEC["defaults"]},  # services first
+    {"version": 1, "services": _TWO, "defaults": SPEC["defaults"]},  # defaults after them
+    {"version": 1, "defaults": SPEC["defaults"], "services": _TWO, "zzz": 1},  # a key after
+    {"version": 1, "defaults": SPEC["defaults"], "services": [_TWO[0], _TWO[0]]},
+    {"version": 1, "defaults": SPEC["defaults"], "services": []},
+    {"version": 1, "defaults": SPEC["defaults"], "services": {"a": 1}},
+    {"version": 1, "defaults": SPEC["defaults"]},
+])
+def test_streamed_read_ends_as_the_whole_read(tmp_path, document):
+    """Whatever the order of the top-level keys and whatever is wrong: the spec the services
+    are streamed from resolves to what the whole read resolves to, or has its problems."""
+    from watchkeeper.spec import resolve
+
+    for index, text in enumerate(_texts(document)):
+        path = tmp_path / f"spec{index}.{'json' if text.startswith('{') else 'yaml'}"
+        path.write_text(text)
+        try:
+            expected = resolve(load_spec_file(path))
+        except SpecError as error:
+            with pytest.raises(SpecError) as caught:
+                load.load_spec(path)
+            assert caught.value.problems == error.problems
+        else:
+            assert load.load_spec(path) == expected
+
+
+@pytest.mark.parametrize("text", [
+    '{"version": 1, "version": 1, "services": []}', '{"version": 1} x', '{"a": 1,}',
+    "version: 1\nversion: 2\n", "<<: {version: 1}\nservices: []\n", "- 1\n", "",
+    yaml.safe_dump(_spec_of(_TWO), sort_keys=False) + "---\nb: 1\n",
+])
+def test_unusual_text_is_not_streamed(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    assert load._streamed(path) is load._Doubt
+
+
+def test_valid_spec_is_streamed_service_by_service(tmp_path, monkeypatch):
+    """Each service is resolved before the next one is parsed: a text broken after two
+    services has those two resolved before the break is even read."""
+    document = _spec_of([_service(f"s{i}") for i in range(3)])
+    seen: list[str] = []
+    original = load.resolve_service
+
+    def resolve_service(service, defaults, shared):
+        seen.append(service.name)
+        return original(service, defaults, shared)
+
+    monkeypatch.setattr(load, "resolve_service", resolve_service)
+    whole = json.dumps(document)
+    broken = {"s.json": whole[:whole.rindex('{"name"')] + '{"name": [',
+              "s.yaml": yaml.safe_dump(document, sort_keys=False) + "- {name: [\n"}
+    for name, text in broken.items():
+        seen.clear()
+        (tmp_path / name).write_text(text)
+        assert load._streamed(tmp_path / name) is load._Doubt
+        assert seen == ["s0", "s1"] if name.endswith("json") else ["s0", "s1", "s2"], name
