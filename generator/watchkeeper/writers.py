@@ -363,13 +363,13 @@ def _problems(root: Path, folder: str, old: Mapping[str, Collection[str]] | None
         elif path.exists() or path.is_symlink():
             problems.append(f"{folder}/{relative}: replaced by something watchkeeper did not "
                             "write; move it away")
-    for relative, wanted in sorted(new.items()):
+    for relative in sorted(new):  # paths only: no tuple per file
         if relative in in_place or relative in (old or {}):
             continue
         path = base / relative
         if not (path.exists() or path.is_symlink()):
             continue
-        if path.is_file() and not path.is_symlink() and _marked_ours(path, wanted):
+        if path.is_file() and not path.is_symlink() and _marked_ours(path, new[relative]):
             continue
         problems.append(f"{folder}/{relative}: exists and was not written by watchkeeper; "
                         "move or rename it (generated output goes there)")
@@ -390,6 +390,7 @@ def commit(stage: Stage, written: Mapping[str, str],
     old = {folder: read_manifest(root / folder) for folder in per_folder}
     staged = stage.staged()
     in_place = {folder: new.keys() - staged[folder] for folder, new in per_folder.items()}
+    del staged  # a path per staged file: not needed past here
     problems = [p for folder, new in per_folder.items()
                 for p in _problems(root, folder, old[folder], new, discard_edits,
                                    in_place[folder])]
