@@ -533,10 +533,12 @@ def _one_by_one(top: dict, items: Items) -> Spec | None:
     resolved: list[Service] = []
     shared = Shared()  # equal parts of services kept once
     defaults = base = None
+    keys: set = set()
     try:
         for item in items:
             if base is None:
                 base = dict(top)  # the top level as every service is validated with it
+                keys = set(top)
             elif defaults is not None:  # validated once; an instance is taken as it is
                 base["defaults"] = defaults
             single = SpecFile.model_validate({**base, "services": [item]})
@@ -548,7 +550,7 @@ def _one_by_one(top: dict, items: Items) -> Spec | None:
             resolved.append(resolve_service(service, defaults, shared))
     except ValidationError:
         return None
-    if base is None or top.keys() != base.keys():  # no services; keys after the services
+    if base is None or set(top) != keys:  # no services; keys after the services
         return None
     return Spec(services=tuple(resolved), alertmanager=routing(defaults))
 
