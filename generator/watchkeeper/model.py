@@ -364,6 +364,9 @@ class Piece:
     # promtool evaluation step (seconds) the scenarios were built for; None: the service's
     # `signals.common.test_step`. Scenarios spanning hours (leaks) need far fewer steps.
     test_step: float | None = None
+    # Cases on an event count other signals may share (`signals.threshold.Joint`), their
+    # scenarios built by the registry (`signals.joint_scenarios`) beside the others'.
+    joints: list = field(default_factory=list)
 
 
 # --- Output model: dashboard charts ------------------------------------------------------

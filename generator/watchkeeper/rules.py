@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from watchkeeper import naming
 from watchkeeper.model import Alert, Piece, Recording, Service
-from watchkeeper.signals import SIGNALS, charts
+from watchkeeper.signals import SIGNALS, charts, joint_scenarios
 from watchkeeper.units import prometheus_duration
 
 
@@ -15,12 +15,19 @@ def build_groups(service: Service) -> list[Piece]:
 
     Two signals may need the same recording (latency and errors both read the request
     rate); identical recordings are kept once, since a series written twice per evaluation
-    would be a duplicate sample.
+    would be a duplicate sample. Cases on a shared event count (`Piece.joints`) are built
+    together once the group is complete (`signals.joint_scenarios`).
     """
     groups: dict[str, Piece] = {}
+    joints_at: dict[str, int] = {}  # where a group's joint scenarios go: at its first joint
     for signal in SIGNALS:
         for piece in signal.build(service):
-            _merge(groups.setdefault(piece.group, Piece(f"{service.name}-{piece.group}")), piece)
+            group = groups.setdefault(piece.group, Piece(f"{service.name}-{piece.group}"))
+            if piece.joints:
+                joints_at.setdefault(piece.group, len(group.scenarios))
+            _merge(group, piece)
+    for key, at in joints_at.items():
+        groups[key].scenarios[at:at] = joint_scenarios(groups[key].joints, service)
     pieces = list(groups.values())
     naming.annotate(service, pieces, charts(service) if service.grafana_url else ())
     return pieces
@@ -32,6 +39,7 @@ def _merge(group: Piece, piece: Piece) -> None:
             group.recordings.append(recording)
     group.alerts.extend(piece.alerts)
     group.scenarios.extend(piece.scenarios)
+    group.joints.extend(piece.joints)
     if piece.test_step is not None:
         assert group.test_step in (None, piece.test_step), f"{group.group}: two test steps"
         group.test_step = piece.test_step

@@ -146,6 +146,16 @@ def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
     # quantiles tested from one histogram: a wrong p50 budget still fails
     ("http", r"(p50_rate5m\{service=\"festivals-api\"\} >) 0\.05\n", r"\1 0.04\n",
      "HttpLatencyP50High"),
+    # latency and errors from one set of series (the count split by status): a wrong
+    # budget or traffic guard of either still fails in the shared groups
+    ("http", r'(error_ratio_rate5m\{service="festivals-api"\} >) 0\.001\n', r"\1 0.0012\n",
+     "HttpErrorRatioHigh"),
+    ("http", r'(p99_rate5m\{service="festivals-api"\} >) 1\n', r"\1 1.2\n",
+     "HttpLatencyP99High"),
+    ("http", r'(error_ratio_rate5m\{service="festivals-api"\} > 0\.01\n\s+and on\(service\) '
+     r'\S+ \* 300 >=) 10\n', r"\1 1\n", "HttpErrorRatioHigh"),
+    ("http", r'(p50_rate5m\{service="festivals-api"\} > 0\.2\n\s+and on\(service\) '
+     r'\S+ \* 300 >=) 10\n', r"\1 1\n", "HttpLatencyP50High"),
     # caches tested side by side: a wrong budget of the second cache still fails
     ("cache", r'(cache="festivals"\} <) 0\.8\n', r"\1 0.7\n", "CacheHitRatioLow"),
     # absent alerts of several metrics in one group: one reading the wrong metric fails

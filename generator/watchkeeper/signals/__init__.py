@@ -7,7 +7,7 @@ docs/architecture.md). Adding a signal is one module plus one line here.
 
 from __future__ import annotations
 
-from watchkeeper.model import Chart, Service
+from watchkeeper.model import Chart, Scenario, Service
 from watchkeeper.signals import (
     absent,
     cache,
@@ -25,6 +25,7 @@ from watchkeeper.signals import (
     throughput,
 )
 from watchkeeper.signals.base import Key, Signal
+from watchkeeper.signals.threshold import Joint, build_joint
 
 SIGNALS: tuple[Signal, ...] = (
     latency.SIGNAL,
@@ -72,3 +73,19 @@ def charts(service: Service) -> list[Chart]:
             if place not in placed or (placed[place].budget is None and chart.budget):
                 placed[place] = chart
     return list(placed.values())
+
+
+def joint_scenarios(joints: list[Joint], service: Service) -> list[Scenario]:
+    """The scenarios of one rule group's joints (cases on an event count that several
+    signals may read, e.g. latency and errors on the request count): the joints of one
+    count built together, level by level (`threshold.build_joint`), a joint alone (or
+    joints that cannot be built together) with its own scenarios. Each module still
+    decides its values, checks and series; only their side-by-side placement is here."""
+    by_traffic: dict[str, list[Joint]] = {}
+    for joint in joints:
+        by_traffic.setdefault(joint.traffic, []).append(joint)
+    scenarios: list[Scenario] = []
+    for shared in by_traffic.values():
+        together = build_joint(shared, service) if len(shared) > 1 else None
+        scenarios += together or [s for joint in shared for s in joint.alone]
+    return scenarios

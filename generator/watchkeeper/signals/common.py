@@ -188,14 +188,15 @@ def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value:
 
 def quantiles_synthesis(histogram: str, labels: dict[str, str],
                         targets: list[tuple[float, float]], per_step: float, samples: int,
-                        ) -> tuple[tuple[Series, ...], list[float]] | None:
+                        count: bool = True) -> tuple[tuple[Series, ...], list[float]] | None:
     """Bucket series whose q-quantiles are the given values at once: `targets` are
     (q, value) pairs; returns the series and each quantile's exact value (in the order
     given), or None when the values do not rise with q (no histogram has them).
 
     Each quantile gets a bucket pair bracketing its value, holding its rank in the middle
     (as `histogram_synthesis` does for one), the pairs far enough apart in both bound and
-    count not to overlap.
+    count not to overlap. `count` False leaves the `_count` series out (another signal's
+    part writes it, split by status code: see `threshold.build_joint`).
     """
     order = sorted(range(len(targets)), key=lambda i: targets[i][0])
     qs = [targets[i][0] for i in order]
@@ -219,10 +220,12 @@ def quantiles_synthesis(histogram: str, labels: dict[str, str],
     if any(b <= a for a, b in itertools.pairwise(les)) or les[0] <= 0:
         return None
     series = [Series(promql.series(f"{histogram}_bucket", {**labels, "le": format_number(le)}),
-                     counter(count, samples)) for le, count in bounds]
-    series += [Series(promql.series(f"{histogram}_bucket", {**labels, "le": "+Inf"}),
-                      counter(per_step, samples)),
-               Series(promql.series(f"{histogram}_count", labels), counter(per_step, samples))]
+                     counter(cumulative, samples)) for le, cumulative in bounds]
+    series.append(Series(promql.series(f"{histogram}_bucket", {**labels, "le": "+Inf"}),
+                         counter(per_step, samples)))
+    if count:
+        series.append(Series(promql.series(f"{histogram}_count", labels),
+                             counter(per_step, samples)))
     return tuple(series), [exact[i] for i in range(len(targets))]
 
 

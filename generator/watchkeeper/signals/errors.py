@@ -11,6 +11,7 @@ from watchkeeper.signals.latency import request_rate_chart
 from watchkeeper.signals.panels import INSTANCE, budget_chart
 from watchkeeper.signals.threshold import (
     RATIO,
+    Joint,
     Synthesis,
     ThresholdSignal,
     build_alerts,
@@ -83,7 +84,18 @@ def build(service: Service) -> list[Piece]:
     )
     piece = Piece(group="http", recordings=[common.rate_recording(service, count), ratio])
     piece.alerts.extend(build_alerts(sig, service))
-    piece.scenarios.extend(build_scenarios(sig, service, step))
+
+    def part(wanted: list[tuple[ThresholdSignal, float]], events: float, samples: int,
+             _count: bool) -> tuple[tuple[Series, ...], list[float]]:
+        made = synthesize(wanted[0][1], samples, events)
+        return made.series, [made.value]
+
+    # The latency histogram counts the same requests: its cases may run beside these, the
+    # count split by status (this part always writes it).
+    piece.joints.append(Joint(
+        traffic=count, signals=(sig,), events=RESPONSES_PER_STEP,
+        sparse=(common.sparse_per_step(service, step),), part=part, labels=result, step=step,
+        alone=tuple(build_scenarios(sig, service, step)), splits=True))
     return [piece]
 
 

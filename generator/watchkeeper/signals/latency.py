@@ -12,6 +12,7 @@ from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.panels import INSTANCE, budget_chart
 from watchkeeper.signals.threshold import (
     DURATION,
+    Joint,
     ThresholdSignal,
     build_alerts,
     build_scenarios,
@@ -76,12 +77,19 @@ def latency_piece(service: Service, group: str, signals: list[ThresholdSignal],
     # of cases, e.g. p50 and p99 both just past warning, from one histogram).
     quantiles = [quantile.q for quantile in latency]
     per_step = max(common.traffic_per_step(service, step, q) for q in quantiles)
-    together = partial(_together, histogram, common.target_labels(service), quantiles,
-                       per_step)
-    shared = build_together(signals, service, step, together, {"service": service.name}) \
+    labels = common.target_labels(service)
+    result = {"service": service.name}
+    together = partial(_together, histogram, labels, quantiles, per_step)
+    shared = build_together(signals, service, step, together, result) \
         if len(signals) > 1 else None
-    piece.scenarios.extend(shared or [s for sig in signals
-                                      for s in build_scenarios(sig, service, step)])
+    alone = shared or [s for sig in signals for s in build_scenarios(sig, service, step)]
+    # Other signals counting the same requests (errors) may run beside these cases.
+    piece.joints.append(Joint(
+        traffic=f"{histogram}_count", signals=tuple(signals), events=per_step,
+        sparse=tuple(common.sparse_per_step(service, step, q) for q in quantiles),
+        part=partial(_part, histogram, labels, dict(zip((s.alert for s in signals), quantiles,
+                                                        strict=True))),
+        labels=result, step=step, alone=tuple(alone)))
     return piece
 
 
@@ -89,6 +97,14 @@ def _together(histogram, labels, quantiles, per_step, values, samples):
     return common.quantiles_synthesis(histogram, labels, list(zip(quantiles, values,
                                                                   strict=True)),
                                       per_step, samples)
+
+
+def _part(histogram, labels, q_of, wanted, events, samples, count):
+    """The histogram of a joint case (`threshold.Joint.part`): its buckets holding each
+    wanted quantile's value, and its count unless another part splits it."""
+    return common.quantiles_synthesis(histogram, labels, [(q_of[sig.alert], value)
+                                                          for sig, value in wanted],
+                                      events, samples, count)
 
 
 def latency_charts(service: Service, row: Row, histogram: str, latency: Quantiles,

@@ -362,3 +362,110 @@ def build_together(sigs: list[ThresholdSignal], service: Service, step: float,
                                   tuple(sorted(checks, key=lambda c: c.eval_time)),
                                   tuple(exprs)))
     return scenarios + [s for sig in sigs for s in _cases(sig, service, step, values=False)]
+
+
+# --- Signals of several modules on one traffic --------------------------------------------
+#
+# Latency and errors both read the request count: apart, each level of their cases needs a
+# test group of its own (the summed rates of one service cannot hold two values at once).
+# Built together, one set of series carries both: the histogram's buckets hold the latency
+# and its count is split by status code for the error ratio, so one group proves both
+# just past the same level. Each module still says what its series are (`Joint.part`);
+# the registry only puts the parts side by side (`build_joint`).
+
+# (budgets with the value each should take, events per step, samples, whether to write the
+# shared event count) -> (series, each budget's exact value), or None when no series can
+# hold those values at once
+Part = Callable[[list[tuple[ThresholdSignal, float]], float, int, bool],
+                "tuple[tuple[Series, ...], list[float]] | None"]
+
+
+@dataclass(frozen=True)
+class Joint:
+    """One module's cases on a shared event count (`traffic`), as a part other modules'
+    cases on that count can be written beside, level by level (see `build_joint`), and as
+    the scenarios it runs when no other module shares the count (`alone`)."""
+
+    traffic: str  # the shared event count, e.g. ``http_request_duration_seconds_count``
+    signals: tuple[ThresholdSignal, ...]
+    events: float  # events per step its judged cases need at least
+    sparse: tuple[float | None, ...]  # per signal: events per step of its too-little case
+    part: Part
+    labels: dict[str, str]  # result labels of its values
+    step: float
+    alone: tuple[Scenario, ...]
+    splits: bool = False  # its count series split the events (by status): it writes them
+
+
+def build_joint(joints: list[Joint], service: Service) -> list[Scenario] | None:
+    """Scenarios proving every signal of `joints` (modules sharing one event count): per
+    level (quiet, then each severity just past its budget) one scenario in which every
+    signal takes its value of that level, each alert checked one step before its `for`
+    elapses and at it; then the too-little-traffic cases, those with the same traffic
+    together. The count is written by the part that splits it (else the first). None when
+    the parts cannot hold the values at once or disagree on the step (the caller then runs
+    each joint's own scenarios)."""
+    if len({joint.step for joint in joints}) != 1 or sum(j.splits for j in joints) > 1 \
+            or len({s.onset_steps for j in joints for s in j.signals}) != 1:
+        return None
+    levels = {sig.alert: test_values(sig) for joint in joints for sig in joint.signals}
+    scenarios = []
+    for level in range(max(map(len, levels.values()))):
+        made = _joint_case(joints, service, max(j.events for j in joints), {
+            sig.alert: (levels[sig.alert][level][0], levels[sig.alert][level][1])
+            for joint in joints for sig in joint.signals if level < len(levels[sig.alert])})
+        if made is None:
+            return None
+        scenarios.append(made)
+    sparse: dict[float, dict[str, tuple[float, None]]] = {}
+    for joint in joints:
+        for sig, events in zip(joint.signals, joint.sparse, strict=True):
+            if events is not None:
+                worst = severities(sig.budget)[-1][1]
+                bad = worst / 2 if sig.budget.lower_is_worse else worst * 2
+                sparse.setdefault(events, {})[sig.alert] = (bad, None)
+    for events, wanted in sparse.items():
+        made = _joint_case(joints, service, events, wanted)
+        if made is None:
+            return None
+        scenarios.append(made)
+    return scenarios
+
+
+def _joint_case(joints: list[Joint], service: Service, events: float,
+                wanted: dict[str, tuple[float, list[str] | None]]) -> Scenario | None:
+    """One scenario of the signals named in `wanted` (alert → value and the severities it
+    fires, None for a too-little-traffic case: quiet, its value not checked), each module's
+    part of the series at `events` per step."""
+    present = [j for j in joints if any(sig.alert in wanted for sig in j.signals)]
+    writer = next((j for j in present if j.splits), present[0])
+    step = joints[0].step
+    sigs = [sig for j in present for sig in j.signals if sig.alert in wanted]
+    for_steps = {sig.alert: steps_for(sig.budget.for_, step) for sig in sigs}
+    samples = sigs[0].onset_steps + max(for_steps.values()) + 3
+    series: list[Series] = []
+    names, checks, exprs = [], [], []
+    for joint in present:
+        mine = [sig for sig in joint.signals if sig.alert in wanted]
+        made = joint.part([(sig, wanted[sig.alert][0]) for sig in mine], events, samples,
+                          joint is writer)
+        if made is None:
+            return None
+        series += made[0]
+        for sig, value in zip(mine, made[1], strict=True):
+            firing = wanted[sig.alert][1]
+            fire_at = (sig.onset_steps + for_steps[sig.alert]) * step
+            expected = tuple(expected_alert(sig, service, sev, value, joint.labels)
+                             for sev in firing or ())
+            checks += [*((AlertCheck(fire_at - step, sig.alert),)
+                         if for_steps[sig.alert] > 0 else ()),
+                       AlertCheck(fire_at, sig.alert, expected)]
+            if firing is None:
+                names.append(f"{sig.alert} quiet with too little traffic to judge")
+                continue
+            if sig.recording:
+                exprs.append(ExprCheck(fire_at, sig.recording, ((joint.labels, value),)))
+            names.append(f"{sig.alert} {'+'.join(firing) or 'quiet'} at "
+                          f"{sig.unit.render(value)}")
+    return Scenario("; ".join(names), tuple(series),
+                    tuple(sorted(checks, key=lambda c: c.eval_time)), tuple(exprs))
