@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from watchkeeper import alertmanager
 from watchkeeper.model import Piece, Service, Spec
-from watchkeeper.rule_tests import test_file
+from watchkeeper.rule_tests import layout, test_file
 from watchkeeper.rules import build_groups, rule_file
+from watchkeeper.signals.common import test_step
 from watchkeeper.writers import HEADER, to_yaml
 
 # Relative path → text; a file drawn from every service (the overview) may come as an
@@ -31,24 +32,28 @@ CHUNK_MAX = 50
 
 
 def service_alert_files(service: Service, header: str) -> Files:
-    """A rule file and a promtool test file per rule group of the service:
-    ``alerts/<service>.<section>.rules.yml`` and ``alerts/tests/<service>.<section>.test.yml``.
+    """A rule file per rule group of the service, ``alerts/<service>.<section>.rules.yml``,
+    and promtool test files ``alerts/tests/<service>.<section>[+<section>...].test.yml``.
 
     promtool loads and evaluates every rule of every file a test lists, at every step of
-    every test group; a test file listing only its own group's rules does a fraction of
-    that work (and a changed budget re-tests only its group, see `watchkeeper test`).
-    Groups never read each other's recordings, so each file stands alone.
+    every test group; a test file lists only the rule files its checks read. Groups whose
+    tests share a step may share a test file where that is cheaper for promtool (fewer
+    test groups, see `rule_tests.layout`). Groups never read each other's recordings, so
+    each rule file stands alone.
     """
     files: Files = {}
     groups = build_groups(service)
     name = {id(g): f"{service.name}.{g.group.removeprefix(service.name + '-')}" for g in groups}
     for group in groups:
         files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
-        if group.scenarios:
-            checked = _groups_checked(group, groups)
-            listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
-            files[f"alerts/tests/{name[id(group)]}.test.yml"] = to_yaml(
-                test_file(service, [group], listed, checked), header)
+    for members in layout(groups, test_step(service)):
+        needed = {id(g) for member in members for g in _groups_checked(member, groups)}
+        checked = [g for g in groups if id(g) in needed]
+        listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
+        stem = "+".join([name[id(members[0])], *(name[id(m)].split(".", 1)[1]
+                                                 for m in members[1:])])
+        files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
+            test_file(service, members, listed, checked), header)
     return files
 
 

@@ -197,3 +197,83 @@ def _merge(members: list[Scenario]) -> Scenario:
                                  key=lambda check: check.eval_time)),
         interval=members[0].interval,
     )
+
+
+# --- Sharing test files ------------------------------------------------------------------
+#
+# Each test group costs promtool a fixed amount (a fresh TSDB, the listed rules parsed:
+# measured about as much as a hundred rule evaluations) plus every listed rule at every
+# step. Rule groups whose tests run at one step can share a test file: their scenarios
+# then share test groups too (their series and alerts are apart), group i of one section
+# beside group i of the others, each paying for the rules of all. That pays when the
+# sections have about as many groups of about as many steps, and not for a section with
+# one group and many rules (the runtime gauges): `layout` merges only what the estimate
+# says is cheaper.
+
+FIXED_COST = 100.0  # a test group's fixed cost, in rule evaluations (see above)
+
+
+def _steps(scenario: Scenario, step: float) -> float:
+    times = [c.eval_time for c in scenario.alert_checks] + \
+        [c.eval_time for c in scenario.expr_checks]
+    return max(times, default=0.0) / (scenario.interval or step) + 1
+
+
+@dataclass
+class _File:
+    """A test file being laid out: its groups, the steps of each of its test groups (lane
+    i: group i of every member, side by side) and the rules it lists."""
+
+    members: list[Piece]
+    lanes: list[float]
+    rules: int
+
+    def cost(self) -> float:
+        return sum(FIXED_COST + steps * self.rules for steps in self.lanes)
+
+    def joined(self, other: _File) -> _File:
+        width = max(len(self.lanes), len(other.lanes))
+        lanes = [max(a, b) for a, b in zip(self.lanes + [0.0] * (width - len(self.lanes)),
+                                           other.lanes + [0.0] * (width - len(other.lanes)),
+                                           strict=True)]
+        return _File(self.members + other.members, lanes, self.rules + other.rules)
+
+
+def layout(groups: Sequence[Piece], step: float) -> list[list[Piece]]:
+    """`groups` with scenarios, in test files: each group joins the earlier file of the
+    same test step where that saves the most estimated promtool work, or starts one.
+    The estimate packs each group's scenarios alone and puts its i-th test group beside
+    the i-th of the file's (as `pack` does when nothing is shared between them). `step`
+    is the service's test step (for `Piece.test_step` None)."""
+    files: list[_File] = []
+    for group in groups:
+        if not group.scenarios:
+            continue
+        at = group.test_step or step
+        same = [f for f in files if (f.members[0].test_step or step) == at]
+        if not same:  # nothing to join: no need to estimate
+            files.append(_File([group], [], 0))
+            continue
+        alone = _estimate(group, at)
+        best, saving = None, 0.0
+        for candidate in same:
+            if not candidate.lanes:
+                candidate.lanes, candidate.rules = _estimate(candidate.members[0], at).lanes, \
+                    _rules(candidate.members[0])
+            saved = candidate.cost() + alone.cost() - candidate.joined(alone).cost()
+            if saved > saving:
+                best, saving = candidate, saved
+        if best is None:
+            files.append(alone)
+        else:
+            files[files.index(best)] = best.joined(alone)
+    return [f.members for f in files]
+
+
+def _rules(group: Piece) -> int:
+    return len(group.recordings) + len(group.alerts)
+
+
+def _estimate(group: Piece, step: float) -> _File:
+    return _File([group], [_steps(s, step) for s in pack(group.scenarios, [group])],
+                 _rules(group))

@@ -39,3 +39,13 @@ def run_promtool(alerts: Path) -> tuple[promtool.Result, promtool.Result]:
 
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def group_test_file(alerts: Path, service: str, section: str) -> Path:
+    """The test file holding the tests of one rule group (`section`) of `service`: groups
+    may share one, ``<service>.<section>[+<section>...].test.yml``."""
+    found = [path for path in (alerts / "tests").glob(f"{service}.*.test.yml")
+             if section in path.name.removeprefix(f"{service}.").removesuffix(".test.yml")
+             .split("+")]
+    assert len(found) == 1, (service, section, found)
+    return found[0]

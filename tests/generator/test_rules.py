@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from rule_helpers import generate_alerts, load_yaml, run_promtool
+from rule_helpers import generate_alerts, group_test_file, load_yaml, run_promtool
 from watchkeeper import promtool
 from watchkeeper.generate import alert_files
 from watchkeeper.load import load_spec
@@ -49,7 +49,8 @@ def test_every_alert_has_firing_quiet_and_not_yet_cases(tmp_path):
         declared = {(rule["alert"], rule["labels"]["severity"], rule.get("for", "0s"))
                     for group in load_yaml(rules_path)["groups"] for rule in group["rules"]
                     if "alert" in rule}
-        tests = load_yaml(alerts / "tests" / rules_path.name.replace(".rules.", ".test."))
+        tests = load_yaml(group_test_file(alerts, *rules_path.name.removesuffix(".rules.yml")
+                                       .split(".", 1)))
         fired, quiet, not_yet = set(), set(), set()
         for group in tests["tests"]:
             step = _seconds(group["interval"])
@@ -85,7 +86,7 @@ def test_generated_tests_catch_a_wrong_threshold(tmp_path, promtool_path):
     alerts = generate_alerts(EXAMPLE, tmp_path)
     rules = alerts / "festivals-api.http.rules.yml"
     _mutate(rules, r'(p99_rate5m\{service="festivals-api"\} >) 1\n', r"\1 2\n")
-    result = promtool.test_rules([alerts / "tests" / "festivals-api.http.test.yml"])
+    result = promtool.test_rules([group_test_file(alerts, "festivals-api", "http")])
     assert not result.ok
     assert "HttpLatencyP99High" in result.output
 
@@ -98,7 +99,7 @@ def test_generated_tests_catch_a_missing_traffic_guard(tmp_path, promtool_path):
     text = rules.read_text()
     rules.write_text(re.sub(r"\n\s*and on\(service\) service:http_request_duration_seconds_count"
                             r":rate5m\{service=\"nextevent-api\"\} \* 300 >= 10", "", text))
-    result = promtool.test_rules([alerts / "tests" / "nextevent-api.http.test.yml"])
+    result = promtool.test_rules([group_test_file(alerts, "nextevent-api", "http")])
     assert not result.ok
     assert "too little traffic" in result.output
 
@@ -113,8 +114,11 @@ def test_hand_made_p99_incident_pages_within_for_plus_one_window(tmp_path, promt
 def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
     """A test file lists only the rule files its checks read (promtool evaluates every
     listed rule at every step), and never fewer: a quiet check of an alert that is not
-    loaded would pass without proving anything."""
+    loaded would pass without proving anything. A file named for several groups
+    (``<service>.http+cache.test.yml``) lists each of them and tests each one's alerts; every
+    group with alerts is tested in exactly one file."""
     alerts = generate_alerts(EXAMPLE, tmp_path)
+    tested = []
     for test_path in sorted((alerts / "tests").glob("*.test.yml")):
         document = load_yaml(test_path)
         listed = [load_yaml(test_path.parent / name) for name in document["rule_files"]]
@@ -129,13 +133,19 @@ def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
             for check in group.get("promql_expr_test", []):
                 read = set(re.findall(r"[a-z_]+:[a-zA-Z0-9_:]+", check["expr"]))
                 assert read <= records, (test_path.name, read - records)
-        own = test_path.name.replace(".test.yml", ".rules.yml")
-        assert f"../{own}" in document["rule_files"]
-        # Another group's file is listed only when one of its alerts is checked here.
+        service, sections = test_path.name.removesuffix(".test.yml").split(".", 1)
+        own = [f"../{service}.{section}.rules.yml" for section in sections.split("+")]
+        tested += own
         for name, rules_doc in zip(document["rule_files"], listed, strict=True):
-            if name != f"../{own}":
-                assert {r.get("alert") for g in rules_doc["groups"] for r in g["rules"]} \
-                    & checked, (test_path.name, name)
+            alerts_in = {r.get("alert") for g in rules_doc["groups"] for r in g["rules"]} - {None}
+            if name in own:  # its own groups: each has alerts checked here
+                assert not alerts_in or alerts_in & checked, (test_path.name, name)
+            else:  # another group's file only when one of its alerts is checked here
+                assert alerts_in & checked, (test_path.name, name)
+        assert set(own) <= set(document["rule_files"]), test_path.name
+    with_alerts = [f"../{p.name}" for p in alerts.glob("*.rules.yml")
+                   if any("alert" in r for g in load_yaml(p)["groups"] for r in g["rules"])]
+    assert sorted(tested) == sorted(with_alerts)
 
 
 @pytest.mark.slow
@@ -167,7 +177,7 @@ def test_shared_test_groups_still_catch_a_wrong_rule(tmp_path, promtool_path, gr
     hand fails its group's test."""
     alerts = generate_alerts(EXAMPLE, tmp_path)
     _mutate(alerts / f"festivals-api.{group}.rules.yml", pattern, replacement)
-    result = promtool.test_rules([alerts / "tests" / f"festivals-api.{group}.test.yml"])
+    result = promtool.test_rules([group_test_file(alerts, "festivals-api", group)])
     assert not result.ok
     assert alert in result.output
 

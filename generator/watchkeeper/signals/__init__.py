@@ -87,5 +87,5 @@ def joint_scenarios(joints: list[Joint], service: Service) -> list[Scenario]:
     scenarios: list[Scenario] = []
     for shared in by_traffic.values():
         together = build_joint(shared, service) if len(shared) > 1 else None
-        scenarios += together or [s for joint in shared for s in joint.alone]
+        scenarios += together or [s for joint in shared for s in joint.alone()]
     return scenarios

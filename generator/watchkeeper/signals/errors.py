@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from watchkeeper import naming, promql
 from watchkeeper.budgets import RatioThresholds
 from watchkeeper.model import Chart, Piece, Query, Recording, Series, Service, Thresholds
@@ -95,7 +97,7 @@ def build(service: Service) -> list[Piece]:
     piece.joints.append(Joint(
         traffic=count, signals=(sig,), events=RESPONSES_PER_STEP,
         sparse=(common.sparse_per_step(service, step),), part=part, labels=result, step=step,
-        alone=tuple(build_scenarios(sig, service, step)), splits=True))
+        alone=partial(build_scenarios, sig, service, step), splits=True))
     return [piece]
 
 

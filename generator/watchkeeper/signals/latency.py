@@ -6,7 +6,7 @@ from functools import partial
 
 from watchkeeper import naming, promql
 from watchkeeper.budgets import LatencyBudgets
-from watchkeeper.model import Chart, Piece, Quantiles, Query, Row, Service
+from watchkeeper.model import Chart, Piece, Quantiles, Query, Row, Scenario, Service
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.panels import INSTANCE, budget_chart
@@ -80,16 +80,19 @@ def latency_piece(service: Service, group: str, signals: list[ThresholdSignal],
     labels = common.target_labels(service)
     result = {"service": service.name}
     together = partial(_together, histogram, labels, quantiles, per_step)
-    shared = build_together(signals, service, step, together, result) \
-        if len(signals) > 1 else None
-    alone = shared or [s for sig in signals for s in build_scenarios(sig, service, step)]
+
+    def alone() -> list[Scenario]:
+        shared = build_together(signals, service, step, together, result) \
+            if len(signals) > 1 else None
+        return shared or [s for sig in signals for s in build_scenarios(sig, service, step)]
+
     # Other signals counting the same requests (errors) may run beside these cases.
     piece.joints.append(Joint(
         traffic=f"{histogram}_count", signals=tuple(signals), events=per_step,
         sparse=tuple(common.sparse_per_step(service, step, q) for q in quantiles),
         part=partial(_part, histogram, labels, dict(zip((s.alert for s in signals), quantiles,
                                                         strict=True))),
-        labels=result, step=step, alone=tuple(alone)))
+        labels=result, step=step, alone=alone))
     return piece
 
 

@@ -393,7 +393,7 @@ class Joint:
     part: Part
     labels: dict[str, str]  # result labels of its values
     step: float
-    alone: tuple[Scenario, ...]
+    alone: Callable[[], list[Scenario]]  # built only when no other module shares the count
     splits: bool = False  # its count series split the events (by status): it writes them
 
 
