@@ -250,7 +250,9 @@ def layout(groups: Sequence[Piece], step: float) -> list[list[Piece]]:
         if not group.scenarios:
             continue
         at = group.test_step or step
-        same = [f for f in files if (f.members[0].test_step or step) == at]
+        # the same declared step (a leak group's own step may equal the default one, but
+        # its scenarios are built apart: see `test_file`)
+        same = [f for f in files if f.members[0].test_step == group.test_step]
         if not same:  # nothing to join: no need to estimate
             files.append(_File([group], [], 0))
             continue

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from rule_helpers import generate_alerts, group_test_file, load_yaml, run_promtool
+from rule_helpers import generate_alerts, group_test_file, load_yaml, run_promtool, write_spec
 from watchkeeper import promtool
 from watchkeeper.generate import alert_files
 from watchkeeper.load import load_spec
@@ -182,6 +182,25 @@ def test_shared_test_groups_still_catch_a_wrong_rule(tmp_path, promtool_path, gr
     assert alert in result.output
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("group", "edits"), [
+    # the flat case beside the climb still proves the steady-growth condition
+    ("leak", [(r"(predict_linear1h_4h\{service=\"festivals-api\"\} >) 10000\n", r"\1 8000\n"),
+              (r"(min_over_time\(go_goroutines\{job=\"festivals-api\"\}\[15m\]\)\n\s+)>",
+               r"\1>=")]),
+    # and its static check: a wrong warning budget fails on the flat case's instance
+    ("runtime", [(r"(go_goroutines\{job=\"festivals-api\"\} >) 5000\n", r"\1 9500\n")]),
+])
+def test_flat_leak_case_beside_the_climb_still_catches_a_wrong_rule(tmp_path, promtool_path,
+                                                                     group, edits):
+    alerts = generate_alerts(EXAMPLE, tmp_path)
+    for pattern, replacement in edits:
+        _mutate(alerts / f"festivals-api.{group}.rules.yml", pattern, replacement)
+    result = promtool.test_rules([alerts / "tests" / "festivals-api.leak.test.yml"])
+    assert not result.ok
+    assert "host-b:9090" in result.output and "flat value" in result.output
+
+
 def test_scenarios_reading_each_others_series_do_not_share_a_group():
     """Packing is by what each check reads through the rules: independent scenarios share
     a group, a scenario whose series feed another's alert does not, nor two checking the
@@ -202,3 +221,38 @@ def test_scenarios_reading_each_others_series_do_not_share_a_group():
     assert [s.name for s in packed] == ["a; b", "c", "a again"]
     unknown = Scenario("u", (Series("z", "1x3"),), (AlertCheck(60, "Elsewhere"),))
     assert len(pack([a, unknown], rules)) == 2  # an alert not in the rules reads everything
+
+
+def test_test_files_are_shared_only_where_promtool_does_less_work():
+    """Groups of one step share a test file when their test groups line up (fewer test
+    groups, each loading the rules of both); a group with one test group and many rules
+    stays apart, and groups built for different steps never share."""
+    from watchkeeper.model import Alert, AlertCheck, Piece, Scenario, Series
+    from watchkeeper.rule_tests import layout
+
+    def group(name, cases, rules=2, step=None):
+        alerts = [Alert(f"{name}{i}", f"{name}_m > {i}", 0.0, {}, {}) for i in range(rules)]
+        scenarios = [Scenario(f"{name} {case}", (Series(f"{name}_m", f"{case}x8"),),
+                              (AlertCheck(360, f"{name}0"),)) for case in range(cases)]
+        return Piece(name, alerts=alerts, scenarios=scenarios, test_step=step)
+
+    http, cache, runtime = group("http", 4), group("cache", 4), group("runtime", 1, rules=40)
+    slow = group("leak", 4, step=300.0)
+    assert layout([http, cache, runtime, slow, Piece("none")], 60.0) == [
+        [http, cache], [runtime], [slow]]
+
+
+def test_a_leak_group_at_the_default_step_keeps_its_own_test_file(tmp_path, promtool_path):
+    """A leak window short enough that its test step is the service's own: its scenarios
+    are still built apart (found by the property test)."""
+    spec = write_spec(tmp_path, {"version": 1, "defaults": {"for": "0s", "min_events": 1},
+                                 "services": [{"name": "svc-0", "selector": {"job": "svc-0"},
+                                               "language": "go", "runtime": {
+                                                   "memory": {"warning": "64MiB"},
+                                                   "goroutines": {"warning": 100, "critical": 1000,
+                                                                  "leak": {"window": "10m",
+                                                                           "horizon": "30m"}}}}]})
+    alerts = generate_alerts(spec, tmp_path / "out")
+    assert (alerts / "tests" / "svc-0.leak.test.yml").is_file()
+    checked, tested = run_promtool(alerts)
+    assert checked.ok and tested.ok, tested.output

@@ -27,7 +27,14 @@ from watchkeeper.model import (
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Signal
 from watchkeeper.signals.runtime import Gauge, declared, gauge_signal
-from watchkeeper.signals.threshold import alert_labels, expected_alert, severities, steps_for
+from watchkeeper.signals.threshold import (
+    alert_labels,
+    expected_alert,
+    on_instance,
+    severities,
+    side_by_side,
+    steps_for,
+)
 from watchkeeper.units import format_number, humanize, prometheus_duration
 
 _record = common.predict_record
@@ -160,12 +167,24 @@ def _scenarios(service: Service, gauge, metric: str, budget: CountThresholds) ->
                        _static_expected(service, gauge, values, step, fire_at)),
         ),
     )
+    level = round(critical * 0.9)
     flat = Scenario(
         name=f"{name} quiet on a flat value just under critical",
-        series=(Series(series_name, common.gauge(round(critical * 0.9), samples)),),
-        alert_checks=(AlertCheck(fire_at, name),),
+        series=(Series(series_name, common.gauge(level, samples)),),
+        alert_checks=(
+            *((AlertCheck(fire_at - step, name),) if for_steps else ()),
+            AlertCheck(fire_at, name),
+            AlertCheck(fire_at, gauge.alert,
+                       _static_expected(service, gauge, [float(level)] * (samples + 1), step,
+                                        fire_at)),
+        ),
     )
-    return [climb, flat, _sawtooth(service, name, series_name, leak, critical, step)]
+    # The flat case runs beside the climb on an instance of its own (both judged per
+    # instance, checked at the same times): one test group for both.
+    beside = on_instance(flat, 1)
+    together = side_by_side([climb, beside]) if beside is not None else None
+    return [*([together] if together else [climb, flat]),
+            _sawtooth(service, name, series_name, leak, critical, step)]
 
 
 def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:

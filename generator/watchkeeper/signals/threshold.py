@@ -207,7 +207,7 @@ def build_scenarios(sig: ThresholdSignal, service: Service, step: float) -> list
     """
     cases = _cases(sig, service, step)
     if "{instance}" in sig.where and len(cases) > 1:
-        relabelled = [_on_instance(case, index) for index, case in enumerate(cases)]
+        relabelled = [on_instance(case, index) for index, case in enumerate(cases)]
         if all(case is not None for case in relabelled):
             return [_together(sig, relabelled)]
     return cases
@@ -257,7 +257,7 @@ def case_instance(index: int) -> str:
     return f"host-{string.ascii_lowercase[index % 26]}{index // 26 or ''}:9090"
 
 
-def _on_instance(case: Scenario, index: int) -> Scenario | None:
+def on_instance(case: Scenario, index: int) -> Scenario | None:
     """`case` moved from the synthesized instance to `case_instance(index)`: its series,
     expected labels and annotations, and checked samples; None when a series does not carry
     the synthesized instance (the case cannot be told apart from the others)."""
