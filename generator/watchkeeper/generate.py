@@ -9,11 +9,11 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from watchkeeper import alertmanager
 from watchkeeper.model import Piece, Service, Spec
-from watchkeeper.rule_tests import layout, test_file
+from watchkeeper.rule_tests import layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
 from watchkeeper.writers import HEADER, to_yaml
@@ -33,7 +33,10 @@ CHUNK_MAX = 50
 
 def service_alert_files(service: Service, header: str) -> Files:
     """A rule file per rule group of the service, ``alerts/<service>.<section>.rules.yml``,
-    and promtool test files ``alerts/tests/<service>.<section>[+<section>...].test.yml``.
+    and promtool test files ``alerts/tests/<service>.<section>[+<section>...].test.yml``
+    (and ``<service>.<section>.with-<section>.test.yml`` for a group's scenarios that also
+    check another group's alerts, when the others are cheaper without those rules: see
+    `rule_tests.own_part`).
 
     promtool loads and evaluates every rule of every file a test lists, at every step of
     every test group; a test file lists only the rule files its checks read. Groups whose
@@ -52,6 +55,14 @@ def service_alert_files(service: Service, header: str) -> Files:
         listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
         stem = "+".join([name[id(members[0])], *(name[id(m)].split(".", 1)[1]
                                                  for m in members[1:])])
+        own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
+        if own is not None:  # its scenarios reading only its own rules, in a file apart
+            files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
+                test_file(service, [own], [f"../{name[id(members[0])]}.rules.yml"]), header)
+            members = [replace(members[0], scenarios=[s for s in members[0].scenarios
+                                                      if s not in own.scenarios])]
+            stem += ".with-" + "+".join(name[id(g)].split(".", 1)[1] for g in checked
+                                        if g is not own and name[id(g)] != stem)
         files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
             test_file(service, members, listed, checked), header)
     return files

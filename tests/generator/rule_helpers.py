@@ -41,11 +41,19 @@ def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def group_test_files(alerts: Path, service: str, section: str) -> list[Path]:
+    """The test files holding the tests of one rule group (`section`) of `service`: groups
+    may share one, ``<service>.<section>[+<section>...].test.yml``, and a group's scenarios
+    that also check other groups' alerts may be apart,
+    ``<service>.<section>.with-<section>.test.yml``."""
+    return sorted(path for path in (alerts / "tests").glob(f"{service}.*.test.yml")
+                  if section in path.name.removeprefix(f"{service}.").removesuffix(".test.yml")
+                  .split(".with-")[0].split("+"))
+
+
 def group_test_file(alerts: Path, service: str, section: str) -> Path:
-    """The test file holding the tests of one rule group (`section`) of `service`: groups
-    may share one, ``<service>.<section>[+<section>...].test.yml``."""
-    found = [path for path in (alerts / "tests").glob(f"{service}.*.test.yml")
-             if section in path.name.removeprefix(f"{service}.").removesuffix(".test.yml")
-             .split("+")]
+    """The test file of one rule group (see `group_test_files`), when there is one; with
+    two, the one loading only the groups it tests."""
+    found = [p for p in group_test_files(alerts, service, section) if ".with-" not in p.name]
     assert len(found) == 1, (service, section, found)
     return found[0]
