@@ -234,64 +234,98 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+# Generated files are world-readable whatever the umask (set on the open descriptor).
+FILE_MODE = 0o644
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 @dataclass(frozen=True)
 class Stage:
-    """Staging folders (one inside each output folder, so the final rename never crosses a
-    file system) that rendered files are written into as soon as they exist. Picklable:
+    """Staging folders that rendered files are written into as soon as they exist, on the
+    file system of their output folder so the final renames never cross one. Picklable:
     worker processes write their own services' files.
+
+    An output folder that exists is staged inside itself. One that does not (a first run)
+    is staged beside it, in a folder of its own: `commit` then moves the whole tree into
+    place with one rename instead of one per file.
 
     A rendered file whose bytes are already at its place (a regular file, not a link) is
     not staged at all: regenerating after a small spec change then writes and renames only
     what changed. `commit` tells the two apart by what the staging folder holds."""
 
     root: Path
-    folders: tuple[tuple[str, str], ...]  # (output folder, its staging folder's name)
+    # (output folder, its staging folder relative to `root`, staged beside it: new folder)
+    folders: tuple[tuple[str, str, bool], ...]
 
     @classmethod
     def create(cls, root: Path, folders: Iterable[str]) -> Stage:
         staged = []
         for folder in folders:
+            fresh = not os.path.lexists(root / folder)
             (root / folder).mkdir(parents=True, exist_ok=True)
-            stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=root / folder)
-            staged.append((folder, Path(stage).name))
+            if fresh:
+                outer = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=root)
+                os.mkdir(os.path.join(outer, folder))
+                staged.append((folder, f"{Path(outer).name}/{folder}", True))
+            else:
+                stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=root / folder)
+                staged.append((folder, f"{folder}/{Path(stage).name}", False))
         return cls(root, tuple(staged))
 
     def folder(self, folder: str) -> Path:
-        """The staging folder inside output folder `folder`."""
-        return self.root / folder / dict(self.folders)[folder]
+        """The staging folder of output folder `folder`."""
+        return self.root / self._stage(folder)
+
+    def fresh(self, folder: str) -> bool:
+        """Whether `folder` did not exist before this run (it is staged beside itself)."""
+        return any(name == folder and beside for name, _, beside in self.folders)
+
+    def _stage(self, top: str) -> str:
+        for folder, stage, _ in self.folders:
+            if folder == top:
+                return stage
+        raise KeyError(top)
 
     def path(self, relative: str) -> Path:
         """Where `relative` (``alerts/x.rules.yml``) is staged."""
         top, _, rest = relative.partition("/")
-        stage = dict(self.folders).get(top)
-        if stage is None or not rest:
+        try:
+            stage = self._stage(top)
+        except KeyError:
+            stage = ""
+        if not stage or not rest:
             raise ValueError(f"{relative} is outside the output folders being generated")
-        return self.root / top / stage / rest
+        return self.root / stage / rest
 
     def put(self, relative: str, text: str | Iterable[str]) -> str:
         """Write one rendered file into the stage, unless its place already holds exactly
-        these bytes; returns its sha256. Plain `os` calls: this runs once per file.
-        `text` may come in pieces (a file too big to hold whole), written as they come."""
+        these bytes; returns its sha256. Plain `os` calls (open, write, fchmod, close):
+        this runs once per file. `text` may come in pieces (a file too big to hold whole),
+        written as they come."""
         if not isinstance(text, str):
             return self._put_pieces(relative, text)
         data = text.encode("utf-8")
-        if _holds(os.path.join(self.root, relative), data):
-            return digest(data)
-        target = os.fspath(self.path(relative))
-        try:
-            handle = open(target, "wb")  # noqa: SIM115 - the retry below needs no nesting
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            handle = open(target, "wb")  # noqa: SIM115
-        with handle:
-            handle.write(data)
+        if self.fresh_place(relative) or not _holds(os.path.join(self.root, relative), data):
+            fd = _create(os.fspath(self.path(relative)))
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view, written = memoryview(data), 0
+                while written < len(data):
+                    written += os.write(fd, view[written:])
+            finally:
+                os.close(fd)
         return digest(data)
+
+    def fresh_place(self, relative: str) -> bool:
+        """Whether `relative` goes into an output folder that did not exist (nothing is in
+        place there: no need to look)."""
+        return self.fresh(relative.partition("/")[0])
 
     def _put_pieces(self, relative: str, pieces: Iterable[str]) -> str:
         target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
         hasher, size = hashlib.sha256(), 0
-        with target.open("wb") as handle:
+        with os.fdopen(_create(os.fspath(target)), "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             for piece in pieces:
                 data = piece.encode("utf-8")
                 hasher.update(data)
@@ -307,15 +341,25 @@ class Stage:
     def staged(self) -> dict[str, set[str]]:
         """Output folder → the paths (relative to it) written into its staging folder."""
         result: dict[str, set[str]] = {}
-        for folder, stage in self.folders:
-            base = os.path.join(self.root, folder, stage)
+        for folder, stage, _ in self.folders:
+            base = os.path.join(self.root, stage)
             result[folder] = {os.path.relpath(os.path.join(top, name), base)
                               for top, _, names in os.walk(base) for name in names}
         return result
 
     def discard(self) -> None:
-        for folder, stage in self.folders:
-            shutil.rmtree(self.root / folder / stage, ignore_errors=True)
+        for _, stage, beside in self.folders:
+            top = stage.partition("/")[0] if beside else stage
+            shutil.rmtree(self.root / top, ignore_errors=True)
+
+
+def _create(path: str) -> int:
+    """A new file's descriptor, open for writing (its folder made when missing)."""
+    try:
+        return os.open(path, _WRITE_FLAGS, FILE_MODE)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, _WRITE_FLAGS, FILE_MODE)
 
 
 def _holds(path: str, data: bytes) -> bool:
@@ -391,6 +435,8 @@ def _problems(root: Path, folder: str, old: Mapping[str, Collection[str]] | None
         elif path.exists() or path.is_symlink():
             problems.append(f"{folder}/{relative}: replaced by something watchkeeper did not "
                             "write; move it away")
+    if _empty(base):
+        return problems  # a folder with nothing in it (as made by this run): nothing to lose
     for relative in sorted(new):  # paths only: no tuple per file
         if relative in in_place or relative in (old or {}):
             continue
@@ -404,6 +450,14 @@ def _problems(root: Path, folder: str, old: Mapping[str, Collection[str]] | None
     return problems
 
 
+def _empty(folder: Path) -> bool:
+    """Whether `folder` is a folder (not a link) with nothing in it."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
+
+
 def commit(stage: Stage, written: Mapping[str, str],
            discard_edits: bool = False) -> dict[str, int]:
     """Move the staged files (`written`: relative path → sha256) into place and remove the
@@ -411,13 +465,16 @@ def commit(stage: Stage, written: Mapping[str, str],
     OwnershipError (changing nothing) when that would lose someone's work. Returns, per
     output folder, how many stale files were removed."""
     root = stage.root
-    per_folder: dict[str, dict[str, str]] = {folder: {} for folder, _ in stage.folders}
+    per_folder: dict[str, dict[str, str]] = {folder: {} for folder, _, _ in stage.folders}
     for relative, hexdigest in written.items():
         top, _, rest = relative.partition("/")
         per_folder[top][rest] = hexdigest
     old = {folder: read_manifest(root / folder) for folder in per_folder}
     staged = stage.staged()
     in_place = {folder: new.keys() - staged[folder] for folder, new in per_folder.items()}
+    # a folder new to this run whose stage holds exactly its files moves in with one rename
+    whole = {folder: stage.fresh(folder) and old[folder] is None and not in_place[folder]
+             and staged[folder] == new.keys() for folder, new in per_folder.items()}
     del staged  # a path per staged file: not needed past here
     problems = [p for folder, new in per_folder.items()
                 for p in _problems(root, folder, old[folder], new, discard_edits,
@@ -426,9 +483,31 @@ def commit(stage: Stage, written: Mapping[str, str],
         raise OwnershipError(problems)
     removed = {}
     for folder, new in per_folder.items():
+        if whole[folder] and _move_whole(root / folder, stage.folder(folder), new):
+            removed[folder] = 0
+            continue
+        if stage.fresh(folder):  # not moved whole: something appeared there meanwhile
+            late = _problems(root, folder, read_manifest(root / folder), new, discard_edits)
+            if late:
+                raise OwnershipError(late)
         removed[folder] = _swap_folder(root / folder, stage.folder(folder), old[folder] or {},
                                        new, in_place[folder])
     return removed
+
+
+def _move_whole(base: Path, staged: Path, new: Mapping[str, str]) -> bool:
+    """Put a staged folder holding exactly the new files (and their manifest) at `base`,
+    the empty folder this run made, with one rename. False (nothing moved) when `base` is
+    no longer that: something was put there meanwhile, or it is a mount point."""
+    _write_manifest(staged, ((rel, (new[rel],)) for rel in sorted(new)))
+    try:
+        if not _empty(base):
+            raise OSError("not the empty folder this run made")
+        os.rename(staged, base)  # replaces an empty folder, never a full one
+    except OSError:
+        (staged / MANIFEST).unlink()
+        return False
+    return True
 
 
 def _swap_folder(base: Path, staged: Path, old: Mapping[str, Collection[str]],
@@ -444,7 +523,6 @@ def _swap_folder(base: Path, staged: Path, old: Mapping[str, Collection[str]],
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
-        os.chmod(source, 0o644)
         os.replace(source, target)
     removed = 0
     for relative in sorted(set(old) - set(new)):

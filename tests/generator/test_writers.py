@@ -88,3 +88,57 @@ def test_streamed_file_pieces_are_written_whole(tmp_path):
         stage.discard()
     assert (tmp_path / "dashboards/o.json").read_text() == "{}\n"
     assert written["dashboards/o.json"] == digest(b"{}\n")
+
+
+def test_a_new_output_folder_is_moved_into_place_whole(tmp_path, monkeypatch):
+    """A first run stages beside the folder and moves it with one rename: no per-file
+    renames, files world-readable whatever the umask, nothing left behind."""
+    import os
+
+    from watchkeeper import writers
+
+    replaced = []
+    monkeypatch.setattr(writers.os, "replace",
+                        lambda s, t, real=os.replace: (replaced.append(t), real(s, t)))
+    files = {"alerts/a.yml": "a: 1\n", "alerts/tests/b.yml": "b: 2\n"}
+    old_umask = os.umask(0o077)
+    try:
+        write_tree(tmp_path, files, ("alerts",))
+    finally:
+        os.umask(old_umask)
+    assert [t for t in replaced if not str(t).endswith(".watchkeeper-manifest")] == []
+    for name, text in files.items():
+        assert (tmp_path / name).read_text() == text
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts"]
+    assert (tmp_path / "alerts" / ".watchkeeper-manifest").read_text() == "".join(
+        f"{digest(text.encode())}  {name.removeprefix('alerts/')}\n"
+        for name, text in sorted(files.items()))
+
+
+def test_a_file_put_into_a_new_folder_during_the_run_is_kept(tmp_path):
+    """Someone writes into the folder a first run made while it renders: the folder is not
+    replaced; the generated files move in one by one and the foreign one stays."""
+    stage = Stage.create(tmp_path, ("alerts",))
+    try:
+        written = {"alerts/a.yml": stage.put("alerts/a.yml", "a: 1\n")}
+        (tmp_path / "alerts" / "mine.txt").write_text("mine")
+        commit(stage, written)
+    finally:
+        stage.discard()
+    assert (tmp_path / "alerts" / "mine.txt").read_text() == "mine"
+    assert (tmp_path / "alerts" / "a.yml").read_text() == "a: 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts"]
+
+
+def test_a_foreign_file_put_where_output_goes_during_a_first_run_is_refused(tmp_path):
+    stage = Stage.create(tmp_path, ("alerts",))
+    try:
+        written = {"alerts/a.yml": stage.put("alerts/a.yml", "a: 1\n")}
+        (tmp_path / "alerts" / "a.yml").write_text("mine")
+        with pytest.raises(OwnershipError):
+            commit(stage, written)
+    finally:
+        stage.discard()
+    assert (tmp_path / "alerts" / "a.yml").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts"]
