@@ -72,9 +72,10 @@ def _groups_checked(group: Piece, groups: list[Piece]) -> list[Piece]:
     """`group` and every other group defining an alert or recording its scenarios check
     (a leak scenario also checks the static budget of the same count), in rule order."""
     alerts = {check.alert for s in group.scenarios for check in s.alert_checks}
-    exprs = [check.expr for s in group.scenarios for check in s.expr_checks]
+    # one text to search: a record name (no line breaks) is in it iff in one of them
+    exprs = "\n".join(check.expr for s in group.scenarios for check in s.expr_checks)
     return [g for g in groups if g is group or any(a.name in alerts for a in g.alerts)
-            or any(r.record in expr for r in g.recordings for expr in exprs)]
+            or any(r.record in exprs for r in g.recordings if "\n" not in r.record)]
 
 
 def _service_alerts(service: Service, spec_name: str) -> Files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -97,19 +98,61 @@ def reads(rules: Iterable[Piece]) -> dict[str, frozenset[str]]:
     direct: dict[str, set[str]] = {}
     for piece in rules:
         for recording in piece.recordings:
-            direct.setdefault(recording.record, set()).update(_NAME.findall(recording.expr))
+            direct.setdefault(recording.record, set()).update(_names(recording.expr))
         for alert in piece.alerts:
-            direct.setdefault(alert.name, set()).update(_NAME.findall(alert.expr))
+            direct.setdefault(alert.name, set()).update(_names(alert.expr))
     closed: dict[str, frozenset[str]] = {}
     for name in direct:
-        seen, todo = set(), [name]
-        while todo:
-            for read in direct.get(todo.pop(), ()):
-                if read not in seen:
-                    seen.add(read)
-                    todo.append(read)
-        closed[name] = frozenset(seen)
+        _close(name, direct, closed, set())
     return closed
+
+
+def _close(name: str, direct: dict[str, set[str]], closed: dict[str, frozenset[str]],
+           open_: set[str]) -> frozenset[str]:
+    """Everything `name` reads, directly or through the recordings it reads, each
+    recording's closure computed once (rules read each other in chains, not in circles;
+    a circle falls back to a plain search, which follows it)."""
+    done = closed.get(name)
+    if done is not None:
+        return done
+    if name in open_:
+        raise _Circle
+    outermost = not open_
+    open_.add(name)
+    seen: set[str] = set()
+    try:
+        for read in direct[name]:
+            seen.add(read)
+            if read in direct:
+                seen |= _close(read, direct, closed, open_)
+    except _Circle:
+        if not outermost:
+            raise
+        seen = _search(name, direct)
+    finally:
+        open_.discard(name)
+    closed[name] = result = frozenset(seen)
+    return result
+
+
+class _Circle(Exception):
+    """A recording reads itself through others (see `_close`)."""
+
+
+def _search(name: str, direct: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for read in direct.get(todo.pop(), ()):
+            if read not in seen:
+                seen.add(read)
+                todo.append(read)
+    return seen
+
+
+@functools.lru_cache(maxsize=4096)  # the same expressions are read by several test files
+def _names(expr: str) -> tuple[str, ...]:
+    return tuple(_NAME.findall(expr))
 
 
 def _metric(selector: str) -> str:
@@ -122,14 +165,16 @@ class _Shared:
 
     members: list[Scenario] = field(default_factory=list)
     series: dict[str, str] = field(default_factory=dict)  # selector → values
+    metrics: dict[str, str] = field(default_factory=dict)  # selector → its metric name
     read: set[str] = field(default_factory=set)
     checked: set[str] = field(default_factory=set)  # alerts and expressions checked
     interval: float | None = None
 
-    def fits(self, scenario: Scenario, read: frozenset[str]) -> bool:
+    def fits(self, scenario: Scenario, read: frozenset[str], checked: set[str]) -> bool:
+        """Whether `scenario` (reading `read`, checking `checked`) can join: see `pack`."""
         if not self.members:
             return True
-        if scenario.interval != self.interval or self.checked & _checked(scenario):
+        if scenario.interval != self.interval or not self.checked.isdisjoint(checked):
             return False
         new = set()
         for series in scenario.series:
@@ -138,17 +183,21 @@ class _Shared:
                 new.add(_metric(series.selector))
             elif values != series.values:
                 return False
+        if new and (EVERYTHING in self.read or not self.read.isdisjoint(new)):
+            return False
         mine = {s.selector for s in scenario.series}
-        old = {_metric(sel) for sel in self.series if sel not in mine}
-        return not (EVERYTHING in read and old) and not (EVERYTHING in self.read and new) \
-            and not (new & self.read) and not (old & read)
+        old = {metric for sel, metric in self.metrics.items() if sel not in mine}
+        return not (old and (EVERYTHING in read or not read.isdisjoint(old)))
 
-    def add(self, scenario: Scenario, read: frozenset[str]) -> None:
+    def add(self, scenario: Scenario, read: frozenset[str], checked: set[str]) -> None:
         self.members.append(scenario)
         self.interval = scenario.interval
-        self.series.update((s.selector, s.values) for s in scenario.series)
+        for series in scenario.series:
+            self.series[series.selector] = series.values
+            if series.selector not in self.metrics:
+                self.metrics[series.selector] = _metric(series.selector)
         self.read |= read
-        self.checked |= _checked(scenario)
+        self.checked |= checked
 
 
 def _checked(scenario: Scenario) -> set[str]:
@@ -162,8 +211,9 @@ def _read_by(scenario: Scenario, known: dict[str, frozenset[str]]) -> frozenset[
     for check in scenario.alert_checks:
         read |= known.get(check.alert, {EVERYTHING})
     for check in scenario.expr_checks:
-        for name in _NAME.findall(check.expr):
-            read |= {name} | known.get(name, frozenset())
+        for name in _names(check.expr):
+            read.add(name)
+            read |= known.get(name, frozenset())
     return frozenset(read)
 
 
@@ -175,12 +225,12 @@ def pack(scenarios: Sequence[Scenario], rules: Iterable[Piece]) -> list[Scenario
     known = reads(rules)
     groups: list[_Shared] = []
     for scenario in scenarios:
-        read = _read_by(scenario, known)
-        group = next((g for g in groups if g.fits(scenario, read)), None)
+        read, checked = _read_by(scenario, known), _checked(scenario)
+        group = next((g for g in groups if g.fits(scenario, read, checked)), None)
         if group is None:
             group = _Shared()
             groups.append(group)
-        group.add(scenario, read)
+        group.add(scenario, read, checked)
     return [_merge(group.members) for group in groups]
 
 

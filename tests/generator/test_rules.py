@@ -265,3 +265,19 @@ def test_a_leak_group_at_the_default_step_keeps_its_own_test_file(tmp_path, prom
     assert (alerts / "tests" / "svc-0.leak.test.yml").is_file()
     checked, tested = run_promtool(alerts)
     assert checked.ok and tested.ok, tested.output
+
+
+def test_what_a_rule_reads_follows_recordings_in_chains_and_in_circles():
+    """`reads` closes over recordings (each chain link computed once); rules reading each
+    other in a circle still get everything the circle reads."""
+    from watchkeeper.model import Alert, Piece, Recording
+    from watchkeeper.rule_tests import reads
+
+    chain = Piece("g", recordings=[Recording("r:b", "sum(b)"), Recording("r:a", "r:b + a")],
+                  alerts=[Alert("A", "r:a > 1", 0.0, {}, {})])
+    assert reads([chain])["A"] == {"r:a", "r:b", "a", "b", "sum"}
+    circle = Piece("c", recordings=[Recording("x", "y + m"), Recording("y", "x + n")],
+                   alerts=[Alert("X", "x > 0", 0.0, {}, {})])
+    found = reads([circle])
+    assert found["X"] == found["x"] | {"x"} == {"x", "y", "m", "n"}
+    assert found["y"] == {"x", "y", "m", "n"}
