@@ -5,6 +5,7 @@ back to the caller (in memory) or, as soon as each file exists, to a `sink` that
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -137,6 +138,19 @@ def _shared_job(build: Callable[[Spec, str], Files], spec: Spec, spec_name: str,
     return _emit(build(spec, spec_name), sink)
 
 
+# Allocations between collections of the youngest generation in a worker (Python's
+# default: 700). A worker builds and drops millions of small acyclic objects; collecting
+# every 700 of them costs ~5% of its time and frees next to nothing.
+WORKER_GC_THRESHOLD = 20_000
+
+
+def _worker_start() -> None:
+    """Set up a forked worker: what it inherited (the spec, imported modules) lives as long
+    as it does, so the collector stops scanning it; young objects are collected less often."""
+    gc.freeze()
+    gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _workers(services: int) -> int:
     """Worker processes worth starting: one per usable core, none for small specs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
@@ -172,7 +186,8 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     # At most CHUNK_MAX services per task: a task's services and results are in a worker
     # at once, so a chunk growing with the spec would make the workers grow with it.
     chunk = max(1, min(CHUNK_MAX, len(spec.services) // (workers * 4)))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_worker_start) as pool:
         parts = pool.map(job, spec.services, chunksize=chunk)
         # The files drawn from every service are built here while the workers render the
         # services: sent to a worker, the whole spec would be pickled and copied into it.

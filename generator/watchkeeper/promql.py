@@ -22,8 +22,22 @@ def matchers(labels: Mapping[str, str] | Selector, **extra: str) -> str:
     operator; others are ``=``.
     """
     if isinstance(labels, Selector):
+        key: tuple = labels.matchers
+        if not extra:
+            text = _MATCHERS.get(key)
+            if text is None:
+                text = _remember(key, "{" + ",".join(
+                    f"{m.name}{m.op}{quote(m.value)}" for m in labels.matchers) + "}")
+            return text
         parts = [f"{m.name}{m.op}{quote(m.value)}" for m in labels.matchers]
     else:
+        if not extra:  # series of test scenarios: the same label sets over and over
+            key = tuple(labels.items())
+            text = _MATCHERS.get(key)
+            if text is None:
+                text = _remember(key, "{" + ",".join(
+                    f"{name}={quote(value)}" for name, value in key) + "}")
+            return text
         parts = [f"{name}={quote(value)}" for name, value in labels.items()]
     for name, value in extra.items():
         for op in ("=~", "!~", "!="):
@@ -33,6 +47,18 @@ def matchers(labels: Mapping[str, str] | Selector, **extra: str) -> str:
         else:
             parts.append(f"{name}={quote(value)}")
     return "{" + ",".join(parts) + "}"
+
+
+# Matcher texts by (label, value) pairs or a selector's matchers; cleared when full so
+# memory stays flat in the number of services.
+_MATCHERS: dict[tuple, str] = {}
+
+
+def _remember(key: tuple, text: str) -> str:
+    if len(_MATCHERS) >= 4096:
+        _MATCHERS.clear()
+    _MATCHERS[key] = text
+    return text
 
 
 def series(metric: str, labels: dict[str, str]) -> str:
