@@ -117,17 +117,22 @@ def generate_command(generator: Path | None, spec_file: Path, out: Path) -> list
 def bench_generate(work: Path, sizes: list[int], repeat: int,
                    generators: list[Path] | None = None) -> None:
     """Per size and generator (interleaved): `generate` into an empty folder (cold), again
-    over its own unchanged output (warm: a re-run after no or a small change), and
-    `promtool check rules` of the rule files, each in a fresh process."""
+    over its own unchanged output (warm: a re-run after no change), then of the spec with
+    one service's budget changed over that output (edit: `make` after editing one service),
+    and `promtool check rules` of the rule files, each in a fresh process."""
     print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files")
-    print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'check s':>8} "
-          f"{'cold/chk':>9} {'warm/chk':>9} {'peak RSS MiB':>13}")
+    print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
+          f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
+          f"{'peak RSS MiB':>13}")
     labels = {g: (g.parent.name if g else "this") for g in (generators or [None])}
     for size in sizes:
         folder = work / f"gen-{size}"
         folder.mkdir()
         write_spec(folder / "spec.yaml", size)
-        rows: dict = {g: {"cold": [], "warm": [], "check": [], "rss": []} for g in labels}
+        (folder / "edited").mkdir()
+        write_spec(folder / "edited" / "spec.yaml", size, changed=True)  # same file name
+        rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": []}
+                      for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
             for generator, row in rows.items():
                 out = folder / f"out-{labels[generator]}"
@@ -137,20 +142,24 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                 cold, peak = run(command, env=env)
                 warm, peak_warm = run(command, env=env)
                 checked = sum(run(command)[0] for command in check_rules_batches(out))
+                edit, peak_edit = run(generate_command(
+                    generator, folder / "edited" / "spec.yaml", out), env=env)
                 if index:
                     row["cold"].append(cold)
                     row["warm"].append(warm)
+                    row["edit"].append(edit)
                     row["check"].append(checked)
-                    row["rss"].extend((peak, peak_warm))
+                    row["rss"].extend((peak, peak_warm, peak_edit))
         for generator, row in rows.items():
-            median = {key: statistics.median(row[key]) for key in ("cold", "warm", "check")}
-            cold_ratio = statistics.median(c / k for c, k in zip(row["cold"], row["check"],
-                                                                   strict=True))
-            warm_ratio = statistics.median(w / k for w, k in zip(row["warm"], row["check"],
-                                                                   strict=True))
+            median = {key: statistics.median(row[key])
+                      for key in ("cold", "warm", "edit", "check")}
+            ratio = {key: statistics.median(t / k for t, k in zip(row[key], row["check"],
+                                                                  strict=True))
+                     for key in ("cold", "warm", "edit")}
             print(f"{labels[generator]:>10} {size:>9} {median['cold']:>7.2f} "
-                  f"{median['warm']:>7.2f} {median['check']:>8.2f} {cold_ratio:>9.2f} "
-                  f"{warm_ratio:>9.2f} {max(row['rss']):>13.0f}", flush=True)
+                  f"{median['warm']:>7.2f} {median['edit']:>7.2f} {median['check']:>8.2f} "
+                  f"{ratio['cold']:>9.2f} {ratio['warm']:>9.2f} {ratio['edit']:>9.2f} "
+                  f"{max(row['rss']):>13.0f}", flush=True)
 
 
 def bench_test(work: Path, size: int, repeat: int) -> None:

@@ -67,15 +67,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Render into staging folders as each file is ready, then move into place only the
     files watchkeeper owns (see writers.commit); a problem there changes nothing."""
+    from watchkeeper import build_cache
     from watchkeeper.generate import generate
 
     spec = _load(args)
     only = tuple(args.only) if args.only else OUTPUT_FOLDERS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # services unchanged since the last run are not built again (not when sharding: a
+    # shard's run keeps only some of what it stages)
+    reuse = None if args.shard else build_cache.load(out, Path(args.spec).name, only)
     stage = writers.Stage.create(out, only)
     try:
-        written = generate(spec, Path(args.spec).name, only, sink=stage.put)
+        written = generate(spec, Path(args.spec).name, only, sink=stage.put, reuse=reuse)
         if args.shard:  # staged files of other shards go with the stage
             names = [s.name for s in spec.services]
             written = shard.select(written, names, args.shard)
@@ -86,6 +90,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         removed = writers.commit(stage, written, discard_edits=args.discard_edits)
     finally:
         stage.discard()
+    if reuse is not None:
+        build_cache.save(reuse)
     gone = sum(removed.values())
     print(f"wrote {len(written)} files for {len(spec.services)} service(s) into "
           + ", ".join(f"{out / folder}/" for folder in only)

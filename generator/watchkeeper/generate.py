@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 from watchkeeper import alertmanager
+from watchkeeper.build_cache import Reuse
 from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
@@ -125,12 +126,21 @@ def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
 
 
 def _service_job(builds: Sequence[Callable[[Service, str], Files]], spec_name: str,
-                 sink: Sink | None, service: Service) -> dict[str, str]:
-    """Every selected output of one service (the unit of work of a worker process)."""
+                 sink: Sink | None, reuse: Reuse | None,
+                 service: Service) -> tuple[str | None, dict[str, str]]:
+    """Every selected output of one service (the unit of work of a worker process), with
+    the service's key when `reuse` is given: its files as recorded there when they are
+    still in place (see build_cache), else built."""
+    key = None
+    if reuse is not None:
+        key = reuse.key(service)
+        found = reuse.files(service, key)
+        if found is not None:
+            return key, found
     result: dict[str, str] = {}
     for build in builds:
         result.update(_emit(build(service, spec_name), sink))
-    return result
+    return key, result
 
 
 def _shared_job(build: Callable[[Spec, str], Files], spec: Spec, spec_name: str,
@@ -161,7 +171,7 @@ def _workers(services: int) -> int:
 
 
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
-             sink: Sink | None = None) -> dict[str, str]:
+             sink: Sink | None = None, reuse: Reuse | None = None) -> dict[str, str]:
     """Every file of the selected output folders: path → text, or path → sha256 of what
     `sink` wrote.
 
@@ -170,18 +180,23 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     files drawn from every service (the overview dashboard, routing) are jobs of the same
     pool, so they are built while the services are. With a sink the workers write the
     files themselves and send back only digests, so nothing big crosses processes.
+
+    With `reuse` (and a sink), services whose inputs are unchanged since the run recorded
+    there are not built again (see build_cache); what each service has now is put in
+    `reuse.built`.
     """
+    assert reuse is None or sink is not None, "reused files have no text to return"
     outputs = [output for folder, output in OUTPUTS.items() if only is None or folder in only]
     if only is None or "dashboards" in only:
         import watchkeeper.dashboards.build  # noqa: F401 - once, before workers are forked
-    job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink)
+    job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink,
+                            reuse)
     workers = _workers(len(spec.services))
     result: dict[str, str] = {}
     if not workers:
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
-        for part in map(job, spec.services):
-            result.update(part)
+        _collect(spec.services, map(job, spec.services), result, reuse)
         return result
     # At most CHUNK_MAX services per task: a task's services and results are in a worker
     # at once, so a chunk growing with the spec would make the workers grow with it.
@@ -193,9 +208,17 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
         # services: sent to a worker, the whole spec would be pickled and copied into it.
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
-        for part in parts:  # merged as they come: no list of every service's part
-            result.update(part)
+        # merged as they come: no list of every service's part
+        _collect(spec.services, parts, result, reuse)
     return result
+
+
+def _collect(services: Sequence[Service], parts: Iterable[tuple[str | None, dict[str, str]]],
+             result: dict[str, str], reuse: Reuse | None) -> None:
+    for service, (key, part) in zip(services, parts, strict=True):
+        result.update(part)
+        if reuse is not None and key is not None:
+            reuse.built[service.name] = (key, part)
 
 
 def alert_files(spec: Spec, spec_name: str) -> Files:

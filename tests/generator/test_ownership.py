@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from watchkeeper import writers
+from watchkeeper import build_cache, writers
 
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli"]
 SERVICE = {"selector": {}, "language": "go", "runtime": {"memory": {"critical": "1GiB"}}}
@@ -69,8 +69,9 @@ def test_foreign_files_survive_repeated_runs_and_removed_services_go(tmp_path):
     assert owned(tmp_path, "alpha")
     for relative, text in FOREIGN.items():
         assert (tmp_path / relative).read_text() == text
-    hidden = [p.name for p in tmp_path.rglob(".*") if p.name != writers.MANIFEST]
-    assert hidden == []  # no staging folder left behind
+    hidden = [p.name for p in tmp_path.rglob(".*")
+              if p.name not in (writers.MANIFEST, build_cache.FOLDER)]
+    assert hidden == []  # no staging folder left behind (the build record may stay)
 
 
 def test_only_touches_the_named_folder(tmp_path):

@@ -37,7 +37,8 @@ def big_spec(folder: Path, names: list[str]) -> Path:
 
 def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+            if p.is_file() and not any(part.startswith(".")
+                                       for part in p.relative_to(root).parts)}
 
 
 def generate(spec: Path, out: Path, *extra: str) -> dict[str, bytes]:
