@@ -20,13 +20,13 @@ import functools
 import hashlib
 import json
 import os
-import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchkeeper.model import Service
+from watchkeeper.writers import open_regular
 
 FORMAT = "watchkeeper generate record 1"
 FOLDER = ".watchkeeper-cache"
@@ -86,13 +86,10 @@ class Reuse:
 
 def _holds_digest(path: str, hexdigest: str) -> bool:
     """Whether `path` is a regular file (not a link) whose sha256 is `hexdigest`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    opened = open_regular(path)
+    if opened is None:
         return False
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
+    with opened[0] as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest() == hexdigest
 
 
