@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from decimal import Decimal
 
 from watchkeeper import promql
 from watchkeeper.model import CountThresholds, Leak, Recording, Series, Service
@@ -160,15 +161,28 @@ def quantile_recordings(service: Service, histogram: str, quantiles: list[tuple[
     return records
 
 
+def bracket(value: float, spread: float) -> tuple[float, float]:
+    """Bucket bounds ``value·(1 ∓ spread)`` whose midpoint is `value` exactly in decimal.
+
+    histogram_quantile interpolates to the midpoint of the pair, and the tests compare it
+    rounded to a micro-unit (`rule_tests.ROUND_TO`) and rendered to 4 significant digits.
+    Rounding both bounds to 6 significant digits on their own put the midpoint of e.g.
+    0.552857 and 1.24714 at 0.8999985: a tie, which Go's and Python's floats (a few ulps
+    apart) broke apart. Only the lower bound is rounded; the upper one is its mirror.
+    """
+    low = Decimal(f"{value * (1 - spread):.6g}")
+    return float(low), float(2 * Decimal(repr(value)) - low)
+
+
 def histogram_synthesis(histogram: str, labels: dict[str, str], q: float, value: float,
                         per_step: float, samples: int, result: dict[str, str]) -> Synthesis:
-    """Bucket series whose q-quantile is exactly `value` (up to rounding of the bounds).
+    """Bucket series whose q-quantile is `value` (the bounds' midpoint, see `bracket`).
 
     Two finite buckets (value/2 and 3·value/2) hold the observations; the lower one is filled
     so that rank q·N falls in the middle of the upper one, where histogram_quantile's linear
     interpolation lands on their midpoint.
     """
-    low, high = float(f"{value / 2:.6g}"), float(f"{value * 1.5:.6g}")
+    low, high = bracket(value, 0.5)
     below = round(max(0.0, 2 * q - 1) * per_step, 9)
     exact = low + (high - low) * (q * per_step - below) / (per_step - below)
     return Synthesis(
@@ -212,7 +226,7 @@ def quantiles_synthesis(histogram: str, labels: dict[str, str],
         half = min(rank - edges[k], edges[k + 2] - rank) / 2
         spread = min([0.5] + [0.9 * abs(value - other) / (value + other)
                               for other in values[max(0, k - 1):k + 2] if other != value])
-        low, high = float(f"{value * (1 - spread):.6g}"), float(f"{value * (1 + spread):.6g}")
+        low, high = bracket(value, spread)
         below, upto = round(rank - half, 9), round(rank + half, 9)
         bounds += [(low, below), (high, upto)]
         exact[order[k]] = low + (high - low) * (rank - below) / (upto - below)

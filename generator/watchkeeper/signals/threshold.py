@@ -186,7 +186,21 @@ def test_values(sig: ThresholdSignal) -> list[tuple[float, list[str]]]:
         if bound is not None and value >= bound:
             value = threshold + (bound - threshold) / 2
         cases.append((value, [sev for sev, _ in levels[: index + 1]]))
-    return [(_round(value, sig.unit), fires) for value, fires in cases]
+    # quiet cases move further to the good side, firing ones further past their budget
+    return [(clear_edge(_round(value, sig.unit), sig.unit, sign if fires else -sign), fires)
+            for value, fires in cases]
+
+
+# Where Prometheus' humanize functions change prefix (1 s, 1 ms; 1/s, 1k/s): a value Go
+# computes an ulp below one reads "1000ms" where Python's exact prediction reads "1s".
+PREFIX_EDGES = frozenset(float(f"1e{3 * k}") for k in range(-8, 9))
+
+
+def clear_edge(value: float, unit: Unit, away: float) -> float:
+    """`value`, moved by 0.1% in direction `away` if it sits on a prefix edge."""
+    if unit.whole or value not in PREFIX_EDGES:
+        return value
+    return float(f"{value * (1 + 0.001 * away):.4g}")
 
 
 def steps_for(duration: float, step: float) -> int:
