@@ -4,7 +4,8 @@ promtool checks a quantile as ``round(v, 1e-06)`` and its alert's annotation as
 ``humanizeDuration`` (4 significant digits). Go computes v through rates and
 histogram_quantile, Python predicts it: the two agree to a few ulps only, so a prediction
 sitting on a rounding tie (0.8999985) reads 0.899998 on one side and 0.899999 on the other.
-The property test found that spec; the sweep shows no synthesised value sits near a tie.
+The property test found such a spec; pairs of budgets that sat on ties run through promtool,
+and a sweep shows no synthesised value sits near a tie.
 """
 
 from __future__ import annotations
@@ -39,6 +40,24 @@ def test_found_spec_passes_promtool(tmp_path, promtool_path):
                                    "error_ratio": {"warning": "0.1%"}},
                           "runtime": {"memory": {"warning": "64MiB"},
                                       "goroutines": {"warning": 100}}}]}
+    checked, tested = run_promtool(generate_alerts(write_spec(tmp_path, spec), tmp_path))
+    assert checked.ok, checked.output
+    assert tested.ok, tested.output
+
+
+def latency_service(p50: str, p99: str) -> dict:
+    name = f"svc-{p50}-{p99}"
+    return {"name": name, "selector": {"job": name}, "language": "go",
+            "http": {"latency": {"p50": {"warning": p50}, "p99": {"warning": p99}}},
+            "runtime": {"memory": {"warning": "64MiB"}}}
+
+
+def test_former_ties_pass_promtool(tmp_path, promtool_path):
+    """Budget pairs whose p99 cases sat on a tie after the latency+errors joint synthesis
+    (main 427e841): promtool read 0.769998 for a predicted 0.769999 (250/700 ms) and
+    0.899999 for 0.9 (700/1000 ms)."""
+    spec = {"version": 1, "services": [latency_service("250ms", "700ms"),
+                                       latency_service("700ms", "1000ms")]}
     checked, tested = run_promtool(generate_alerts(write_spec(tmp_path, spec), tmp_path))
     assert checked.ok, checked.output
     assert tested.ok, tested.output
