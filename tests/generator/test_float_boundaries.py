@@ -94,11 +94,22 @@ def test_two_quantiles_never_predict_a_tie():
     """Every pair of test values as p50 and p99 of one histogram (about 5% of them put a
     prediction on a micro-unit tie before the fix)."""
     unsteady = []
-    for a, b in itertools.combinations(VALUES[::5], 2):
-        _, exact = common.quantiles_synthesis("h", {}, [(0.5, a), (0.99, b)], 1000.0, 3)
+    for (a, b), per_step in itertools.product(itertools.combinations(VALUES[::5], 2),
+                                              (1000.0, 0.125)):
+        _, exact = common.quantiles_synthesis("h", {}, [(0.5, a), (0.99, b)], per_step, 3)
         for wanted, got in zip((a, b), exact, strict=True):
             if abs(got - wanted) > 1e-9 * wanted or not steady(got):
-                unsteady.append((a, b, wanted, got))
+                unsteady.append((a, b, per_step, wanted, got))
+    assert unsteady == []
+
+
+def test_three_quantiles_never_predict_a_tie():
+    unsteady = []
+    for values in itertools.combinations(VALUES[::23], 3):
+        _, exact = common.quantiles_synthesis("h", {}, list(zip((0.5, 0.9, 0.999), values,
+                                                                strict=True)), 1000.0, 3)
+        unsteady += [(values, got) for wanted, got in zip(values, exact, strict=True)
+                     if abs(got - wanted) > 1e-9 * wanted or not steady(got)]
     assert unsteady == []
 
 
