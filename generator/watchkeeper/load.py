@@ -432,6 +432,17 @@ def _json_services(text: str, top: dict) -> Items:
     def space(at: int) -> int:
         return _JSON_SPACE.match(text, at).end()
 
+    def after_member(at: int, close: str) -> int:
+        """Past the `,` after a member (not one before `close`), or at `close`."""
+        at = space(at)
+        if text[at:at + 1] == ",":
+            at = space(at + 1)
+            if text[at:at + 1] == close:
+                raise _Doubt
+        elif text[at:at + 1] != close:
+            raise _Doubt
+        return at
+
     at = space(0)
     if text[at:at + 1] != "{":
         raise _Doubt
@@ -451,23 +462,11 @@ def _json_services(text: str, top: dict) -> Items:
             while text[at:at + 1] != "]":
                 item, at = value(at)
                 yield item
-                at = space(at)
-                if text[at:at + 1] == ",":
-                    at = space(at + 1)
-                    if text[at:at + 1] == "]":
-                        raise _Doubt
-                elif text[at:at + 1] != "]":
-                    raise _Doubt
+                at = after_member(at, "]")
             at += 1
         else:
             top[key], at = value(at)
-        at = space(at)
-        if text[at:at + 1] == ",":
-            at = space(at + 1)
-            if text[at:at + 1] == "}":
-                raise _Doubt
-        elif text[at:at + 1] != "}":
-            raise _Doubt
+        at = after_member(at, "}")
     if space(at + 1) != len(text):
         raise _Doubt
     if later is None:  # not streamed: the list as read
