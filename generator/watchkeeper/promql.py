@@ -22,22 +22,12 @@ def matchers(labels: Mapping[str, str] | Selector, **extra: str) -> str:
     operator; others are ``=``.
     """
     if isinstance(labels, Selector):
-        key: tuple = labels.matchers
         if not extra:
-            text = _MATCHERS.get(key)
-            if text is None:
-                text = _remember(key, "{" + ",".join(
-                    f"{m.name}{m.op}{quote(m.value)}" for m in labels.matchers) + "}")
-            return text
+            return _selector_text(labels.matchers)
         parts = [f"{m.name}{m.op}{quote(m.value)}" for m in labels.matchers]
     else:
         if not extra:  # series of test scenarios: the same label sets over and over
-            key = tuple(labels.items())
-            text = _MATCHERS.get(key)
-            if text is None:
-                text = _remember(key, "{" + ",".join(
-                    f"{name}={quote(value)}" for name, value in key) + "}")
-            return text
+            return _labels_text(tuple(labels.items()))
         parts = [f"{name}={quote(value)}" for name, value in labels.items()]
     for name, value in extra.items():
         for op in ("=~", "!~", "!="):
@@ -49,16 +39,16 @@ def matchers(labels: Mapping[str, str] | Selector, **extra: str) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-# Matcher texts by (label, value) pairs or a selector's matchers; cleared when full so
-# memory stays flat in the number of services.
-_MATCHERS: dict[tuple, str] = {}
+# Matcher texts of a selector's matchers or of (label, value) pairs repeat for every
+# service and scenario; a bounded cache keeps memory flat in the number of services.
+@functools.lru_cache(maxsize=4096)
+def _selector_text(selector_matchers: tuple) -> str:
+    return "{" + ",".join(f"{m.name}{m.op}{quote(m.value)}" for m in selector_matchers) + "}"
 
 
-def _remember(key: tuple, text: str) -> str:
-    if len(_MATCHERS) >= 4096:
-        _MATCHERS.clear()
-    _MATCHERS[key] = text
-    return text
+@functools.lru_cache(maxsize=4096)
+def _labels_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    return "{" + ",".join(f"{name}={quote(value)}" for name, value in pairs) + "}"
 
 
 def series(metric: str, labels: dict[str, str]) -> str:

@@ -156,22 +156,11 @@ def prometheus_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+# Budgets and test values repeat for every service: their text is looked up (equal
+# numbers, 1 and 1.0 or 0.0 and -0.0, share a cache entry and have the same text).
+@functools.lru_cache(maxsize=4096)
 def format_number(value: float) -> str:
     """Shortest decimal text for a threshold in PromQL (``0.2``, ``536870912``, ``1e-05``)."""
-    text = _NUMBERS.get(value)
-    if text is None:
-        if len(_NUMBERS) >= 4096:
-            _NUMBERS.clear()
-        text = _NUMBERS[value] = _format_number(value)
-    return text
-
-
-# Budgets and test values repeat for every service: their text is looked up (equal
-# numbers, 1 and 1.0 or 0.0 and -0.0, have the same text).
-_NUMBERS: dict[float, str] = {}
-
-
-def _format_number(value: float) -> str:
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(value)

@@ -41,20 +41,18 @@ class Unit:
     whole: bool = False  # test values are rounded to whole numbers (counts, bytes)
 
     def render(self, value: float) -> str:
-        key = (value, self.humanize, self.suffix)
-        text = _RENDERED.get(key)
-        if text is None or value == 0:  # 0.0 and -0.0 are one key but may read apart
-            if len(_RENDERED) >= 4096:
-                _RENDERED.clear()
-            text = _RENDERED[key] = self.humanize(value) + self.suffix
-        return text
+        if value == 0:  # 0.0 and -0.0 are one cache key but may read apart
+            return self.humanize(value) + self.suffix
+        return _rendered(self.humanize, self.suffix, value)
 
     def template_text(self) -> str:
         return "{{ $value | " + self.template + " }}" + self.suffix
 
 
-# Rendered values: every service renders the same budgets and test values.
-_RENDERED: dict[tuple[float, Callable[[float], str], str], str] = {}
+@functools.lru_cache(maxsize=4096)
+def _rendered(humanize: Callable[[float], str], suffix: str, value: float) -> str:
+    """A value's text: every service renders the same budgets and test values."""
+    return humanize(value) + suffix
 
 DURATION = Unit("humanizeDuration", units.humanize_duration, "s")
 RATIO = Unit("humanizePercentage", units.humanize_percentage, "percentunit")
