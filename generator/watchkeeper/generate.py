@@ -43,8 +43,9 @@ def service_alert_files(service: Service, header: str) -> Files:
     promtool loads and evaluates every rule of every file a test lists, at every step of
     every test group; a test file lists only the rule files its checks read. Groups whose
     tests share a step may share a test file where that is cheaper for promtool (fewer
-    test groups, see `rule_tests.layout`). Groups never read each other's recordings, so
-    each rule file stands alone.
+    test groups, see `rule_tests.layout`). A group reads another's recordings only where
+    it says so (`Piece.needs`: the SLO report reads the SLO rates); its tests then list
+    that group's rule file too.
     """
     files: Files = {}
     groups = build_groups(service)
@@ -52,7 +53,8 @@ def service_alert_files(service: Service, header: str) -> Files:
     for group in groups:
         files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
     for members in layout(groups, test_step(service)):
-        needed = {id(g) for member in members for g in _groups_checked(member, groups)}
+        needed = {id(g) for member in members
+                  for g in _groups_checked(member, groups, service.name)}
         checked = [g for g in groups if id(g) in needed]
         listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
         stem = "+".join([name[id(members[0])], *(name[id(m)].split(".", 1)[1]
@@ -70,13 +72,17 @@ def service_alert_files(service: Service, header: str) -> Files:
     return files
 
 
-def _groups_checked(group: Piece, groups: list[Piece]) -> list[Piece]:
-    """`group` and every other group defining an alert or recording its scenarios check
-    (a leak scenario also checks the static budget of the same count), in rule order."""
+def _groups_checked(group: Piece, groups: list[Piece], service: str) -> list[Piece]:
+    """`group`, every group its rules read (`Piece.needs`: the SLO report reads the SLO
+    group's rates) and every other group defining an alert or recording its scenarios
+    check (a leak scenario also checks the static budget of the same count), in rule
+    order."""
     alerts = {check.alert for s in group.scenarios for check in s.alert_checks}
     # one text to search: a record name (no line breaks) is in it iff in one of them
     exprs = "\n".join(check.expr for s in group.scenarios for check in s.expr_checks)
-    return [g for g in groups if g is group or any(a.name in alerts for a in g.alerts)
+    needs = {f"{service}-{section}" for section in group.needs}
+    return [g for g in groups if g is group or g.group in needs
+            or any(a.name in alerts for a in g.alerts)
             or any(r.record in exprs for r in g.recordings if "\n" not in r.record)]
 
 

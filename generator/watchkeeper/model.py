@@ -367,6 +367,9 @@ class Piece:
     # Cases on an event count other signals may share (`signals.threshold.Joint`), their
     # scenarios built by the registry (`signals.joint_scenarios`) beside the others'.
     joints: list = field(default_factory=list)
+    # Sections (`group` of other pieces of the same service) whose recordings this one's
+    # rules read: their rule files are listed in this group's tests too.
+    needs: tuple[str, ...] = ()
 
 
 # --- Output model: dashboard charts ------------------------------------------------------

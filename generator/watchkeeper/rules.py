@@ -40,6 +40,7 @@ def _merge(group: Piece, piece: Piece) -> None:
     group.alerts.extend(piece.alerts)
     group.scenarios.extend(piece.scenarios)
     group.joints.extend(piece.joints)
+    group.needs += tuple(n for n in piece.needs if n not in group.needs)
     if piece.test_step is not None:
         assert group.test_step in (None, piece.test_step), f"{group.group}: two test steps"
         group.test_step = piece.test_step

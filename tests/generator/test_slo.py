@@ -144,9 +144,11 @@ def shop_alerts(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @needs_promtool
 def test_generated_slo_tests_pass(shop_alerts):
-    check = promtool.check_rules([shop_alerts / "shop.slo.rules.yml"])
+    check = promtool.check_rules([shop_alerts / "shop.slo.rules.yml",
+                                  shop_alerts / "shop.slo-report.rules.yml"])
     assert check.ok, check.output
-    result = promtool.test_rules([shop_alerts / "tests" / "shop.slo.test.yml"])
+    result = promtool.test_rules([shop_alerts / "tests" / "shop.slo.test.yml",
+                                  shop_alerts / "tests" / "shop.slo-report.test.yml"])
     assert result.ok, result.output
 
 
@@ -161,7 +163,8 @@ def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(t
                     {**EXAMPLE, **fast},
                     defaults={"prometheus": {"evaluation_interval": "1s"}})
     alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
-    groups = yaml.safe_load((alerts / "shop.slo.rules.yml").read_text())["groups"]
+    groups = [g for name in ("shop.slo.rules.yml", "shop.slo-report.rules.yml")
+              for g in yaml.safe_load((alerts / name).read_text())["groups"]]
     rules = [r for g in groups for r in g["rules"]]
     records = {r["record"] for r in rules if "record" in r}
     assert {"slo:events:rate5s", "slo:sli_error:ratio_rate1m",
@@ -173,9 +176,31 @@ def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(t
     assert {r["for"] for r in rules if r.get("labels", {}).get("burn_tier") == "page-6h"} \
         == {"3s", "5s"}
     tests = yaml.safe_load((alerts / "tests" / "shop.slo.test.yml").read_text())
-    assert tests["evaluation_interval"] == "5s" and tests["tests"][0]["interval"] == "1s"
-    result = promtool.test_rules([alerts / "tests" / "shop.slo.test.yml"])
+    assert tests["evaluation_interval"] == "10s" and tests["tests"][0]["interval"] == "1s"
+    result = promtool.test_rules([alerts / "tests" / "shop.slo.test.yml",
+                                  alerts / "tests" / "shop.slo-report.test.yml"])
     assert result.ok, result.output
+
+
+@pytest.mark.parametrize("window", ["30d", "28d"])
+def test_every_burn_lasts_until_its_final_state_is_checked(tmp_path, window):
+    """Each burn profile ends only MARGIN (and a step) past the model's last transition
+    in the 30d table: the last check must then expect the state every tier ends in, or the
+    tiers that fire last would never be proven firing. (Other windows scale the factors,
+    and a profile may then end before a transition: its last state is checked instead.)"""
+    from watchkeeper.signals import common
+    from watchkeeper.signals import slo as slo_signal
+
+    document = spec({**AVAILABILITY, "window": window}, {**EXAMPLE, "window": window})
+    service = load_spec(write_spec(tmp_path, document)).services[0]
+    slos = [s.reference() for s in slo_signal.slos_of(service)]
+    floor = common.min_events(service)
+    for profile in slo_signal.profiles(slos, floor):
+        states = {k: v for s in slos for k, v in
+                  slo_signal.model(s, slos, profile, floor).items()}
+        length = len(slo_signal.minutes(profile))
+        last = slo_signal.check_times(states, length)[-1]
+        assert all(v[last] == v[length] for v in states.values()), profile.name
 
 
 @needs_promtool
@@ -218,6 +243,32 @@ def test_generated_tests_catch_broken_rules(shop_alerts, tmp_path, name, mutatio
     assert not result.ok, f"the generated tests did not notice: {name}"
 
 
+@needs_promtool
+@pytest.mark.parametrize("name, old, new", [
+    ("remaining budget over twice the budget", "/ 0.001", "/ 0.002"),
+    ("burn rate over 6h instead of 1h", 'ratio_rate1h{service="shop",slo="availability"} /',
+     'ratio_rate6h{service="shop",slo="availability"} /'),
+    ("exhaustion over a 7d window", "* 2592000 /", "* 604800 /"),
+])
+def test_report_recordings_have_a_short_test_of_their_own(shop_alerts, tmp_path, name, old,
+                                                          new):
+    """The report recordings (read by dashboards, no alert) are in a file the alerts'
+    tests do not list, and a test of a few steps of their own catches a broken one."""
+    tests = shop_alerts / "tests"
+    assert yaml.safe_load((tests / "shop.slo.test.yml").read_text())["rule_files"] == \
+        ["../shop.slo.rules.yml"]
+    report = yaml.safe_load((tests / "shop.slo-report.test.yml").read_text())
+    assert report["rule_files"] == ["../shop.slo.rules.yml", "../shop.slo-report.rules.yml"]
+    copy = tmp_path / "alerts"
+    shutil.copytree(shop_alerts, copy)
+    rules = copy / "shop.slo-report.rules.yml"
+    text = rules.read_text()
+    assert old in text
+    rules.write_text(text.replace(old, new))
+    result = promtool.test_rules([copy / "tests" / "shop.slo-report.test.yml"])
+    assert not result.ok, f"the report test did not notice: {name}"
+
+
 def _swap(expr: str, pairs: dict[str, str]) -> str:
     return re.sub("|".join(map(re.escape, pairs)), lambda m: pairs[m[0]], expr)
 
@@ -229,7 +280,8 @@ def test_budget_recordings_stay_numbers_without_traffic_and_read_python_le(shop_
     NaN); the latency SLO reads a bucket the Python client spells ``le="0.5"``... and a
     Prometheus 3 ``le="1.0"`` style spelling is matched for a 1s threshold."""
     test = {
-        "rule_files": ["../shop.slo.rules.yml"], "evaluation_interval": "1m",
+        "rule_files": ["../shop.slo.rules.yml", "../shop.slo-report.rules.yml"],
+        "evaluation_interval": "1m",
         "tests": [{
             "name": "idle", "interval": "1m",
             "input_series": [

@@ -27,6 +27,7 @@ from watchkeeper.model import (
     AlertCheck,
     Chart,
     ExpectedAlert,
+    ExprCheck,
     Piece,
     Query,
     Recording,
@@ -54,6 +55,11 @@ from watchkeeper.slo_spec import (
 from watchkeeper.units import format_number, prometheus_duration
 
 GROUP = "slo"
+# Recordings no alert reads (budget, burn rate, time to exhaustion, the full-window ratio:
+# dashboards only) are a rule group and file of their own, `<service>.slo-report.rules.yml`:
+# the alerts' promtool tests, hundreds of steps, then skip them at every step, and a short
+# test of their own proves their values.
+REPORT_GROUP = "slo-report"
 ERROR_CODES = "5.."
 ABSENT_ALERT = "SloDataMissing"
 ROW = Row("slos", "SLOs (error budgets)", 500)
@@ -135,7 +141,26 @@ def _at(query: str, window: str) -> str:
 # --- Rules -----------------------------------------------------------------------------------
 
 
+def alert_windows(slo: Slo) -> set[float]:
+    """The windows some enabled tier of `slo` reads (their ratios are in the SLO group)."""
+    return {w for tier, _ in slo.tiers() for w in (tier.long, tier.short)}
+
+
 def recordings(service: Service, slo: Slo) -> list[Recording]:
+    """The 5m bad and total rates and the ratio of every window an alert reads."""
+    return [r for r in all_recordings(service, slo) if r not in report_recordings(service, slo)]
+
+
+def report_recordings(service: Service, slo: Slo) -> list[Recording]:
+    """The ratios of windows no alert reads (the SLO's own window: the dashboards'
+    compliance, the remaining budget), then `meta_recordings`."""
+    read = alert_windows(slo) | {slo.raw_window}
+    return [r for r in all_recordings(service, slo)
+            if r.record in {ratio_record(w) for w in slo.windows() if w not in read}] + \
+        meta_recordings(service, slo)
+
+
+def all_recordings(service: Service, slo: Slo) -> list[Recording]:
     labels = slo_labels(service, slo)
     raw_window = slo.raw_window
     bad, total = queries(service, slo, prometheus_duration(raw_window))
@@ -151,7 +176,7 @@ def recordings(service: Service, slo: Slo) -> list[Recording]:
             ratio = (f"avg_over_time({bad_raw}[{d}])\n/\n"
                      f"clamp_min(avg_over_time({total_raw}[{d}]), {TINY_RATE!r})")
         out.append(Recording(ratio_record(w), ratio, labels))
-    return out + meta_recordings(service, slo)
+    return out
 
 
 def meta_recordings(service: Service, slo: Slo) -> list[Recording]:
@@ -273,17 +298,24 @@ def absent_alert(service: Service, slo: Slo, tiers: list[tuple[Tier, float]]) ->
 # fire when comes from a continuous model of the window table, not from the rules: a tier's
 # condition holds when the mean burn over both its windows exceeds its factor, and it fires
 # once that has held for its `for`. Checks sit only where the model is unambiguous for a
-# margin either side, so the discrete evaluation (the 5m rate's ramp, 5m steps) cannot make
-# them flaky, while a wrong factor or window moves a transition far past the margin.
+# margin either side, so the discrete evaluation (the 5m rate's ramp, the steps) cannot
+# make them flaky, while a wrong factor or window moves a transition far past the margin.
 #
 # promtool evaluates every rule at every step, so the SLO rules get their own rule and test
 # files evaluated every TEST_INTERVAL: the scenarios span hours, not the minutes the other
-# signals' tests need.
+# signals' tests need. 10m is the coarsest step every tier's windows still hold several
+# evaluations of (the shortest long window, 1h: seven), and it halves the steps of 5m; the
+# 5m short window is read at each step all the same (its rate is recorded at each step).
 
-TEST_INTERVAL = 300.0
+TEST_INTERVAL = 600.0
+STEP_MINUTES = round(TEST_INTERVAL / 60)
+BLIP = 150.0  # budget-minutes of the short blip (5m at 30x, 10m at 15x)
 SAMPLE = 60.0  # seconds between input samples
 TRAFFIC = 1000.0  # events per minute
-MARGIN = 15  # minutes either side of a model transition left unchecked
+# Minutes either side of a model transition left unchecked: the discrete evaluation sees a
+# condition up to one step late and fires up to one step after its `for` (a `for` that is
+# no multiple of the step waits for the next one), and the 5m rate ramps over its window.
+MARGIN = 2 * round(TEST_INTERVAL / 60) + round(RAW_WINDOW / 60)
 SPACING = 30  # minutes between two checks that expect the same alerts
 
 
@@ -295,7 +327,7 @@ class Profile:
     vanish_after: int | None = None  # minutes after which every input series stops
 
 
-FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (65, 1000.0)))
+FIRST = Profile("1000x burn pages within minutes", ((60, 0.0), (80, 1000.0)))
 
 
 def profiles(slos: list[Slo], floor: int) -> list[Profile]:
@@ -306,19 +338,25 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     at every step): 1h where the page-1h window must be full, 6h where the page-6h window
     must be (the 8x case, whose detection time then is the table's 6h × 6 / 8 = 4.5h), 3h
     for the blip (its 150 budget-minutes then average 0.8 over the history, below the
-    lowest factor, 1, so staying quiet still proves every factor above that). Each burn
-    lasts until MARGIN past the model's last transition, no longer. The ticket tiers' 1d
+    lowest factor, 1, so staying quiet still proves every factor above that). The blip
+    lasts one evaluation step and ends on an evaluation: what one step's 5m rate sees is
+    then what the whole step held (at a 10m step, a 5m blip would be counted twice or
+    not at all), so at 10m it is 15x, still above the page-1h factor 14.4 over the 5m
+    window (quiet only because its 1h window stays below). Each burn
+    lasts until MARGIN past the model's last transition, to the next step, no longer
+    (every state the model reaches is then checked). The ticket tiers' 1d
     and 3d windows are never full (days of steps); their factors are checked.
     """
     return [
         FIRST,
-        Profile("20x burn pages", ((60, 0.0), (65, 20.0))),
+        Profile("20x burn pages", ((60, 0.0), (80, 20.0))),
         Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
-                ((360, 0.0), (295, 8.0))),
-        Profile("4x burn opens tickets, never pages", ((30, 0.0), (125, 4.0))),
-        Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (65, 2.0))),
+                ((360, 0.0), (310, 8.0))),
+        Profile("4x burn opens tickets, never pages", ((30, 0.0), (150, 4.0))),
+        Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (80, 2.0))),
         Profile("0.5x burn stays quiet", ((30, 0.0), (60, 0.5))),
-        Profile("5m blip at 30x stays quiet", ((180, 0.0), (5, 30.0), (60, 0.0))),
+        Profile(f"{STEP_MINUTES}m blip at {BLIP / STEP_MINUTES:g}x stays quiet",
+                ((180, 0.0), (STEP_MINUTES, BLIP / STEP_MINUTES), (60, 0.0))),
         Profile("page resets after recovery", ((60, 0.0), (10, 1000.0), (60, 0.0))),
         Profile("no traffic stays quiet", ((90, 0.0),), traffic=0.0),
         Profile("too little traffic stays quiet", ((60, 0.0), (90, 1000.0)),
@@ -375,12 +413,13 @@ def _mean(burns: list[float], t: int, window: float) -> float:
 
 def _tick_rates(slos: list[Slo], profile: Profile) -> list[dict[str, float]]:
     """Per evaluation tick (every TEST_INTERVAL from 0): the bad share of each indicator's
-    5m rate, as ``rate(x[5m])`` sees the counters whose samples sit on whole minutes."""
-    step = round(TEST_INTERVAL / 60)
+    5m rate, as ``rate(x[5m])`` sees the counters whose samples sit on whole minutes (the
+    last 5 minutes before the tick, whatever the step)."""
+    step, raw = round(TEST_INTERVAL / 60), round(RAW_WINDOW / 60)
     per_minute = [bad_shares(slos, b) for b in minutes(profile)]
     ticks = []
     for k in range(0, len(per_minute) + 1, step):
-        window = per_minute[max(0, k - step):k]
+        window = per_minute[max(0, k - raw):k]
         ticks.append({key: sum(m[key] for m in window) / len(window) for key in window[0]}
                      if k else {})
     return ticks
@@ -537,6 +576,11 @@ def time_scale(service: Service) -> float:
     return max((slo.time_scale for slo in slos_of(service)), default=1.0)
 
 
+def _tick_at(minute: float, step: int) -> int:
+    """The first evaluation minute (a multiple of `step`) at or after `minute`."""
+    return -(-round(minute) // step) * step
+
+
 def absent_scenario(service: Service) -> Scenario:
     """Every input series stops after 30 minutes: quiet until the 5m rate empties and the
     data-missing `for` has passed, firing after, for every alerting SLO of the service."""
@@ -548,11 +592,14 @@ def absent_scenario(service: Service) -> Scenario:
                                    absent_alert(service, slo, slo.tiers()).annotations)
                      for slo in slos)
     # The last samples are at minute 30; the first evaluation whose 5m range holds fewer
-    # than two of them is at 35 (in Prometheus 2 and 3 alike), so the alert is pending from
-    # 35 and fires `for` later. Series that never existed (events SLOs) are absent from 0.
-    gone = 30 + round(RAW_WINDOW / 60)
+    # than two of them is the first at or after 34 (35 at a 5m step, 40 at 10m; in
+    # Prometheus 2 and 3 alike), so the alert is pending from there and fires at the first
+    # evaluation `for` later. Series that never existed (events SLOs) are absent from 0.
+    # The check one minute before reads the evaluation a step earlier: still quiet.
+    step = round(TEST_INTERVAL / 60)
+    gone = _tick_at(30 + round(RAW_WINDOW / 60) - 1, step)
     fires = {slo.name: (gone if slo in indicator_slos else 0)
-             + absent_wait(slo.reference().tiers()) / 60 for slo in slos}
+             + _tick_at(absent_wait(slo.reference().tiers()) / 60, step) for slo in slos}
     first = round(min(fires.values()))
     checks = [AlertCheck(t * 60.0 / scale, ABSENT_ALERT,
                          tuple(e for slo, e in zip(slos, expected, strict=True)
@@ -567,12 +614,63 @@ def absent_scenario(service: Service) -> Scenario:
 def build(service: Service) -> list[Piece]:
     if not slos_of(service):
         return []
-    piece = Piece(group=GROUP, test_step=TEST_INTERVAL / time_scale(service))
+    step = TEST_INTERVAL / time_scale(service)
+    piece = Piece(group=GROUP, test_step=step)
+    report = Piece(group=REPORT_GROUP, test_step=step, needs=(GROUP,))
     for slo in slos_of(service):
         piece.recordings.extend(recordings(service, slo))
         piece.alerts.extend(alerts(service, slo))
+        report.recordings.extend(report_recordings(service, slo))
     piece.scenarios.extend(scenarios(service))
-    return [piece]
+    report.scenarios.extend(report_scenarios(service))
+    return [piece, report]
+
+
+# --- The report's test -----------------------------------------------------------------------
+
+REPORT_BURN = 0.8  # burn of the report's test: 20% of the budget left, gone in a quarter
+REPORT_MINUTES = 70  # the 1h window then no longer reaches back to the first evaluation
+
+
+def report_scenarios(service: Service) -> list[Scenario]:
+    """Steady traffic burning every availability and latency SLO at REPORT_BURN× its
+    budget for REPORT_MINUTES, and each report recording's value at the end, worked out
+    from the SLO's numbers: objective and budget as declared; burn rate (1h) = share /
+    budget; the full-window ratio averages every evaluation so far, where an availability
+    SLO's bad events are 0 rather than absent at the very first one (no rate yet, and its
+    errors query reads nothing as 0: one zero more in that average); remaining budget =
+    1 - ratio / budget; time to exhaustion = remaining × window / burn rate, at most the
+    window. Few steps: the alerts' scenarios (hundreds of steps) do not evaluate these."""
+    slos = [slo for slo in slos_of(service) if slo.signal != "slo"]
+    if not slos:
+        return []
+    ref = [slo.reference() for slo in slos]
+    scale = time_scale(service)
+    shares = bad_shares(ref, REPORT_BURN)
+    at = REPORT_MINUTES * 60.0 / scale
+    ticks = REPORT_MINUTES // STEP_MINUTES  # evaluations holding a 5m rate
+    checks = []
+    for slo in slos:
+        share = shares[indicator_key(slo)]
+        zeros = 1 if slo.signal == "availability" else 0
+        burn = share / slo.budget
+        remaining = 1 - share * ticks / (ticks + zeros) / slo.budget
+        exhaustion = min(max(remaining, 0.0) * slo.window / burn, slo.window)
+        labels = slo_labels(service, slo)
+        # time to exhaustion as a share of the window: seconds rounded to a micro-unit
+        # would compare float noise
+        for expr, value in (
+                (selector("slo:objective:ratio", service, slo), slo.objective),
+                (selector("slo:error_budget:ratio", service, slo), slo.budget),
+                (selector(REMAINING_RECORD, service, slo), remaining),
+                (selector("slo:current_burn_rate:ratio", service, slo), burn),
+                (f"{selector('slo:time_to_exhaustion:seconds', service, slo)} / "
+                 f"{format_number(slo.window)}", exhaustion / slo.window)):
+            checks.append(ExprCheck(at, expr, ((labels, value),)))
+    profile = Profile("", ((REPORT_MINUTES, REPORT_BURN),))
+    return [Scenario(f"{service.name} SLO report: {REPORT_BURN:g}x burn for "
+                     f"{REPORT_MINUTES} minutes", input_series(service, slos, profile),
+                     expr_checks=tuple(checks), interval=SAMPLE / scale)]
 
 
 # --- Dashboard -------------------------------------------------------------------------------
