@@ -12,7 +12,7 @@ Sections (all by default; pick with --only):
 
 Usage: python bench/generate.py [--sizes 100 1000] [--test-services 100] [--repeat 3]
        python bench/generate.py --only generate --generator /tmp/before/generator \\
-           --generator generator        # two checkouts side by side
+           --generator generator        # two checkouts side by side (any section)
 """
 
 from __future__ import annotations
@@ -162,39 +162,70 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                   f"{max(row['rss']):>13.0f}", flush=True)
 
 
-def bench_test(work: Path, size: int, repeat: int) -> None:
+def _env(generator: Path | None) -> dict[str, str] | None:
+    """The environment running `generator` (another checkout's generator/ folder) with this
+    venv's dependencies; None: this checkout."""
+    return {"PYTHONPATH": str(generator)} if generator else None
+
+
+def _label(generator: Path | None) -> str:
+    return str(generator) if generator else "this checkout"
+
+
+def bench_test(work: Path, size: int, repeat: int,
+               generators: list[Path] | None = None) -> None:
+    """Per generator (interleaved repeat by repeat): `watchkeeper test --all` of `size`
+    services next to `promtool check rules` of the same files, then one service changed."""
     full_flag = ["--all"] if test_supports_all() else []
     print(f"\n## watchkeeper test, {size} services (full run{' --all' if full_flag else ''}; "
           "re-test after one service changed)")
-    folder = work / f"test-{size}"
-    folder.mkdir()
-    spec_file, out = folder / "spec.yaml", folder / "out"
-    generate = [WATCHKEEPER, "generate", str(spec_file), "--out", str(out)]
-    full, check, retest = [], [], []
+    trees = generators or [None]
+    times: dict[int, dict[str, list[float]]] = {}
+    for index in range(len(trees)):
+        (work / f"test-{size}-{index}").mkdir()
+        times[index] = {"full": [], "check": [], "retest": []}
     for _ in range(repeat):
-        write_spec(spec_file, size)
-        run(generate)
-        check.append(run(check_rules(out))[0])
-        full.append(run([WATCHKEEPER, "test", str(out), *full_flag])[0])
-        write_spec(spec_file, size, changed=True)
-        run(generate)
-        retest.append(run([WATCHKEEPER, "test", str(out)])[0])
-    ratio = statistics.median(f / c for f, c in zip(full, check, strict=True))
-    again = statistics.median(r / f for r, f in zip(retest, full, strict=True))
-    print(f"check rules {statistics.median(check):.2f} s | test (full) "
-          f"{statistics.median(full):.2f} s = {ratio:.1f}x check | re-test after one change "
-          f"{statistics.median(retest):.2f} s = {again:.3f}x full")
+        for index, generator in enumerate(trees):
+            env, folder = _env(generator), work / f"test-{size}-{index}"
+            spec_file, out = folder / "spec.yaml", folder / "out"
+            generate = [WATCHKEEPER, "generate", str(spec_file), "--out", str(out)]
+            write_spec(spec_file, size)
+            run(generate, env=env)
+            times[index]["check"].append(run(check_rules(out))[0])
+            times[index]["full"].append(run([WATCHKEEPER, "test", str(out), *full_flag],
+                                            env=env)[0])
+            write_spec(spec_file, size, changed=True)
+            run(generate, env=env)
+            times[index]["retest"].append(run([WATCHKEEPER, "test", str(out)], env=env)[0])
+    for index, generator in enumerate(trees):
+        full, check, retest = (times[index][k] for k in ("full", "check", "retest"))
+        ratio = statistics.median(f / c for f, c in zip(full, check, strict=True))
+        again = statistics.median(r / f for r, f in zip(retest, full, strict=True))
+        print(f"{_label(generator)}: check rules {statistics.median(check):.2f} s | test (full) "
+              f"{statistics.median(full):.2f} s = {ratio:.1f}x check | re-test after one "
+              f"change {statistics.median(retest):.2f} s = {again:.3f}x full")
 
 
-def bench_make_test_rules(repeat: int) -> None:
+def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> None:
+    """`make test-rules` cold and warm, in each generator's checkout (its Makefile and
+    example spec) with this venv, interleaved."""
     full_flag = "TEST_FLAGS=--all" if test_supports_all() else "TEST_FLAGS="
     print("\n## make test-rules on the example spec (spec/services.yaml)")
-    cold, warm = [], []
+    trees = generators or [None]
+    cold: dict[int, list[float]] = {i: [] for i in range(len(trees))}
+    warm: dict[int, list[float]] = {i: [] for i in range(len(trees))}
+    venv = f"VENV={Path(sys.executable).parent.parent}"
     for _ in range(repeat):
-        cold.append(run(["make", "-s", "test-rules", full_flag], cwd=ROOT)[0])
-        warm.append(run(["make", "-s", "test-rules"], cwd=ROOT)[0])
-    print(f"cold ({full_flag}) {statistics.median(cold):.2f} s | warm (cache as left by the "
-          f"previous run) {statistics.median(warm):.2f} s")
+        for index, generator in enumerate(trees):
+            tree = generator.parent if generator else ROOT
+            env = _env(generator)
+            cold[index].append(run(["make", "-s", "test-rules", full_flag, venv], cwd=tree,
+                                   env=env)[0])
+            warm[index].append(run(["make", "-s", "test-rules", venv], cwd=tree, env=env)[0])
+    for index, generator in enumerate(trees):
+        print(f"{_label(generator)}: cold ({full_flag}) {statistics.median(cold[index]):.2f} s "
+              f"(runs {', '.join(f'{t:.2f}' for t in cold[index])}) | warm (cache as left by "
+              f"the previous run) {statistics.median(warm[index]):.2f} s")
 
 
 def main() -> None:
@@ -205,8 +236,9 @@ def main() -> None:
     parser.add_argument("--only", action="append",
                         choices=["generate", "test", "test-rules"])
     parser.add_argument("--generator", type=Path, action="append",
-                        help="generate section: time this checkout's generator/ folder "
-                        "instead (repeatable: side by side, interleaved)")
+                        help="time this checkout's generator/ folder instead (repeatable: "
+                        "side by side, interleaved; test-rules runs `make` in its parent, "
+                        "whose Makefile must not be newer-installed than this venv)")
     args = parser.parse_args()
     sections = args.only or ["generate", "test", "test-rules"]
     if shutil.which("promtool") is None:
@@ -220,10 +252,11 @@ def main() -> None:
         if "generate" in sections:
             bench_generate(work, args.sizes, args.repeat,
                            [g.resolve() for g in args.generator] if args.generator else None)
+        generators = [g.resolve() for g in args.generator] if args.generator else None
         if "test" in sections:
-            bench_test(work, args.test_services, args.repeat)
+            bench_test(work, args.test_services, args.repeat, generators)
     if "test-rules" in sections:
-        bench_make_test_rules(args.repeat)
+        bench_make_test_rules(args.repeat, generators)
 
 
 if __name__ == "__main__":
