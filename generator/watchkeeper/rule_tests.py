@@ -70,12 +70,15 @@ def test_file(service: Service, groups: list[Piece], rule_files: list[str],
     assert len(steps) == 1, "scenarios built for different steps need separate test files"
     interval = prometheus_duration(steps.pop() or test_step(service))
     scenarios = [s for group in groups for s in group.scenarios]
-    return {
-        "rule_files": rule_files,
-        "evaluation_interval": interval,
-        "tests": [_test_group(s, interval) for s in pack(scenarios, groups if rules is None
-                                                           else rules)],
-    }
+    loaded = list(groups if rules is None else rules)
+    document: dict = {"rule_files": rule_files, "evaluation_interval": interval}
+    if any(piece.needs for piece in loaded):
+        # promtool evaluates the groups of its rule files in no fixed order unless told:
+        # a group reading another's recordings (`Piece.needs`) then saw them one step late
+        # in some runs. The rule order puts every group after the ones it needs.
+        document["group_eval_order"] = [piece.group for piece in loaded]
+    document["tests"] = [_test_group(s, interval) for s in pack(scenarios, loaded)]
+    return document
 
 
 # --- Sharing test groups ---------------------------------------------------------------
