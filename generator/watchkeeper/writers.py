@@ -13,6 +13,7 @@ rewrites the manifest. Anything not in the manifest is never touched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -306,8 +307,13 @@ class Stage:
         if not isinstance(text, str):
             return self._put_pieces(relative, text)
         data = text.encode("utf-8")
-        if self.fresh_place(relative) or not _holds(os.path.join(self.root, relative), data):
-            fd = _create(os.fspath(self.path(relative)))
+        top, _, rest = relative.partition("/")
+        staged = self._places.get(top)
+        if staged is None or not rest:
+            self.path(relative)  # raises: outside the output folders
+        base, fresh = staged
+        if fresh or not _holds(f"{self.root}/{relative}", data):
+            fd = _create(base + rest)
             try:
                 os.fchmod(fd, FILE_MODE)
                 view, written = memoryview(data), 0
@@ -316,6 +322,13 @@ class Stage:
             finally:
                 os.close(fd)
         return digest(data)
+
+    @functools.cached_property
+    def _places(self) -> dict[str, tuple[str, bool]]:
+        """Output folder → (its staging folder's path with a final slash, staged beside it:
+        nothing is in place there). `put` runs once per file: plain strings, one lookup."""
+        return {folder: (f"{self.root}/{stage}/", beside)
+                for folder, stage, beside in self.folders}
 
     def fresh_place(self, relative: str) -> bool:
         """Whether `relative` goes into an output folder that did not exist (nothing is in
