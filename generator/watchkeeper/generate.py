@@ -29,8 +29,8 @@ Sink = Callable[[str, str | Iterable[str]], str]
 
 # Below this many services a process pool costs more than it saves.
 PARALLEL_MIN_SERVICES = 64
-# Services per task sent to a worker process (see `generate`).
-CHUNK_MAX = 50
+# Services per task sent to a worker process (see `_ranges`).
+CHUNK_MAX, CHUNK_MIN = 50, 4
 
 
 def service_alert_files(service: Service, header: str) -> Files:
@@ -159,12 +159,43 @@ def _shared_job(build: Callable[[Spec, str], Files], spec: Spec, spec_name: str,
 # every 700 of them costs ~5% of its time and frees next to nothing.
 WORKER_GC_THRESHOLD = 20_000
 
+Job = Callable[[Service], tuple[str | None, dict[str, str]]]
+# What a forked worker process works on: the job and every service, set once when it
+# starts from what it inherited (see `_worker_start`). Tasks then name services by index:
+# sent through the pool's queue, each service would be pickled in the parent and rebuilt
+# in the worker (~0.15 ms each), and the job (with its reuse record) once per task.
+_INHERITED: tuple[Job, Sequence[Service]] | None = None
 
-def _worker_start() -> None:
-    """Set up a forked worker: what it inherited (the spec, imported modules) lives as long
-    as it does, so the collector stops scanning it; young objects are collected less often."""
+
+def _worker_start(job: Job, services: Sequence[Service]) -> None:
+    """Set up a forked worker: it keeps the job and services it inherited (initializer
+    arguments are not pickled under fork); what it inherited (the spec, imported modules)
+    lives as long as it does, so the collector stops scanning it; young objects are
+    collected less often."""
+    global _INHERITED
+    _INHERITED = (job, services)
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def _run_range(bounds: tuple[int, int]) -> list[tuple[str | None, dict[str, str]]]:
+    """The job of services[start:stop], in a worker."""
+    assert _INHERITED is not None, "runs in a worker started by _worker_start"
+    job, services = _INHERITED
+    return [job(service) for service in services[bounds[0]:bounds[1]]]
+
+
+def _ranges(count: int, workers: int) -> list[tuple[int, int]]:
+    """Index ranges of the services, one per task, in order: at most CHUNK_MAX services
+    (a task's results are in a worker at once), getting smaller towards the end
+    (a share of what is left, at least CHUNK_MIN) so the workers finish together
+    instead of one waiting on the other's last big task."""
+    ranges, start = [], 0
+    while start < count:
+        size = max(CHUNK_MIN, min(CHUNK_MAX, (count - start) // (workers * 2)))
+        ranges.append((start, min(count, start + size)))
+        start += size
+    return ranges
 
 
 def _workers(services: int) -> int:
@@ -204,18 +235,15 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         _collect(spec.services, map(job, spec.services), result, reuse)
         return result
-    # At most CHUNK_MAX services per task: a task's services and results are in a worker
-    # at once, so a chunk growing with the spec would make the workers grow with it.
-    chunk = max(1, min(CHUNK_MAX, len(spec.services) // (workers * 4)))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_worker_start) as pool:
-        parts = pool.map(job, spec.services, chunksize=chunk)
+                             initializer=_worker_start, initargs=(job, spec.services)) as pool:
+        parts = pool.map(_run_range, _ranges(len(spec.services), workers))
         # The files drawn from every service are built here while the workers render the
         # services: sent to a worker, the whole spec would be pickled and copied into it.
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         # merged as they come: no list of every service's part
-        _collect(spec.services, parts, result, reuse)
+        _collect(spec.services, (part for chunk in parts for part in chunk), result, reuse)
     return result
 
 

@@ -233,3 +233,17 @@ def test_worker_processes_write_into_the_stage(tmp_path, monkeypatch):
     for relative, text in expected.items():
         assert (tmp_path / relative).read_text() == text
         assert written[relative] == writers.digest(text.encode())
+
+
+def test_worker_tasks_cover_every_service_once_and_shrink_towards_the_end():
+    """Tasks name services by index range: every service in one task, in order, none
+    larger than CHUNK_MAX; the last ones small, so no worker waits on a big last task."""
+    from watchkeeper import generate as generation
+
+    for count in (1, 3, 64, 999, 1000, 10_000):
+        ranges = generation._ranges(count, 2)
+        assert [i for start, stop in ranges for i in range(start, stop)] == list(range(count))
+        sizes = [stop - start for start, stop in ranges]
+        assert max(sizes) <= generation.CHUNK_MAX
+        assert sizes[-1] <= generation.CHUNK_MIN
+        assert sizes == sorted(sizes, reverse=True)
