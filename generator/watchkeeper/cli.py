@@ -7,7 +7,6 @@ arguments, a missing tool). User errors print one line per problem and no traceb
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import sys
@@ -237,10 +236,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
+    import importlib.metadata  # ~30 ms, for `--version` only
+
     try:
         return importlib.metadata.version("watchkeeper")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
         return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's `version` action, looking the version up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 help: str = "show program's version number and exit") -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"watchkeeper {_version()}")
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -252,7 +266,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="watchkeeper", description=__doc__.splitlines()[0])
-    root.add_argument("--version", action="version", version=f"watchkeeper {_version()}")
+    root.add_argument("--version", action=_VersionAction)
     commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def spec_command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
