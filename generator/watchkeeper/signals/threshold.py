@@ -106,7 +106,9 @@ def alert_labels(service: Service, signal: str, severity: str,
 
 def _where(template: str, labels: dict[str, str] | None, service: Service) -> str:
     """Render `where` either as a Go template (labels None) or with concrete labels."""
-    names = {name for name in _placeholders(template) if name != "service"}
+    names = _placeholders(template)
+    if not names:  # "of {service}": most signals
+        return template.format(service=service.name)
     values = {name: ("{{ $labels." + name + " }}" if labels is None else labels[name])
               for name in names}
     return template.format(service=service.name, **values)
@@ -114,7 +116,9 @@ def _where(template: str, labels: dict[str, str] | None, service: Service) -> st
 
 @functools.lru_cache(maxsize=256)  # a few templates, parsed for every alert and scenario
 def _placeholders(template: str) -> tuple[str, ...]:
-    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
+    """The placeholders of `template` but `service`, each once."""
+    return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template)
+                               if name and name != "service"))
 
 
 def _annotations(sig: ThresholdSignal, service: Service, severity: str, threshold: float,
