@@ -138,7 +138,12 @@ def _literal(item: str, indent: str) -> str | None:
     """A `|` block for a multi-line string (None when it would not keep `item` exactly)."""
     if not _literal_ok(item):
         return None
-    body = "".join(f"{indent}  {line}\n" if line else "\n" for line in item.split("\n"))
+    inner = indent + "  "
+    if "\n\n" not in item:  # no blank line (every expression): one replace
+        if item.endswith("\n"):
+            return "|\n" + inner + item[:-1].replace("\n", "\n" + inner) + "\n"
+        return "|-\n" + inner + item.replace("\n", "\n" + inner)
+    body = "".join(f"{inner}{line}\n" if line else "\n" for line in item.split("\n"))
     return ("|\n" if item.endswith("\n") else "|-\n") + body[:-1]
 
 
