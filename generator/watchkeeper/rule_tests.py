@@ -97,13 +97,43 @@ EVERYTHING = "*"  # what an alert reads when its rule is not known here
 def reads(rules: Iterable[Piece]) -> dict[str, frozenset[str]]:
     """Alert or recording name → every name its expression reads, through recordings
     (an over-estimate: label names and function names come along, which only makes
-    sharing rarer)."""
+    sharing rarer).
+
+    Each group's closures are computed once (a service's test files pack the same groups
+    in several combinations) and merged: that is exact when no name is defined by two of
+    the groups and no group reads a name another defines (groups keep to themselves);
+    otherwise everything is closed together."""
+    rules = list(rules)
+    parts = [_piece_reads(_rules_key(piece)) for piece in rules]
+    if len(parts) == 1:
+        return dict(parts[0][0])
+    merged: dict[str, frozenset[str]] = {}
+    for closed, _ in parts:
+        merged.update(closed)
+    if sum(len(closed) for closed, _ in parts) == len(merged) and all(
+            read.isdisjoint(other) for i, (_, read) in enumerate(parts)
+            for j, (other, _) in enumerate(parts) if i != j):
+        return merged
+    return _closed_reads([pair for piece in rules for pair in _rules_key(piece)])
+
+
+def _rules_key(piece: Piece) -> tuple[tuple[str, str], ...]:
+    return (*((r.record, r.expr) for r in piece.recordings),
+            *((a.name, a.expr) for a in piece.alerts))
+
+
+@functools.lru_cache(maxsize=64)  # a service's groups, for the test files of that service
+def _piece_reads(rules: tuple[tuple[str, str], ...]
+                 ) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    """The closures of one group's rules, and every name they read."""
+    closed = _closed_reads(rules)
+    return closed, frozenset().union(*closed.values())
+
+
+def _closed_reads(rules: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
     direct: dict[str, set[str]] = {}
-    for piece in rules:
-        for recording in piece.recordings:
-            direct.setdefault(recording.record, set()).update(_names(recording.expr))
-        for alert in piece.alerts:
-            direct.setdefault(alert.name, set()).update(_names(alert.expr))
+    for name, expr in rules:
+        direct.setdefault(name, set()).update(_names(expr))
     closed: dict[str, frozenset[str]] = {}
     for name in direct:
         _close(name, direct, closed, set())

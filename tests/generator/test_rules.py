@@ -292,3 +292,25 @@ def test_what_a_rule_reads_follows_recordings_in_chains_and_in_circles():
     found = reads([circle])
     assert found["X"] == found["x"] | {"x"} == {"x", "y", "m", "n"}
     assert found["y"] == {"x", "y", "m", "n"}
+
+
+def test_what_rules_of_several_groups_read_is_closed_across_them():
+    """`reads` of several groups merges each group's closures only when they keep to
+    themselves; a group reading another's recording, or a name both define, is closed
+    over all of them together, as if they were one group."""
+    from watchkeeper.model import Alert, Piece, Recording
+    from watchkeeper.rule_tests import reads
+
+    apart = [Piece("a", recordings=[Recording("r:a", "sum(a)")],
+                   alerts=[Alert("A", "r:a > 1", 0.0, {}, {})]),
+             Piece("b", alerts=[Alert("B", "b > 1", 0.0, {}, {})])]
+    assert reads(apart) == {"r:a": {"sum", "a"}, "A": {"r:a", "sum", "a"}, "B": {"b"}}
+    across = [Piece("a", recordings=[Recording("r:a", "sum(a)")]),
+              Piece("b", alerts=[Alert("B", "r:a > 1", 0.0, {}, {})])]
+    assert reads(across)["B"] == {"r:a", "sum", "a"}
+    assert reads(across[1:])["B"] == {"r:a"}  # alone, the recording is not known
+    twice = [Piece("a", alerts=[Alert("X", "a > 1", 0.0, {}, {})]),
+             Piece("b", alerts=[Alert("X", "b > 1", 0.0, {}, {})])]
+    assert reads(twice)["X"] == {"a", "b"}
+    merged = Piece("ab", recordings=across[0].recordings, alerts=across[1].alerts)
+    assert reads(across) == reads([merged])
