@@ -72,6 +72,14 @@ def run(argv: list[str], cwd: Path | None = None,
         env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run a command to completion; (wall seconds, peak RSS MiB of the largest process of it
     and its children). `env` adds to the environment."""
+    return run_usage(argv, cwd, env)[:2]
+
+
+def run_usage(argv: list[str], cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """`run`, and the CPU seconds (user + system) of the command and the children it
+    waited for (a pool's workers): on this shared machine, load inflates them less than
+    wall time."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, **env} if env else None)
@@ -84,7 +92,7 @@ def run(argv: list[str], cwd: Path | None = None,
     if process.returncode != 0:
         output = b"".join(chunks).decode(errors="replace")
         sys.exit(f"{' '.join(argv)} failed ({process.returncode}):\n{output[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def check_rules(out: Path) -> list[str]:
@@ -123,7 +131,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
     print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files")
     print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
           f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
-          f"{'peak RSS MiB':>13}")
+          f"{'peak RSS MiB':>13} {'cold CPU s':>11}")
     labels = {g: (g.parent.name if g else "this") for g in (generators or [None])}
     for size in sizes:
         folder = work / f"gen-{size}"
@@ -131,7 +139,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
         write_spec(folder / "spec.yaml", size)
         (folder / "edited").mkdir()
         write_spec(folder / "edited" / "spec.yaml", size, changed=True)  # same file name
-        rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": []}
+        rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": []}
                       for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
             for generator, row in rows.items():
@@ -139,13 +147,14 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                 env = {"PYTHONPATH": str(generator)} if generator else None
                 command = generate_command(generator, folder / "spec.yaml", out)
                 shutil.rmtree(out, ignore_errors=True)
-                cold, peak = run(command, env=env)
+                cold, peak, cold_cpu = run_usage(command, env=env)
                 warm, peak_warm = run(command, env=env)
                 checked = sum(run(command)[0] for command in check_rules_batches(out))
                 edit, peak_edit = run(generate_command(
                     generator, folder / "edited" / "spec.yaml", out), env=env)
                 if index:
                     row["cold"].append(cold)
+                    row["cpu"].append(cold_cpu)
                     row["warm"].append(warm)
                     row["edit"].append(edit)
                     row["check"].append(checked)
@@ -159,7 +168,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
             print(f"{labels[generator]:>10} {size:>9} {median['cold']:>7.2f} "
                   f"{median['warm']:>7.2f} {median['edit']:>7.2f} {median['check']:>8.2f} "
                   f"{ratio['cold']:>9.2f} {ratio['warm']:>9.2f} {ratio['edit']:>9.2f} "
-                  f"{max(row['rss']):>13.0f}", flush=True)
+                  f"{max(row['rss']):>13.0f} {statistics.median(row['cpu']):>11.2f}", flush=True)
 
 
 def _env(generator: Path | None) -> dict[str, str] | None:
