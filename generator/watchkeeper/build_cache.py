@@ -21,11 +21,12 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchkeeper.model import Service
+from watchkeeper.spill import SortedPairs, last_of_each
 from watchkeeper.writers import open_regular
 
 FORMAT = "watchkeeper generate record 1"
@@ -56,16 +57,39 @@ def generator_digest() -> str:
     return hasher.hexdigest()
 
 
+class Built:
+    """Service → (key, path → sha256) of what this run built, on disk as it comes (see
+    spill.py; in `folder`, the output's disk): it grows with the number of services."""
+
+    def __init__(self, folder: str | None = None) -> None:
+        self._entries = SortedPairs(folder)
+
+    def __setitem__(self, name: str, entry: tuple[str, dict[str, str]]) -> None:
+        key, files = entry
+        self._entries.add(name, json.dumps({"key": key, "files": files}, separators=(",", ":")))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """(service, its record entry as JSON text) in name order."""
+        return last_of_each(self._entries)
+
+
 @dataclass(frozen=True)
 class Reuse:
-    """What the previous run built, for one run's workers (picklable), and what this run
-    builds (`built`, filled in by `generate` in the parent)."""
+    """What the previous run built, for one run's workers (picklable, without `built`), and
+    what this run builds (`built`, filled in by `generate` in the parent)."""
 
     root: str
     prefix: str  # the generator, the spec's name, the output folders
     previous: Mapping[str, tuple[str, dict[str, str]]]  # service → (key, path → sha256)
     writable: bool = True  # the record file is absent or watchkeeper's
-    built: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    built: Built = field(default_factory=Built)
+
+    def __getstate__(self) -> dict[str, object]:
+        """What a worker gets: all but `built` (open files, and the parent's business)."""
+        return {**self.__dict__, "built": None}
 
     def key(self, service: Service) -> str:
         """The service's inputs: its resolved model (every field is in its repr) and
@@ -105,13 +129,15 @@ def load(root: Path, spec_name: str, outputs: Sequence[str]) -> Reuse:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return Reuse(str(root), prefix, {})
+        return Reuse(str(root), prefix, {}, built=Built(str(root)))
     except (OSError, ValueError):
-        return Reuse(str(root), prefix, {}, writable=path.is_file() and _ours_by_name(path))
+        return Reuse(str(root), prefix, {}, writable=path.is_file() and _ours_by_name(path),
+                     built=Built(str(root)))
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         other = document.get("format") if isinstance(document, dict) else None
         mine = isinstance(other, str) and other.startswith(FORMAT.rsplit(" ", 1)[0])
-        return Reuse(str(root), prefix, {}, writable=mine)  # another version of ours
+        return Reuse(str(root), prefix, {}, writable=mine,  # another version of ours
+                     built=Built(str(root)))
     services = document.get("services")
     previous = {}
     if isinstance(services, dict):
@@ -120,7 +146,7 @@ def load(root: Path, spec_name: str, outputs: Sequence[str]) -> Reuse:
                     and isinstance(entry.get("files"), dict)):
                 previous[name] = (entry["key"], {str(k): str(v)
                                                  for k, v in entry["files"].items()})
-    return Reuse(str(root), prefix, previous)
+    return Reuse(str(root), prefix, previous, built=Built(str(root)))
 
 
 def _ours_by_name(path: Path) -> bool:
@@ -139,8 +165,11 @@ def save(reuse: Reuse) -> None:
         return
     path = _record_path(Path(reuse.root))
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"format": FORMAT, "services": {
-        name: {"key": key, "files": files} for name, (key, files) in sorted(reuse.built.items())}}
     temporary = path.with_name(f"{RECORD}.tmp")
-    temporary.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+    # {"format":…,"services":{name:{"key":…,"files":{…}},…}} written entry by entry
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(f'{{"format":{json.dumps(FORMAT)},"services":{{')
+        for index, (name, entry) in enumerate(reuse.built.items()):
+            handle.write(f'{"," if index else ""}{json.dumps(name)}:{entry}')
+        handle.write("}}")
     os.replace(temporary, path)

@@ -78,10 +78,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     reuse = None if args.shard else build_cache.load(out, Path(args.spec).name, only)
     stage = writers.Stage.create(out, only)
     try:
-        written = generate(spec, Path(args.spec).name, only, sink=stage.put, reuse=reuse)
+        # path → sha256 of each file written, kept on disk (`out`'s) rather than in memory
+        written = generate(spec, Path(args.spec).name, only, sink=stage.put, reuse=reuse,
+                           into=writers.Written(out))
         if args.shard:  # staged files of other shards go with the stage
             names = [s.name for s in spec.services]
-            written = shard.select(written, names, args.shard)
+            written = written.select(shard.keeps(names, args.shard))
             mine = [n for n, i in shard.assignment(names, args.shard.count).items()
                     if i == args.shard.index]
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "

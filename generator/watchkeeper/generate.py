@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar, overload
 
 from watchkeeper import alertmanager
 from watchkeeper.build_cache import Reuse
@@ -207,10 +208,29 @@ def _workers(services: int) -> int:
     return cores
 
 
+class Into(Protocol):
+    """Where `generate` puts what it made, service by service (a dict, or `writers.Written`
+    which keeps it on disk)."""
+
+    def update(self, files: dict[str, str], /) -> None: ...
+
+
+IntoT = TypeVar("IntoT", bound=Into)
+
+
+@overload
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
-             sink: Sink | None = None, reuse: Reuse | None = None) -> dict[str, str]:
+             sink: Sink | None = None, reuse: Reuse | None = None) -> dict[str, str]: ...
+@overload
+def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+             sink: Sink | None = None, reuse: Reuse | None = None, *,
+             into: IntoT) -> IntoT: ...
+def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+             sink: Sink | None = None, reuse: Reuse | None = None,
+             into: Into | None = None) -> Into:
     """Every file of the selected output folders: path → text, or path → sha256 of what
-    `sink` wrote.
+    `sink` wrote; put into `into` as they come when given (and `into` returned), else in a
+    new dict.
 
     Each service's files depend on that service alone, so large specs are split across
     worker processes (forked: nothing is re-imported), one pool for every output; the
@@ -229,7 +249,7 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink,
                             reuse)
     workers = _workers(len(spec.services))
-    result: dict[str, str] = {}
+    result: Into = {} if into is None else into
     if not workers:
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
@@ -248,7 +268,7 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
 
 
 def _collect(services: Sequence[Service], parts: Iterable[tuple[str | None, dict[str, str]]],
-             result: dict[str, str], reuse: Reuse | None) -> None:
+             result: Into, reuse: Reuse | None) -> None:
     for service, (key, part) in zip(services, parts, strict=True):
         result.update(part)
         if reuse is not None and key is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
@@ -62,13 +62,18 @@ def assignment(services: Collection[str], count: int) -> dict[str, int]:
 def select(files: Mapping[str, str], services: Collection[str], shard: Shard) -> dict[str, str]:
     """The files shard ``shard`` writes: every shared file, and the per-service alert files
     (rules and promtool tests) of the services assigned to it."""
+    keep = keeps(services, shard)
+    return {path: text for path, text in files.items() if keep(path)}
+
+
+def keeps(services: Collection[str], shard: Shard) -> Callable[[str], bool]:
+    """Whether shard ``shard`` writes a file, by its path (see `select`)."""
     known = set(services)
-    kept = {}
-    for path, text in files.items():
+
+    def keep(path: str) -> bool:
         owner = _owner(path, known)
-        if owner is None or shard_of(owner, shard.count) == shard.index:
-            kept[path] = text
-    return kept
+        return owner is None or shard_of(owner, shard.count) == shard.index
+    return keep
 
 
 def _owner(path: str, services: set[str]) -> str | None:

@@ -1,0 +1,119 @@
+"""Pairs of strings too many to hold in memory, read back sorted: the path → sha256 of every
+file a run wrote, the files of every service built. A run's memory must not grow with the
+number of services, and these grow with it (13 files a service), so they go to disk as they
+come and are merged from there (an external merge sort) whenever they are read.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+
+# Pairs kept in memory before they are sorted and written out as one run (~1 MB).
+BUFFER = 4096
+# Runs merged into one when there are this many: open files stay few at any size.
+FAN_IN = 16
+_SEPARATOR = "\0"  # neither a path nor a digest can hold a NUL
+_CHUNK = 1 << 16  # bytes read at once from a run
+
+Folder = str | os.PathLike[str] | None
+
+
+class Run:
+    """Pairs written once, in the order given, to an anonymous temporary file in `folder`
+    (gone when closed or when the process ends; put it on the output's disk rather than in
+    a RAM-backed /tmp) and read back from the start as often as needed."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], folder: Folder = None) -> None:
+        self.count = 0
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the run
+        for key, value in pairs:
+            self._file.write(_line(key, value))
+            self.count += 1
+        self._file.flush()  # read back with pread, past the buffer
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """The pairs from the first. Read at offsets of its own (pread): several reads of
+        one run can be under way at once."""
+        fd, offset, rest = self._file.fileno(), 0, b""
+        while chunk := os.pread(fd, _CHUNK, offset):
+            offset += len(chunk)
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                key, _, value = line.decode().partition(_SEPARATOR)
+                yield key, value
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SortedPairs:
+    """(key, value) pairs added in any order, read back in key order (pairs with equal keys
+    in the order they were added) as often as needed. At most `BUFFER` pairs are in memory;
+    the others are in sorted `Run`s in `folder`."""
+
+    def __init__(self, folder: Folder = None) -> None:
+        self._folder = folder
+        self._pending: list[tuple[str, str]] = []
+        self._runs: list[Run] = []
+        self._added = 0
+
+    def add(self, key: str, value: str) -> None:
+        self._pending.append((key, value))
+        self._added += 1
+        if len(self._pending) >= BUFFER:
+            self._spill()
+
+    def update(self, pairs: Mapping[str, str]) -> None:
+        for key, value in pairs.items():
+            self.add(key, value)
+
+    def __len__(self) -> int:
+        """How many pairs were added (a key added twice counts twice)."""
+        return self._added
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        streams: list[Iterable[tuple[str, str]]] = list(self._runs)
+        streams.append(sorted(self._pending, key=_key))  # stable: added order kept
+        return heapq.merge(*streams, key=_key)  # stable too: earlier runs first
+
+    def _spill(self) -> None:
+        self._pending.sort(key=_key)
+        self._runs.append(Run(self._pending, self._folder))
+        self._pending = []
+        if len(self._runs) >= FAN_IN:
+            merged = Run(heapq.merge(*self._runs, key=_key), self._folder)
+            self.close()
+            self._runs = [merged]
+
+    def close(self) -> None:
+        for run in self._runs:
+            run.close()
+        self._runs = []
+
+
+def _line(key: str, value: str) -> bytes:
+    if _SEPARATOR in key or "\n" in key or _SEPARATOR in value or "\n" in value:
+        raise ValueError(f"cannot keep {key!r}: it holds a NUL or a line break")
+    return f"{key}{_SEPARATOR}{value}\n".encode()
+
+
+def _key(pair: tuple[str, str]) -> str:
+    return pair[0]
+
+
+def last_of_each(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """Sorted `pairs` with one pair per key, the last added (what a dict would keep)."""
+    for key, group in itertools.groupby(pairs, key=_key):
+        *_, last = group
+        yield key, last[1]
+
+
+def grouped(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Sorted `pairs` as (key, its values in the order added)."""
+    for key, group in itertools.groupby(pairs, key=_key):
+        yield key, tuple(value for _, value in group)

@@ -1,0 +1,119 @@
+"""Pairs kept on disk and merged back sorted (spill.py), and the run that uses them: a
+`watchkeeper generate` whose path → sha256 map, manifests and build record go through many
+small runs on disk (tiny buffers) writes exactly what a run with the defaults writes, and
+still refuses to lose a hand edit or a foreign file."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_ownership import FOREIGN, SPEC, plant_foreign, snapshot
+from watchkeeper import cli, spill, writers
+
+KEYS = st.text(alphabet="ab/.-1", min_size=0, max_size=4)
+PAIRS = st.lists(st.tuples(KEYS, st.sampled_from(["x", "y", "z", ""])), max_size=60)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Runs of 3 pairs, merged whenever there are 2: every read crosses several files."""
+    monkeypatch.setattr(spill, "BUFFER", 3)
+    monkeypatch.setattr(spill, "FAN_IN", 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=PAIRS)
+def test_pairs_come_back_sorted_stably_and_as_often_as_read(pairs, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spill, "BUFFER", 3)
+        patch.setattr(spill, "FAN_IN", 2)
+        kept = spill.SortedPairs(tmp_path_factory.mktemp("spill"))
+        for key, value in pairs:
+            kept.add(key, value)
+        expected = sorted(pairs, key=lambda pair: pair[0])  # sorted() is stable
+        assert list(kept) == expected
+        # two reads under way at once do not disturb each other
+        assert list(zip(kept, kept, strict=True)) == list(zip(expected, expected, strict=True))
+        assert len(kept) == len(pairs)
+        assert list(spill.last_of_each(kept)) == sorted(dict(pairs).items())
+        groups = {key: tuple(v for k, v in pairs if k == key) for key, _ in pairs}
+        assert list(spill.grouped(kept)) == sorted(groups.items())
+        kept.close()
+
+
+def test_a_key_or_value_with_a_nul_or_line_break_is_refused(tmp_path):
+    kept = spill.SortedPairs(tmp_path)
+    for key, value in (("a\0b", "x"), ("a\nb", "x"), ("a", "x\ny")):
+        kept.add(key, value)  # buffered: checked when written out
+    with pytest.raises(ValueError, match="NUL or a line break"):
+        spill.Run(kept, tmp_path)
+
+
+def test_written_reads_like_the_dict_it_replaces(tmp_path, tiny):
+    files = {f"alerts/svc-{i}.{part}.rules.yml": f"{i:064x}"
+             for i, part in itertools.product(range(7), ("a", "b"))}
+    written = writers.Written(tmp_path, files)
+    written.update({"alerts/svc-1.a.rules.yml": "f" * 64})  # given again: the last wins
+    expected = dict(files, **{"alerts/svc-1.a.rules.yml": "f" * 64})
+    assert list(written.items()) == sorted(expected.items())
+    assert len(written) == len(expected)
+    chosen = written.select(lambda path: ".a." in path)
+    assert list(chosen.items()) == sorted((p, d) for p, d in expected.items() if ".a." in p)
+    assert list(tmp_path.iterdir()) == []  # anonymous files: nothing to see or clean up
+
+
+def run(spec: dict, out: Path, *extra: str) -> int:
+    (out / "spec.yaml").write_text(yaml.safe_dump(spec))
+    try:
+        return cli.main(["generate", str(out / "spec.yaml"), "--out", str(out), *extra])
+    except SystemExit as done:
+        return int(done.code or 0)
+
+
+def test_generate_through_tiny_runs_writes_what_the_defaults_write(tmp_path, monkeypatch):
+    plain, small = tmp_path / "plain", tmp_path / "small"
+    plain.mkdir(), small.mkdir()
+    many = copy.deepcopy(SPEC)
+    many["services"] += [{**many["services"][0], "name": f"svc-{i}",
+                          "selector": {"job": f"svc-{i}"}} for i in range(3)]
+    fewer = copy.deepcopy(many)
+    del fewer["services"][1]  # beta goes: its files are removed
+    fewer["services"][0]["runtime"]["memory"]["critical"] = "3GiB"  # alpha's files change
+    for out in (plain, small):
+        plant_foreign(out)
+    for spec in (many, many, fewer):
+        assert run(spec, plain) == 0
+        with monkeypatch.context() as patch:
+            patch.setattr(spill, "BUFFER", 3)
+            patch.setattr(spill, "FAN_IN", 2)
+            assert run(spec, small) == 0
+        record = ".watchkeeper-cache/generate.json"
+        assert {k: v for k, v in snapshot(small).items() if k != record} == \
+            {k: v for k, v in snapshot(plain).items() if k != record}
+    assert not any(path.name.startswith("beta.") for path in small.rglob("*"))
+    for relative, text in FOREIGN.items():
+        assert (small / relative).read_text() == text
+    manifest = (small / "alerts" / writers.MANIFEST).read_text().splitlines()
+    assert manifest == sorted(manifest, key=lambda line: line.split("  ", 1)[1])
+
+    # a manifest out of order, one path with two digests (a swap cut short): still read
+    # right, so a hand edit is still caught and an untouched file is not taken for one
+    lines = (small / "alerts" / writers.MANIFEST).read_text().splitlines()
+    first = lines[0].split("  ", 1)[1]
+    lines = [f"{'0' * 64}  {first}", *reversed(lines)]
+    (small / "alerts" / writers.MANIFEST).write_text("".join(f"{line}\n" for line in lines))
+    edited = small / "alerts" / first
+    edited.write_text(edited.read_text() + "# mine\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(spill, "BUFFER", 3)
+        patch.setattr(spill, "FAN_IN", 2)
+        assert run(fewer, small) == 2
+        assert edited.read_text().endswith("# mine\n")
+        assert run(fewer, small, "--discard-edits") == 0
+    assert snapshot(small)[f"alerts/{first}"] == snapshot(plain)[f"alerts/{first}"]
