@@ -22,7 +22,7 @@ PAIRS = st.lists(st.tuples(KEYS, st.sampled_from(["x", "y", "z", ""])), max_size
 
 @pytest.fixture
 def tiny(monkeypatch):
-    """Runs of 3 pairs, merged whenever there are 2: every read crosses several files."""
+    """Runs of a pair or two, merged whenever there are 2: every read crosses several files."""
     monkeypatch.setattr(spill, "BUFFER", 3)
     monkeypatch.setattr(spill, "FAN_IN", 2)
 
