@@ -12,6 +12,8 @@ service as before. Files drawn from every service (routing, the overview) are al
 
 The record is one JSON file, `<out>/.watchkeeper-cache/generate.json`: safe to lose (the
 next run builds everything); a file there that watchkeeper did not write is left alone.
+Each service's entry is on a line of its own, so that neither run holds the whole record:
+the next run keeps where each entry starts, and its workers read the entries they need.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from watchkeeper.model import Service
 from watchkeeper.spill import SortedPairs, last_of_each
 from watchkeeper.writers import open_regular
 
-FORMAT = "watchkeeper generate record 1"
+FORMAT = "watchkeeper generate record 2"  # 2: an entry a line (1: one line)
+_HEAD = f'{{"format":{json.dumps(FORMAT)},"services":{{\n'.encode()
 FOLDER = ".watchkeeper-cache"
 RECORD = "generate.json"
 
@@ -78,17 +81,18 @@ class Built:
 
 @dataclass(frozen=True)
 class Reuse:
-    """What the previous run built, for one run's workers (picklable, without `built`), and
-    what this run builds (`built`, filled in by `generate` in the parent)."""
+    """What the previous run built (where each service's entry starts in the record: the
+    entries themselves are read when needed, by the worker building the service), and what
+    this run builds (`built`, filled in by `generate` in the parent)."""
 
     root: str
     prefix: str  # the generator, the spec's name, the output folders
-    previous: Mapping[str, tuple[str, dict[str, str]]]  # service → (key, path → sha256)
+    previous: Mapping[str, int]  # service → where its entry starts in the record file
     writable: bool = True  # the record file is absent or watchkeeper's
     built: Built = field(default_factory=Built)
 
     def __getstate__(self) -> dict[str, object]:
-        """What a worker gets: all but `built` (open files, and the parent's business)."""
+        """Pickled without `built` (open files, and the parent's business)."""
         return {**self.__dict__, "built": None}
 
     def key(self, service: Service) -> str:
@@ -97,15 +101,42 @@ class Reuse:
         return hashlib.sha256(f"{self.prefix}\0{service!r}".encode()).hexdigest()
 
     def files(self, service: Service, key: str) -> dict[str, str] | None:
-        """The files recorded for `service` under `key` (path → sha256), if every one is
-        still on disk with exactly those bytes; else None (build it)."""
-        found = self.previous.get(service.name)
-        if found is None or found[0] != key or not found[1]:
+        """The files recorded for `service` under `key` (path → sha256), read from its
+        entry in the record, if every one is still on disk with exactly those bytes; else
+        None (build it)."""
+        at = self.previous.get(service.name)
+        found = None if at is None else _entry_at(_record_path(Path(self.root)), at)
+        if found is None or found[0] != service.name or found[1] != key or not found[2]:
             return None
-        for relative, hexdigest in found[1].items():
+        for relative, hexdigest in found[2].items():
             if not _holds_digest(os.path.join(self.root, relative), hexdigest):
                 return None
-        return dict(found[1])
+        return found[2]
+
+
+def _entry_at(path: Path, at: int) -> tuple[str, str, dict[str, str]] | None:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(at)
+            return _entry(handle.readline())
+    except OSError:
+        return None
+
+
+def _entry(line: bytes) -> tuple[str, str, dict[str, str]] | None:
+    """(service, key, path → sha256) of one line of the record (``"name":{…},``), or None
+    when it is not one."""
+    try:
+        document = json.loads(b"{" + line.rstrip(b"\r\n").removesuffix(b",") + b"}")
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or len(document) != 1:
+        return None
+    (name, entry), = document.items()
+    if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)
+            and isinstance(entry.get("files"), dict)):
+        return None
+    return name, entry["key"], {str(k): str(v) for k, v in entry["files"].items()}
 
 
 def _holds_digest(path: str, hexdigest: str) -> bool:
@@ -123,37 +154,35 @@ def _record_path(root: Path) -> Path:
 
 def load(root: Path, spec_name: str, outputs: Sequence[str]) -> Reuse:
     """The previous run's record under `root` (nothing reusable when there is none, it is
-    unreadable, or it was written by another format)."""
+    unreadable, or it was written by another format), indexed: where each service's entry
+    starts, read line by line (one entry a line, see `save`)."""
     prefix = "\0".join([FORMAT, generator_digest(), spec_name, *outputs])
     path = _record_path(root)
+    previous: dict[str, int] = {}
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            head = handle.readline()
+            if head != _HEAD:
+                return Reuse(str(root), prefix, {}, writable=_ours_by_name(path),
+                             built=Built(str(root)))
+            at = handle.tell()
+            for line in handle:
+                if (found := _entry(line)) is not None:
+                    previous[found[0]] = at
+                at += len(line)
     except FileNotFoundError:
-        return Reuse(str(root), prefix, {}, built=Built(str(root)))
-    except (OSError, ValueError):
-        return Reuse(str(root), prefix, {}, writable=path.is_file() and _ours_by_name(path),
-                     built=Built(str(root)))
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        other = document.get("format") if isinstance(document, dict) else None
-        mine = isinstance(other, str) and other.startswith(FORMAT.rsplit(" ", 1)[0])
-        return Reuse(str(root), prefix, {}, writable=mine,  # another version of ours
-                     built=Built(str(root)))
-    services = document.get("services")
-    previous = {}
-    if isinstance(services, dict):
-        for name, entry in services.items():
-            if (isinstance(entry, dict) and isinstance(entry.get("key"), str)
-                    and isinstance(entry.get("files"), dict)):
-                previous[name] = (entry["key"], {str(k): str(v)
-                                                 for k, v in entry["files"].items()})
+        pass
+    except OSError:
+        return Reuse(str(root), prefix, {}, writable=False, built=Built(str(root)))
     return Reuse(str(root), prefix, previous, built=Built(str(root)))
 
 
 def _ours_by_name(path: Path) -> bool:
-    """An unreadable record is replaced only if it starts like one of ours."""
+    """A record of another format (or unreadable) is replaced only if it starts like one
+    of ours (any version)."""
     try:
         with path.open("rb") as handle:
-            return FORMAT.encode() in handle.read(200)
+            return FORMAT.rsplit(" ", 1)[0].encode() in handle.read(200)
     except OSError:
         return False
 
@@ -166,10 +195,13 @@ def save(reuse: Reuse) -> None:
     path = _record_path(Path(reuse.root))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{RECORD}.tmp")
-    # {"format":…,"services":{name:{"key":…,"files":{…}},…}} written entry by entry
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(f'{{"format":{json.dumps(FORMAT)},"services":{{')
-        for index, (name, entry) in enumerate(reuse.built.items()):
-            handle.write(f'{"," if index else ""}{json.dumps(name)}:{entry}')
-        handle.write("}}")
+    # one JSON document, {"format":…,"services":{name:{"key":…,"files":{…}},…}}, with
+    # each service's entry on a line of its own: written and read entry by entry
+    with temporary.open("wb") as handle:
+        handle.write(_HEAD)
+        separator = ""
+        for name, entry in reuse.built.items():
+            handle.write(f"{separator}{json.dumps(name)}:{entry}".encode())
+            separator = ",\n"
+        handle.write(b"\n}}\n")
     os.replace(temporary, path)

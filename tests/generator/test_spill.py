@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ownership import FOREIGN, SPEC, plant_foreign, snapshot
 from watchkeeper import cli, spill, writers
+from watchkeeper.load import load_spec
 
 KEYS = st.text(alphabet="ab/.-1", min_size=0, max_size=4)
 PAIRS = st.lists(st.tuples(KEYS, st.sampled_from(["x", "y", "z", ""])), max_size=60)
@@ -117,3 +119,36 @@ def test_generate_through_tiny_runs_writes_what_the_defaults_write(tmp_path, mon
         assert edited.read_text().endswith("# mine\n")
         assert run(fewer, small, "--discard-edits") == 0
     assert snapshot(small)[f"alerts/{first}"] == snapshot(plain)[f"alerts/{first}"]
+
+
+def test_the_build_record_is_read_entry_by_entry_and_not_sent_whole(tmp_path):
+    """A warm run keeps only where each service's entry starts in the record (the entries
+    are read when needed); pickled, it leaves this run's record behind. The record stays
+    one JSON document; one of the older one-line format is replaced (nothing reused), one
+    watchkeeper did not write is left alone."""
+    import pickle
+
+    from watchkeeper import build_cache
+
+    assert run(SPEC, tmp_path) == 0
+    path = tmp_path / build_cache.FOLDER / build_cache.RECORD
+    lines = path.read_text().splitlines()
+    assert json.loads(path.read_text())["services"].keys() == {"alpha", "beta"}
+    assert len(lines) == 4 and lines[1].startswith('"alpha":') and lines[-1] == "}}"
+    reuse = build_cache.load(tmp_path, "spec.yaml", cli.OUTPUT_FOLDERS)
+    assert set(reuse.previous) == {"alpha", "beta"}
+    assert all(isinstance(at, int) for at in reuse.previous.values())
+    sent = pickle.loads(pickle.dumps(reuse))
+    assert sent.previous == reuse.previous and sent.built is None
+    alpha = load_spec(tmp_path / "spec.yaml").services[0]
+    recorded = json.loads(path.read_text())["services"]["alpha"]
+    assert reuse.files(alpha, reuse.key(alpha)) == recorded["files"]  # read at its offset
+    assert reuse.files(alpha, "another key") is None
+
+    document = json.loads(path.read_text())
+    document["format"] = "watchkeeper generate record 1"
+    path.write_text(json.dumps(document, separators=(",", ":")))  # the old layout
+    old = build_cache.load(tmp_path, "spec.yaml", cli.OUTPUT_FOLDERS)
+    assert old.previous == {} and old.writable
+    path.write_text(json.dumps({"mine": True}))
+    assert not build_cache.load(tmp_path, "spec.yaml", cli.OUTPUT_FOLDERS).writable
