@@ -7,8 +7,11 @@ not their sum. `--generator DIR` runs another checkout's generator (its `generat
 folder) for a side-by-side comparison; `--legacy-spec` leaves out `alertmanager:` for a
 checkout from before receivers were required.
 
+`--warm` also times a second run over the same output (nothing changed: every service's
+files reused from the build record).
+
 Usage: python bench/generate_memory.py [--sizes 1000 5000] [--format json --format yaml]
-       [--generator /tmp/before/generator --generator generator]
+       [--generator /tmp/before/generator --generator generator] [--warm]
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "json") -> dict:
+def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "json",
+        warm: bool = False) -> dict:
     document = spec(size)
     if legacy:
         document["defaults"].pop("alertmanager", None)
@@ -48,6 +52,18 @@ def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "js
     out = workdir / f"out-{size}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(generator)}
+    peak, wall = _generate(spec_path, out, env, size)
+    row = {"services": size, "peak_rss_mib": peak / 1024, "wall": wall,
+           "output_mb": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6}
+    if warm:  # again over the same output, nothing changed: every service's files reused
+        peak, row["warm_wall"] = _generate(spec_path, out, env, size)
+        row["warm_peak_rss_mib"] = peak / 1024
+    shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def _generate(spec_path: Path, out: Path, env: dict[str, str], size: int) -> tuple[int, str]:
+    """(peak RSS KiB of the largest process, wall time) of one `watchkeeper generate`."""
     result = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "watchkeeper.cli",
                              "generate", str(spec_path), "--out", str(out)],
                             capture_output=True, text=True, env=env, check=False)
@@ -55,9 +71,7 @@ def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "js
         raise SystemExit(f"generate failed for {size} services:\n{result.stderr[-2000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
     wall = re.search(r"Elapsed \(wall clock\) time .*: ([\d:.]+)", result.stderr)[1]
-    size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
-    shutil.rmtree(out, ignore_errors=True)
-    return {"services": size, "peak_rss_mib": peak / 1024, "wall": wall, "output_mb": size_mb}
+    return peak, wall
 
 
 def main() -> None:
@@ -69,18 +83,24 @@ def main() -> None:
     parser.add_argument("--legacy-spec", action="store_true")
     parser.add_argument("--format", choices=("json", "yaml"), action="append",
                         help="spec file format (repeatable; default json)")
+    parser.add_argument("--warm", action="store_true",
+                        help="also a second run over the same output (unchanged spec: "
+                        "every service reused from the build record)")
     args = parser.parse_args()
     generators = [g.resolve() for g in args.generator or [REPO / "generator"]]
     print(f"{'generator':>28} {'format':>6} {'services':>9} {'peak RSS MiB':>13} {'wall':>9} "
-          f"{'output MB':>10}")
+          f"{'output MB':>10}" + (f" {'warm: peak RSS MiB':>19} {'wall':>9}" if args.warm else ""))
     with tempfile.TemporaryDirectory(prefix="wk-bench-mem-") as workdir:
         for size in args.sizes:
             for form in args.format or ["json"]:
                 for generator in generators:  # side by side, one after the other per size
-                    row = run(size, generator, args.legacy_spec, Path(workdir), form)
+                    row = run(size, generator, args.legacy_spec, Path(workdir), form,
+                              args.warm)
+                    warm = (f" {row['warm_peak_rss_mib']:>19.0f} {row['warm_wall']:>9}"
+                            if args.warm else "")
                     print(f"{str(generator)[-28:]:>28} {form:>6} {row['services']:>9} "
                           f"{row['peak_rss_mib']:>13.0f} {row['wall']:>9} "
-                          f"{row['output_mb']:>10.0f}", flush=True)
+                          f"{row['output_mb']:>10.0f}{warm}", flush=True)
 
 
 if __name__ == "__main__":
