@@ -1,9 +1,13 @@
-"""Shared fixtures: paths of the repo and a helper generating a spec into a folder."""
+"""Shared fixtures: paths of the repo and a helper generating a spec into a folder; the order
+of modules under pytest-xdist and the e2e detection-time table."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -34,9 +38,70 @@ def amtool() -> str:
 SLOW_PATHS = ("e2e", "contract", "test_exporters_sidecar.py")
 
 
+# The e2e chains: minutes each of waiting on real time (windows, `for`, group_wait), little
+# CPU. `make test` runs pytest-xdist workers a module at a time in collection order, so these
+# go first, longest first, and overlap each other and the CPU-bound rest.
+LONGEST_FIRST = ("test_vmalert_chain.py", "test_prometheus_chain.py", "test_ha.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under SLOW_PATHS are `slow`; `make test-fast` (pytest -m "not slow") leaves
-    them and the other marked tests out, `make test` runs all."""
+    them and the other marked tests out, `make test` runs all. In a pytest-xdist worker the
+    LONGEST_FIRST modules move to the front (a stable sort: modules stay whole, the rest keeps
+    its order); a plain run keeps the collection order."""
     for item in items:
         if any(part in SLOW_PATHS for part in Path(str(item.fspath)).relative_to(REPO).parts):
             item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_rank)
+
+
+def _rank(item: pytest.Item) -> int:
+    name = Path(str(item.fspath)).name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+# --- the e2e detection-time table (tests/e2e) ----------------------------------------------
+# A checked scenario reaches its test's report as a user property (tests/e2e/conftest.py);
+# these hooks run where the reports arrive: the only process, or pytest-xdist's controller,
+# which never loads tests/e2e/conftest.py.
+E2E_OUTCOMES: list[tuple[str, dict]] = []  # (run name, outcome as JSON), in report order
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        E2E_OUTCOMES.extend(tuple(value) for name, value in report.user_properties
+                            if name == "e2e_outcome")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints the table of every run and, when ``WK_E2E_REPORT`` names a file, writes it
+    there as Markdown (docs/benchmarks-e2e.md is made so)."""
+    if not E2E_OUTCOMES or hasattr(terminalreporter.config, "workerinput"):
+        return
+    chain = _e2e_chain()
+    runs: dict[str, list] = {}
+    for run, data in E2E_OUTCOMES:
+        runs.setdefault(run, []).append(chain.outcome_from_json(data))
+    text = "\n\n".join(f"### {name}\n\n{chain.table(outs)}" + _notes(outs)
+                        for name, outs in runs.items())
+    terminalreporter.section("e2e detection times")
+    terminalreporter.write_line(text)
+    if report := os.environ.get("WK_E2E_REPORT"):
+        Path(report).write_text(text + "\n")
+
+
+def _e2e_chain() -> ModuleType:
+    """tests/e2e/chain.py, which formats the table (found as tests/e2e/conftest.py finds it)."""
+    for path in (REPO / "tests" / "e2e", REPO / "examples" / "demo"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    import chain
+
+    return chain
+
+
+def _notes(outcomes: list) -> str:
+    """What a scenario observed beyond the times (HA: kills, pages and duplicates)."""
+    lines = [f"* {out.scenario}: {note}" for out in outcomes for note in out.notes]
+    return "\n\n" + "\n".join(lines) if lines else ""

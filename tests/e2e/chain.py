@@ -25,7 +25,7 @@ from webhook import Notified, WebhookReceiver
 
 Key = tuple[str, str, str]  # (service, signal, severity); signal "slo:<name>" for an SLO
 POLL = 0.5
-OUTCOMES: dict[str, list[Outcome]] = {}  # run name -> scenarios, for the session's table
+CHECKED: list[tuple[str, Outcome]] = []  # by the running test; conftest moves them to its report
 
 
 def require(*commands: str) -> None:
@@ -152,6 +152,25 @@ class Outcome:
     to_resolved: dict[Key, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def outcome_to_json(out: Outcome) -> dict:
+    """The outcome as plain lists and strings: a test report carries it from a pytest-xdist
+    worker to the controller, which prints the session's table."""
+    def pairs(times: dict[Key, float]) -> list:
+        return [[list(k), t] for k, t in times.items()]
+
+    return {"scenario": out.scenario, "to_evaluator": pairs(out.to_evaluator),
+            "to_webhook": pairs(out.to_webhook), "to_resolved": pairs(out.to_resolved),
+            "problems": list(out.problems), "notes": list(out.notes)}
+
+
+def outcome_from_json(data: dict) -> Outcome:
+    def times(pairs: list) -> dict[Key, float]:
+        return {tuple(k): t for k, t in pairs}
+
+    return Outcome(data["scenario"], times(data["to_evaluator"]), times(data["to_webhook"]),
+                   times(data["to_resolved"]), list(data["problems"]), list(data["notes"]))
 
 
 def _epoch(rfc3339: str) -> float:
@@ -288,7 +307,7 @@ def observe_healthy(chain: Chain, seconds: float) -> Outcome:
 
 def check(run: str, outcome: Outcome) -> None:
     """Records the outcome for the session's table, then fails on any problem."""
-    OUTCOMES.setdefault(run, []).append(outcome)
+    CHECKED.append((run, outcome))
     assert not outcome.problems, f"{outcome.scenario}:\n  " + "\n  ".join(outcome.problems)
 
 

@@ -1,13 +1,14 @@
 """The e2e chain's fixtures: the demo stack (examples/demo) under steady load, module-wide.
 
 The detection-time table of every scenario run is printed at the end of the session and, when
-``WK_E2E_REPORT`` names a file, written there as Markdown (docs/benchmarks-e2e.md is made so).
+``WK_E2E_REPORT`` names a file, written there as Markdown (docs/benchmarks-e2e.md is made so):
+tests/conftest.py does that, as it also runs in pytest-xdist's controller.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +22,14 @@ for path in (HERE, DEMO):
 import chain  # noqa: E402
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not chain.OUTCOMES:
-        return
-    sections = [f"### {name}\n\n{chain.table(outs)}" + _notes(outs)
-                for name, outs in chain.OUTCOMES.items()]
-    text = "\n\n".join(sections)
-    terminalreporter.section("e2e detection times")
-    terminalreporter.write_line(text)
-    if report := os.environ.get("WK_E2E_REPORT"):
-        Path(report).write_text(text + "\n")
+@pytest.fixture(autouse=True)
+def _report_outcomes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hands every scenario the test checked to its report: under pytest-xdist (`make test`)
+    the test runs in a worker, whose module globals the controller printing the table (see
+    tests/conftest.py) never sees, while reports and their user properties reach it."""
+    yield
+    while chain.CHECKED:
+        run, outcome = chain.CHECKED.pop(0)
+        request.node.user_properties.append(("e2e_outcome",
+                                             [run, chain.outcome_to_json(outcome)]))
 
-
-
-def _notes(outcomes: list[chain.Outcome]) -> str:
-    """What a scenario observed beyond the times (HA: kills, pages and duplicates)."""
-    lines = [f"* {out.scenario}: {note}" for out in outcomes for note in out.notes]
-    return "\n\n" + "\n".join(lines) if lines else ""
