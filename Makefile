@@ -42,8 +42,13 @@ check: setup test-deps generate
 lint: setup
 	$(BIN)/ruff check generator exporters tests bench examples
 
+## pytest-xdist, a test module per worker at a time, the e2e chains first (tests/conftest.py):
+## their minutes of waiting on real time overlap; TEST_WORKERS=0 runs all in one process
+TEST_WORKERS ?= 4
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup test-deps lint generate
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 ## the fast tier for the edit loop: everything not marked slow (seconds, not minutes)
 test-fast: setup
@@ -69,7 +74,7 @@ demo: setup test-deps
 
 ## Injected faults through real Prometheus/vmalert + Alertmanager (part of `make test` too)
 e2e: setup test-deps
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest $(XDIST) tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
