@@ -42,8 +42,9 @@ check: setup test-deps generate
 lint: setup
 	$(BIN)/ruff check generator exporters tests bench examples
 
-## pytest-xdist, a test module per worker at a time, the e2e chains first (tests/conftest.py):
-## their minutes of waiting on real time overlap; TEST_WORKERS=0 runs all in one process
+## pytest-xdist, a test module per worker at a time, the 3 e2e chain modules first
+## (tests/conftest.py): their minutes of waiting on real time overlap each other and the rest,
+## on the 4th worker; TEST_WORKERS=0 runs all in one process
 TEST_WORKERS ?= 4
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
