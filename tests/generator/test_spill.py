@@ -8,12 +8,11 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_build_cache import run
 from test_ownership import FOREIGN, SPEC, plant_foreign, snapshot
 from watchkeeper import cli, spill, writers
 from watchkeeper.load import load_spec
@@ -68,14 +67,6 @@ def test_written_reads_like_the_dict_it_replaces(tmp_path, tiny):
     chosen = written.select(lambda path: ".a." in path)
     assert list(chosen.items()) == sorted((p, d) for p, d in expected.items() if ".a." in p)
     assert list(tmp_path.iterdir()) == []  # anonymous files: nothing to see or clean up
-
-
-def run(spec: dict, out: Path, *extra: str) -> int:
-    (out / "spec.yaml").write_text(yaml.safe_dump(spec))
-    try:
-        return cli.main(["generate", str(out / "spec.yaml"), "--out", str(out), *extra])
-    except SystemExit as done:
-        return int(done.code or 0)
 
 
 def test_generate_through_tiny_runs_writes_what_the_defaults_write(tmp_path, monkeypatch):
