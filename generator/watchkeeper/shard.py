@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
@@ -59,15 +59,9 @@ def assignment(services: Collection[str], count: int) -> dict[str, int]:
     return {name: shard_of(name, count) for name in sorted(services)}
 
 
-def select(files: Mapping[str, str], services: Collection[str], shard: Shard) -> dict[str, str]:
-    """The files shard ``shard`` writes: every shared file, and the per-service alert files
-    (rules and promtool tests) of the services assigned to it."""
-    keep = keeps(services, shard)
-    return {path: text for path, text in files.items() if keep(path)}
-
-
 def keeps(services: Collection[str], shard: Shard) -> Callable[[str], bool]:
-    """Whether shard ``shard`` writes a file, by its path (see `select`)."""
+    """Whether shard ``shard`` writes a file, by its path: every shared file, and the
+    per-service alert files (rules and promtool tests) of the services assigned to it."""
     known = set(services)
 
     def keep(path: str) -> bool:

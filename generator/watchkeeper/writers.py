@@ -338,11 +338,6 @@ class Stage:
         return {folder: (f"{self.root}/{stage}/", beside)
                 for folder, stage, beside in self.folders}
 
-    def fresh_place(self, relative: str) -> bool:
-        """Whether `relative` goes into an output folder that did not exist (nothing is in
-        place there: no need to look)."""
-        return self.fresh(relative.partition("/")[0])
-
     def _put_pieces(self, relative: str, pieces: Iterable[str]) -> str:
         target = self.path(relative)
         hasher, size = hashlib.sha256(), 0
