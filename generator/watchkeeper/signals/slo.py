@@ -146,21 +146,22 @@ def alert_windows(slo: Slo) -> set[float]:
     return {w for tier, _ in slo.tiers() for w in (tier.long, tier.short)}
 
 
-def recordings(service: Service, slo: Slo) -> list[Recording]:
-    """The 5m bad and total rates and the ratio of every window an alert reads."""
-    return [r for r in all_recordings(service, slo) if r not in report_recordings(service, slo)]
-
-
-def report_recordings(service: Service, slo: Slo) -> list[Recording]:
-    """The ratios of windows no alert reads (the SLO's own window: the dashboards'
-    compliance, the remaining budget), then `meta_recordings`."""
+def recordings(service: Service, slo: Slo) -> tuple[list[Recording], list[Recording]]:
+    """The SLO group's recordings (the 5m bad and total rates and the ratio of every window
+    an alert reads) and the report's (the ratios of windows no alert reads: the SLO's own
+    window, for the dashboards' compliance and the remaining budget; then
+    `meta_recordings`)."""
     read = alert_windows(slo) | {slo.raw_window}
-    return [r for r in all_recordings(service, slo)
-            if r.record in {ratio_record(w) for w in slo.windows() if w not in read}] + \
-        meta_recordings(service, slo)
+    unread = {ratio_record(w) for w in slo.windows() if w not in read}
+    alerting: list[Recording] = []
+    report: list[Recording] = []
+    for recording in window_recordings(service, slo):
+        (report if recording.record in unread else alerting).append(recording)
+    return alerting, report + meta_recordings(service, slo)
 
 
-def all_recordings(service: Service, slo: Slo) -> list[Recording]:
+def window_recordings(service: Service, slo: Slo) -> list[Recording]:
+    """The 5m bad and total rates and the ratio of every window of `slo`."""
     labels = slo_labels(service, slo)
     raw_window = slo.raw_window
     bad, total = queries(service, slo, prometheus_duration(raw_window))
@@ -618,9 +619,10 @@ def build(service: Service) -> list[Piece]:
     piece = Piece(group=GROUP, test_step=step)
     report = Piece(group=REPORT_GROUP, test_step=step, needs=(GROUP,))
     for slo in slos_of(service):
-        piece.recordings.extend(recordings(service, slo))
+        alerting, reported = recordings(service, slo)
+        piece.recordings.extend(alerting)
         piece.alerts.extend(alerts(service, slo))
-        report.recordings.extend(report_recordings(service, slo))
+        report.recordings.extend(reported)
     piece.scenarios.extend(scenarios(service))
     report.scenarios.extend(report_scenarios(service))
     return [piece, report]
