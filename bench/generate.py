@@ -50,14 +50,58 @@ SERVICE = {
 }
 
 
+# Budgets that differ between services, chosen by index (cycles of co-prime lengths, so
+# neighbouring services differ in several budgets and 1,000 services make many distinct
+# combinations): a spec whose services differ only by name would flatter any memoisation
+# of rendered output, which a real organisation's spec does not.
+LATENCY = [("50ms", "200ms", "200ms", "1s"), ("80ms", "300ms", "300ms", "1500ms"),
+           ("20ms", "100ms", "150ms", "800ms"), ("100ms", "400ms", "500ms", "2s"),
+           ("40ms", "250ms", "250ms", "1200ms")]
+ERRORS = [("0.1%", "1%"), ("0.5%", "2%"), ("0.05%", "0.5%")]
+DATABASE = [("10ms", "100ms", "80%", "95%"), ("15ms", "150ms", "75%", "90%"),
+            ("5ms", "50ms", "85%", "98%"), ("20ms", "200ms", "70%", "92%")]
+HIT_RATIO = [("80%", "50%"), ("90%", "60%"), ("70%", "40%")]
+MEMORY = [("512MiB", "2GiB"), ("256MiB", "1GiB"), ("1GiB", "4GiB"), ("768MiB", "3GiB"),
+          ("384MiB", "1536MiB"), ("2GiB", "6GiB"), ("128MiB", "512MiB")]
+THREADS = [(5000, 10000, 200, 1000), (3000, 8000, 150, 600), (8000, 20000, 300, 1500)]
+GC_PAUSE = [("50ms", "200ms"), ("20ms", "100ms"), ("80ms", "300ms"), ("30ms", "150ms"),
+            ("60ms", "250ms"), ("40ms", "120ms"), ("100ms", "500ms"), ("25ms", "90ms"),
+            ("70ms", "280ms"), ("45ms", "180ms"), ("35ms", "140ms")]
+
+
+def service(index: int) -> dict:
+    """`SERVICE` with budgets chosen by `index` (deterministic; svc-0 is `SERVICE` itself)."""
+    p50_w, p50_c, p99_w, p99_c = LATENCY[index % len(LATENCY)]
+    err_w, err_c = ERRORS[index % len(ERRORS)]
+    db_w, db_c, pool_w, pool_c = DATABASE[index % len(DATABASE)]
+    hit_w, hit_c = HIT_RATIO[index % len(HIT_RATIO)]
+    mem_w, mem_c = MEMORY[index % len(MEMORY)]
+    gor_w, gor_c, thr_w, thr_c = THREADS[index % len(THREADS)]
+    gc_w, gc_c = GC_PAUSE[index % len(GC_PAUSE)]
+    name = f"svc-{index}"
+    leak = SERVICE["runtime"]["goroutines"]["leak"]
+    return {
+        **SERVICE, "name": name, "selector": {"job": name},
+        "http": {"latency": {"p50": {"warning": p50_w, "critical": p50_c},
+                             "p99": {"warning": p99_w, "critical": p99_c}},
+                 "error_ratio": {"warning": err_w, "critical": err_c}},
+        "database": {"latency": {"p99": {"warning": db_w, "critical": db_c}},
+                     "pool": {"utilization": {"warning": pool_w, "critical": pool_c}}},
+        "caches": [{"name": "wallets", "hit_ratio": {"warning": hit_w, "critical": hit_c}}],
+        "runtime": {"memory": {"warning": mem_w, "critical": mem_c},
+                    "goroutines": {"warning": gor_w, "critical": gor_c, "leak": leak},
+                    "threads": {"warning": thr_w, "critical": thr_c, "leak": leak},
+                    "gc_pause": {"warning": gc_w, "critical": gc_c}},
+    }
+
+
 def spec(count: int, changed: bool = False) -> dict:
-    """`count` services declaring every signal; `changed` moves one budget of svc-0."""
-    services = []
-    for index in range(count):
-        name = f"svc-{index}"
-        services.append({**SERVICE, "name": name, "selector": {"job": name}})
+    """`count` services declaring every signal, budgets varied by index (`service`);
+    `changed` moves one budget of svc-0."""
+    services = [service(index) for index in range(count)]
     if changed:
-        runtime = {**SERVICE["runtime"], "memory": {"warning": "600MiB", "critical": "2GiB"}}
+        runtime = {**services[0]["runtime"], "memory": {"warning": "600MiB",
+                                                        "critical": "2GiB"}}
         services[0] = {**services[0], "runtime": runtime}
     return {"version": 1, "defaults": {"labels": {"team": "bench"},
                                        "alertmanager": {"receivers": "none"}},
