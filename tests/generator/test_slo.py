@@ -243,6 +243,36 @@ def test_generated_tests_catch_broken_rules(shop_alerts, tmp_path, name, mutatio
     assert not result.ok, f"the generated tests did not notice: {name}"
 
 
+def test_8x_burn_is_checked_with_ticket_1d_firing_and_page_6h_not_yet(shop_alerts):
+    """Worked out by hand: after 6h of no errors, an 8x burn's mean over the (not yet full)
+    1d window passes 3x after 3.6h of burning (8 (t - 6h) / t > 3), its 6h window passes
+    6x after 4.5h (8 (t - 6h) / 6h > 6). Between the two, ticket-1d fires and page-6h does
+    not: some check of the 8x case must say so (the transitions are 44 minutes apart, less
+    than two margins, so this check sits between them with less room; see
+    slo.between_checks)."""
+    tests = yaml.safe_load((shop_alerts / "tests" / "shop.slo.test.yml").read_text())["tests"]
+    group = next(g for g in tests if "8x burn" in g["name"])
+    states = [{a["exp_labels"]["burn_tier"] for a in check["exp_alerts"]
+               if a["exp_labels"]["slo"] == "availability"}
+              for check in group["alert_rule_test"]]
+    assert {"ticket-3d", "ticket-1d"} in states
+    assert {"ticket-3d", "ticket-1d", "page-6h"} in states
+
+
+@pytest.mark.slow
+@needs_promtool
+def test_generated_tests_catch_a_page_6h_firing_with_ticket_1d(shop_alerts, tmp_path):
+    """page-6h at 5x instead of 6x fires in the 8x case about when ticket-1d does (no other
+    burn tells 5x from 6x on the 6h window: 4x stays under both, 20x passes both long
+    before its checks): only the check between ticket-1d and page-6h notices."""
+    def mutation(rule: dict) -> None:
+        if rule["labels"].get("burn_tier") == "page-6h":
+            rule["expr"] = rule["expr"].replace("(6 *", "(5 *")
+    result = _mutate(shop_alerts, tmp_path, mutation)
+    assert not result.ok, "the generated tests did not notice page-6h at 5x"
+    assert "8x burn" in result.output
+
+
 @needs_promtool
 @pytest.mark.parametrize("name, old, new", [
     ("remaining budget over twice the budget", "/ 0.001", "/ 0.002"),

@@ -17,6 +17,7 @@ alone cannot trip it (see :func:`watchkeeper.slo_spec.min_events`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -318,6 +319,9 @@ TRAFFIC = 1000.0  # events per minute
 # no multiple of the step waits for the next one), and the 5m rate ramps over its window.
 MARGIN = 2 * round(TEST_INTERVAL / 60) + round(RAW_WINDOW / 60)
 SPACING = 30  # minutes between two checks that expect the same alerts
+# Minutes a check between two transitions closer than two margins keeps from each (see
+# `between_checks`): the step a condition may be seen late, and the 5m rate's ramp.
+CLEARANCE = round(TEST_INTERVAL / 60) + round(RAW_WINDOW / 60)
 
 
 @dataclass(frozen=True)
@@ -487,6 +491,38 @@ def check_times(states: dict[str, list[bool]], length: int) -> list[int]:
     return times
 
 
+def between_checks(states: dict[str, list[bool]], times: list[int], slos: list[Slo],
+                   profile: Profile, floor: int) -> list[int]:
+    """`times` and, for each state the model passes through between two transitions too
+    close for `check_times` (less than two margins apart: the 8x burn's ticket-1d fires 44
+    minutes before its page-6h), one check at the evaluation farthest from both, if that
+    is CLEARANCE from each and the tick-by-tick evaluation (`discrete_firing`) agrees with
+    the model there. Only while every tier has yet to resolve: the tick-by-tick
+    evaluation follows first firings, not recoveries."""
+    keys = list(states)
+    length = len(states[keys[0]]) - 1
+    step = round(TEST_INTERVAL / 60)
+    changes = sorted({t for s in states.values() for t in range(1, length + 1)
+                      if s[t] != s[t - 1]})
+    seen = {tuple(states[k][t] for k in keys) for t in times}
+    added: list[int] = []
+    for start, end in itertools.pairwise(changes):
+        if any(states[k][t - 1] and not states[k][t] for k in keys for t in range(1, end + 1)):
+            break  # a tier resolved: the tick-by-tick evaluation no longer applies
+        state = tuple(states[k][start] for k in keys)
+        ticks = range(_tick_at(start, step), end, step)
+        if state in seen or not ticks:
+            continue
+        best = max(ticks, key=lambda t, a=start, b=end: min(t - a, b - 1 - t))
+        if min(best - start, end - 1 - best) < CLEARANCE:
+            continue
+        discrete = discrete_firing(slos, profile, floor, best)
+        if all(discrete[k] == states[k][best] for k in keys):
+            added.append(best)
+            seen.add(state)
+    return sorted({*times, *added})
+
+
 def _changed(states: dict[str, list[bool]], a: int, b: int) -> bool:
     return any(s[a] != s[b] for s in states.values())
 
@@ -549,7 +585,8 @@ def scenarios(service: Service) -> list[Scenario]:
     out = []
     for profile in profiles(ref, floor) if slos else []:
         states = {key: s for slo in ref for key, s in model(slo, ref, profile, floor).items()}
-        times = check_times(states, len(minutes(profile)))
+        times = between_checks(states, check_times(states, len(minutes(profile))), ref,
+                               profile, floor)
         if profile is FIRST:
             onset = first_onset(ref, profile, floor)
             if onset is not None:
