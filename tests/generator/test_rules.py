@@ -190,6 +190,10 @@ def test_each_test_file_loads_every_rule_it_checks_and_no_other_group(tmp_path):
     ("cache", r'(cache="festivals"\} <) 0\.8\n', r"\1 0.7\n", "CacheHitRatioLow"),
     # absent alerts of several metrics in one group: one reading the wrong metric fails
     ("availability", r"absent\(go_goroutines\{", "absent(go_threads{", "go_goroutines"),
+    # tests step at half the `for` (signals.common.test_step): a `for` halved still fails
+    ("http", r"(alert: HttpLatencyP50High\n(?:.*\n){3}\s+for:) 5m\n", r"\1 2m30s\n",
+     "HttpLatencyP50High"),
+    ("cache", r"(\s+for:) 10m\n", r"\1 5m\n", "CacheHitRatioLow"),
 ])
 def test_shared_test_groups_still_catch_a_wrong_rule(tmp_path, promtool_path, group, pattern,
                                                       replacement, alert):
