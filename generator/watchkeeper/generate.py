@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar, overload
 from watchkeeper import alertmanager
 from watchkeeper.build_cache import Reuse
 from watchkeeper.model import Piece, Service, Spec
-from watchkeeper.rule_tests import layout, own_part, test_file
+from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
 from watchkeeper.writers import HEADER, to_yaml
@@ -68,8 +68,19 @@ def service_alert_files(service: Service, header: str) -> Files:
                                                       if s not in own.scenarios])]
             stem += ".with-" + "+".join(name[id(g)].split(".", 1)[1] for g in checked
                                         if g is not own and name[id(g)] != stem)
-        files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
-            test_file(service, members, listed, checked), header)
+        if len(members) == 1:
+            files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
+                test_file(service, members, listed, checked), header)
+            continue
+        for scenarios, reading in lanes_apart(members, checked):
+            # test groups reading only some of the file's rule groups: a file listing those
+            part = stem if len(reading) == len(checked) else "+".join(
+                [name[id(reading[0])], *(name[id(g)].split(".", 1)[1] for g in reading[1:])])
+            if part != stem and any(all(g is not m for m in members) for g in reading):
+                part += ".apart"  # a name no other group's file can take
+            files[f"alerts/tests/{part}.test.yml"] = to_yaml(test_file(
+                service, [replace(members[0], scenarios=scenarios)],
+                [f"../{name[id(g)]}.rules.yml" for g in reading], reading), header)
     return files
 
 

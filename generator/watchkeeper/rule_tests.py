@@ -386,3 +386,34 @@ def own_part(group: Piece, checked: Sequence[Piece], step: float) -> Piece | Non
 
     split = work(own, _rules(group)) + work(rest, everything)
     return replace(group, scenarios=own) if split < work(group.scenarios, everything) else None
+
+
+# --- Test groups apart from a shared file ------------------------------------------------
+#
+# A test file shared by several rule groups lists all their rules, and promtool evaluates
+# each at every step of every test group, also of a test group whose checks read only
+# some of them (the bench's p99 too-little-traffic case, alone in its lane: 11 of 34
+# rules). Such test groups go to a file listing only the rule groups they read.
+
+
+def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]
+                ) -> list[tuple[list[Scenario], list[Piece]]]:
+    """The test groups `members`' scenarios pack into (see `pack`), by the `checked` rule
+    groups they read (those defining an alert they check or a name they read, through
+    recordings), each set with its test groups: the set of every group first, then the
+    others in the order their first test group comes; sets without test groups left out.
+    A test group checking an alert not known here, or whose groups' rules read another
+    group's (`Piece.needs`), reads every group."""
+    known = reads(checked)
+    defined = [{a.name for a in g.alerts} | {r.record for r in g.recordings} for g in checked]
+    every = tuple(range(len(checked)))
+    sets: dict[tuple[int, ...], list[Scenario]] = {every: []}
+    for merged in pack([s for g in members for s in g.scenarios], checked):
+        names = set(_read_by(merged, known)) | _checked(merged)
+        need = every if EVERYTHING in names else tuple(
+            i for i, names_of in enumerate(defined) if not names_of.isdisjoint(names))
+        if any(checked[i].needs for i in need):  # its rules read another group's
+            need = every
+        sets.setdefault(need or every, []).append(merged)
+    return [(scenarios, [checked[i] for i in key]) for key, scenarios in sets.items()
+            if scenarios]

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from rule_helpers import (
     generate_alerts,
-    group_test_file,
     group_test_files,
     load_yaml,
     run_promtool,
@@ -93,7 +92,7 @@ def test_generated_tests_catch_a_wrong_threshold(tmp_path, promtool_path):
     alerts = generate_alerts(EXAMPLE, tmp_path)
     rules = alerts / "festivals-api.http.rules.yml"
     _mutate(rules, r'(p99_rate5m\{service="festivals-api"\} >) 1\n', r"\1 2\n")
-    result = promtool.test_rules([group_test_file(alerts, "festivals-api", "http")])
+    result = promtool.test_rules(group_test_files(alerts, "festivals-api", "http"))
     assert not result.ok
     assert "HttpLatencyP99High" in result.output
 
@@ -106,7 +105,7 @@ def test_generated_tests_catch_a_missing_traffic_guard(tmp_path, promtool_path):
     text = rules.read_text()
     rules.write_text(re.sub(r"\n\s*and on\(service\) service:http_request_duration_seconds_count"
                             r":rate5m\{service=\"nextevent-api\"\} \* 300 >= 10", "", text))
-    result = promtool.test_rules([group_test_file(alerts, "nextevent-api", "http")])
+    result = promtool.test_rules(group_test_files(alerts, "nextevent-api", "http"))
     assert not result.ok
     assert "too little traffic" in result.output
 
@@ -201,7 +200,7 @@ def test_shared_test_groups_still_catch_a_wrong_rule(tmp_path, promtool_path, gr
     hand fails its group's test."""
     alerts = generate_alerts(EXAMPLE, tmp_path)
     _mutate(alerts / f"festivals-api.{group}.rules.yml", pattern, replacement)
-    result = promtool.test_rules([group_test_file(alerts, "festivals-api", group)])
+    result = promtool.test_rules(group_test_files(alerts, "festivals-api", group))
     assert not result.ok
     assert alert in result.output
 
