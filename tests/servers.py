@@ -80,13 +80,26 @@ class _Reservations:
         if port in self.held:
             return False
         if self.fd is None:
-            self.fd = os.open(PORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+            self.fd = _open_lock_file()
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
         except OSError:  # held by another live process
             return False
         self.held.add(port)
         return True
+
+
+def _open_lock_file() -> int:
+    """The shared lock file, open for writing (locks need it); one of this user's own when
+    another user's is there and closed to us."""
+    try:
+        fd = os.open(PORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(PORT_LOCK_FILE.with_name(f"wk-test-ports-{os.getuid()}.lock"),
+                       os.O_RDWR | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):  # past the umask, for other users' runs
+        os.fchmod(fd, 0o666)
+    return fd
 
 
 _reservations = _Reservations()
