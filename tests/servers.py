@@ -1,5 +1,9 @@
 """Real servers for tests, started on 127.0.0.1 and free ports, stopped afterwards.
 
+Ports come from :func:`free_port`: outside the kernel's ephemeral range and reserved for the
+life of the test process that asked, so no other xdist worker takes one, even while a server
+a test stopped waits to restart on it.
+
 redis-server, PostgreSQL (initdb + pg_ctl in a temporary directory), pgbouncer, a TCP server
 that accepts and never answers, the ``watchkeeper-exporter`` sidecar and the sample
 instrumented ASGI app. PostgreSQL and PgBouncer refuse to run as root, so when the tests run as
