@@ -1,5 +1,9 @@
 """Real servers for tests, started on 127.0.0.1 and free ports, stopped afterwards.
 
+Ports come from :func:`free_port`: outside the kernel's ephemeral range and reserved for the
+life of the test process that asked, so no other xdist worker takes one, even while a server
+a test stopped waits to restart on it.
+
 redis-server, PostgreSQL (initdb + pg_ctl in a temporary directory), pgbouncer, a TCP server
 that accepts and never answers, the ``watchkeeper-exporter`` sidecar and the sample
 instrumented ASGI app. PostgreSQL and PgBouncer refuse to run as root, so when the tests run as
@@ -12,9 +16,12 @@ The contract test uses :func:`instrumented_stack`, which starts all of it and re
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -35,10 +42,102 @@ HOST = "127.0.0.1"
 PG_USER, PG_PASSWORD, PG_DB = "watch", "s3cret-Pw-7781", "app"
 
 
-def free_port() -> int:
+# --- ports ----------------------------------------------------------------------------------
+# A port from bind(("127.0.0.1", 0)) is free only until the socket closes: the kernel hands
+# the same ephemeral range to every other bind(0) and to every outgoing connection, so with
+# pytest-xdist's workers (and other checkouts' test runs) a port can be taken between
+# free_port() and the server's bind, or while a server a test stopped waits to restart on
+# it. So ports come from outside the kernel's ephemeral range, where nothing but this
+# allocator hands them out, and each is reserved, for the life of the process that asked,
+# by a lock on its byte of one shared file (POSIX record locks: released by the kernel when
+# the process ends, however it ends). A stopped server's port stays reserved until its test
+# process ends, so a restart on the same port finds it free.
+PORT_LOCK_FILE = Path(tempfile.gettempdir()) / "wk-test-ports.lock"
+PORT_FLOOR = 10000  # below: well-known services' registered ports
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for bind(0) and outgoing connections (Linux's default if unknown)."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    return 32768, 60999
+
+
+@functools.cache
+def port_candidates() -> tuple[int, ...]:
+    """Ports free_port() may hand out: unprivileged, not in the ephemeral range."""
+    low, high = _ephemeral_range()
+    return tuple(p for p in range(PORT_FLOOR, 65536) if not low <= p <= high)
+
+
+@dataclass
+class _Reservations:
+    """This process's reserved ports and the open lock file holding them."""
+
+    pid: int = field(default_factory=os.getpid)
+    fd: int | None = None
+    held: set[int] = field(default_factory=set)
+
+    def reserve(self, port: int) -> bool:
+        """Locks ``port``'s byte unless another process holds it or we already gave it out."""
+        if port in self.held:
+            return False
+        if self.fd is None:
+            self.fd = _open_lock_file()
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+        except OSError:  # held by another live process
+            return False
+        self.held.add(port)
+        return True
+
+
+def _open_lock_file() -> int:
+    """The shared lock file, open for writing (locks need it); one of this user's own when
+    another user's is there and closed to us."""
+    try:
+        fd = os.open(PORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(PORT_LOCK_FILE.with_name(f"wk-test-ports-{os.getuid()}.lock"),
+                       os.O_RDWR | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):  # past the umask, for other users' runs
+        os.fchmod(fd, 0o666)
+    return fd
+
+
+_reservations = _Reservations()
+_pick = random.Random()  # seeded from the OS: per process
+
+
+def reserve_port(port: int) -> bool:
+    """Reserves ``port`` for this process: False when another test process holds it or this
+    one already handed it out."""
+    global _reservations
+    if _reservations.pid != os.getpid():  # a forked child holds none of its parent's locks
+        _reservations = _Reservations()
+    return _reservations.reserve(port)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, reserved for this process until it ends
+    (never handed out again, here or in another test process, so a server stopped and
+    restarted on it finds it free)."""
+    candidates = port_candidates()
+    start = _pick.randrange(len(candidates))  # processes start apart, then walk on
+    for port in candidates[start:] + candidates[:start]:
+        if reserve_port(port) and _bindable(port):
+            return port
+    raise RuntimeError(f"no free port left in {PORT_FLOOR}-65535 outside the ephemeral range")
 
 
 def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:

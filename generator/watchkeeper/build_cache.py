@@ -2,8 +2,9 @@
 
 A service's files are a function of the resolved service, the spec file's name (it is in
 every header), the output folders selected and the generator itself (its code, Python, the
-installed libraries): builders do no I/O and keep no state. So each run records, per
-service, a key over all of these and the files it produced with their sha256. The next run,
+installed libraries and, by size and mtime, the files of the modules it imports: a library
+edited in place is noticed too): builders do no I/O and keep no state. So each run records,
+per service, a key over all of these and the files it produced with their sha256. The next run,
 for a service whose key is the same, reads those files back and, when every one is still a
 regular file holding exactly the recorded bytes, reports them as in place (as it would after
 building them and finding the same bytes there) instead of building them again. Anything
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -35,13 +37,24 @@ FORMAT = "watchkeeper generate record 2"  # 2: an entry a line (1: one line)
 _HEAD = f'{{"format":{json.dumps(FORMAT)},"services":{{\n'.encode()
 FOLDER = ".watchkeeper-cache"
 RECORD = "generate.json"
+# What building each output folder imports ("*": any), before its first service is built.
+_GENERATION_MODULES = {"*": ["watchkeeper.generate"],
+                       "dashboards": ["watchkeeper.dashboards.build"]}
+
+
+def generator_digest() -> str:
+    """sha256 of everything besides the spec that decides what a service's files hold: the
+    watchkeeper package and installed distributions (`_installed_digest`) and the module
+    files this process has imported (`_imported_files`)."""
+    hasher = hashlib.sha256(_installed_digest().encode())
+    hasher.update(_imported_files().encode())
+    return hasher.hexdigest()
 
 
 @functools.cache
-def generator_digest() -> str:
-    """sha256 of everything besides the spec that decides what a service's files hold:
-    every file of the watchkeeper package, the Python version and the name and version
-    of every distribution installed where Python imports from."""
+def _installed_digest() -> str:
+    """sha256 of every file of the watchkeeper package, the Python version and the name and
+    version of every distribution installed where Python imports from."""
     hasher = hashlib.sha256(sys.version.encode())
     package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*")):
@@ -58,6 +71,28 @@ def generator_digest() -> str:
                                 if n.endswith((".dist-info", ".egg-info", ".egg-link", ".pth"))
                                 ).encode())
     return hasher.hexdigest()
+
+
+def _imported_files() -> str:
+    """Path, size and mtime of the file of every library module imported so far (not the
+    standard library's, which Python's version covers, nor watchkeeper's, hashed whole),
+    one a line. A library edited in place without a new version (an editable install of
+    grafanalib or PyYAML, a patched file) changes no distribution's name, so its files are
+    looked at: a stat each (~1 ms for the ~90 modules of a run), not their bytes. `load`
+    imports what generation imports first."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    lines = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "__main__" or not isinstance(path, str) or path.startswith(package)
+                or name.partition(".")[0] in sys.stdlib_module_names):
+            continue
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        lines.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return "\n".join(sorted(lines))
 
 
 class Built:
@@ -156,6 +191,9 @@ def load(root: Path, spec_name: str, outputs: Sequence[str]) -> Reuse:
     """The previous run's record under `root` (nothing reusable when there is none, it is
     unreadable, or it was written by another format), indexed: where each service's entry
     starts, read line by line (one entry a line, see `save`)."""
+    for module in _GENERATION_MODULES["*"] + [m for o in outputs
+                                              for m in _GENERATION_MODULES.get(o, [])]:
+        importlib.import_module(module)  # so that the digest sees the libraries they import
     prefix = "\0".join([FORMAT, generator_digest(), spec_name, *outputs])
     path = _record_path(root)
     previous: dict[str, int] = {}

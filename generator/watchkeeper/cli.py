@@ -88,16 +88,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     if i == args.shard.index]
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
                   + (", ".join(mine) or "none"))
-        removed = writers.commit(stage, written, discard_edits=args.discard_edits)
+        done = writers.commit(stage, written, discard_edits=args.discard_edits)
     finally:
         stage.discard()
     if reuse is not None:
         build_cache.save(reuse)
-    gone = sum(removed.values())
-    print(f"wrote {len(written)} files for {len(spec.services)} service(s) into "
-          + ", ".join(f"{out / folder}/" for folder in only)
-          + (f"; removed {gone} no longer generated" if gone else ""))
+    print(_summary(done, len(spec.services), [f"{out / folder}/" for folder in only]))
     return EXIT_OK
+
+
+def _summary(done: writers.Committed, services: int, folders: Sequence[str]) -> str:
+    """``wrote W files for S service(s) into F/[; U unchanged][; removed R no longer
+    generated]``: W new or changed files, U generated files that already held their bytes
+    (a warm run: every file), as the commit counted them."""
+    files, wrote = sum(done.files.values()), sum(done.written.values())
+    gone = sum(done.removed.values())
+    return (f"wrote {wrote} files for {services} service(s) into " + ", ".join(folders)
+            + (f"; {files - wrote} unchanged" if files > wrote else "")
+            + (f"; removed {gone} no longer generated" if gone else ""))
 
 
 def _open_cache(args: argparse.Namespace) -> ResultsCache | None:

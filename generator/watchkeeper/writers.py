@@ -525,12 +525,23 @@ class Written:
         return chosen
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What `commit` did, per output folder: the files the run generated, how many of them
+    were written (new bytes; the others already held theirs) and stale files removed.
+    Counted as the commit passes over them, not again."""
+
+    files: dict[str, int]
+    written: dict[str, int]
+    removed: dict[str, int]
+
+
 def commit(stage: Stage, written: Mapping[str, str] | Written,
-           discard_edits: bool = False) -> dict[str, int]:
+           discard_edits: bool = False) -> Committed:
     """Move the staged files (`written`: relative path → sha256) into place and remove the
     files watchkeeper wrote before but no longer produces; foreign files stay. Raises
-    OwnershipError (changing nothing) when that would lose someone's work. Returns, per
-    output folder, how many stale files were removed.
+    OwnershipError (changing nothing) when that would lose someone's work. Returns what it
+    did (`Committed`).
 
     Paths and digests are read from disk in path order, the old manifest merged with the
     new paths as two sorted streams: nothing here grows with the number of files."""
@@ -544,7 +555,9 @@ def commit(stage: Stage, written: Mapping[str, str] | Written,
              and _holds_exactly(os.fspath(stage.folder(folder)), files)
              for folder, files in new.items()}
     try:
-        return _commit(stage, new, old, whole, discard_edits)
+        changed, removed = _commit(stage, new, old, whole, discard_edits)
+        return Committed({folder: files.count for folder, files in new.items()},
+                         changed, removed)
     finally:
         for run in [*new.values(), *old.values()]:
             if run is not None:
@@ -552,17 +565,19 @@ def commit(stage: Stage, written: Mapping[str, str] | Written,
 
 
 def _commit(stage: Stage, new: dict[str, Run], old: dict[str, Run | None],
-            whole: dict[str, bool], discard_edits: bool) -> dict[str, int]:
+            whole: dict[str, bool], discard_edits: bool
+            ) -> tuple[dict[str, int], dict[str, int]]:
+    """(files written, stale files removed) per output folder."""
     root = stage.root
     problems = [p for folder, files in new.items()
                 for p in _problems(root, folder, old[folder], files, discard_edits,
                                    os.fspath(stage.folder(folder)))]
     if problems:
         raise OwnershipError(problems)
-    removed = {}
+    changed, removed = {}, {}
     for folder, files in new.items():
         if whole[folder] and _move_whole(root / folder, stage.folder(folder), files):
-            removed[folder] = 0
+            changed[folder], removed[folder] = files.count, 0
             continue
         if stage.fresh(folder):  # not moved whole: something appeared there meanwhile
             late = _manifest(root / folder, root)
@@ -573,9 +588,9 @@ def _commit(stage: Stage, new: dict[str, Run], old: dict[str, Run | None],
                     late.close()
             if problems:
                 raise OwnershipError(problems)
-        removed[folder] = _swap_folder(root / folder, os.fspath(stage.folder(folder)),
-                                       old[folder], files)
-    return removed
+        changed[folder], removed[folder] = _swap_folder(
+            root / folder, os.fspath(stage.folder(folder)), old[folder], files)
+    return changed, removed
 
 
 def _by_folder(written: Written, folders: list[str], spill: Path) -> dict[str, Run]:
@@ -628,13 +643,14 @@ def _move_whole(base: Path, staged: Path, new: Run) -> bool:
     return True
 
 
-def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> int:
+def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> tuple[int, int]:
     """Replace the owned files of one folder (those `staged`: the others already hold the
     new bytes); the manifest lists old and new digests while files move, and only the new
-    ones afterwards."""
+    ones afterwards. Returns (files moved in, stale files removed)."""
     _write_manifest(base, ((relative, {*(accepted or ()), *([wanted] if wanted else [])})
                            for relative, accepted, wanted in _join(old, new)))
     made: set[str] = set()  # folders, a few
+    moved = 0
     for relative, _ in new:
         source, target = os.path.join(staged, relative), os.path.join(base, relative)
         if not os.path.lexists(source):
@@ -644,6 +660,7 @@ def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> int:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
         os.replace(source, target)
+        moved += 1
     removed = 0
     for relative, _, wanted in _join(old, new):
         if wanted is None and (base / relative).is_file():
@@ -652,7 +669,7 @@ def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> int:
             _remove_empty_parents(base, base / relative)
     _write_manifest(base, ((relative, (hexdigest,)) for relative, hexdigest in new))
     shutil.rmtree(staged, ignore_errors=True)
-    return removed
+    return moved, removed
 
 
 def _remove_empty_parents(base: Path, path: Path) -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from test_ownership import SPEC, snapshot
+from test_ownership import SPEC, WATCHKEEPER, snapshot
 from watchkeeper import build_cache, cli
 from watchkeeper import generate as generation
 
@@ -107,3 +111,39 @@ def test_worker_processes_reuse_files_too(tmp_path, monkeypatch):
         {k: v for k, v in expected.items() if k != record}
     assert after[record] != before[record]  # beta's key and files changed
     assert json.loads(after[record])["services"] == json.loads(expected[record])["services"]
+
+
+
+def record_keys(out: Path) -> dict[str, str]:
+    document = json.loads((out / ".watchkeeper-cache" / "generate.json").read_text())
+    return {name: entry["key"] for name, entry in document["services"].items()}
+
+
+def test_a_library_edited_in_place_builds_everything_again(tmp_path):
+    """A library generation imports, edited without a new version (as an editable install
+    is): a copy of grafanalib first on PYTHONPATH, run by the CLI as a user runs it.
+    Untouched, a run keeps every service's key (reused); edited, no key stays."""
+    import grafanalib
+
+    lib = tmp_path / "lib"
+    shutil.copytree(Path(grafanalib.__file__).parent, lib / "grafanalib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(SPEC))
+    command = [*WATCHKEEPER, "generate", str(tmp_path / "spec.yaml"), "--out", str(tmp_path)]
+
+    def generate() -> dict[str, str]:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stderr) == (0, "")
+        return record_keys(tmp_path)
+
+    where = subprocess.run([sys.executable, "-c", "import grafanalib; print(grafanalib.__file__)"],
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(lib))  # the copy is what generation imports
+    first = generate()
+    assert generate() == first  # nothing edited: the same keys, every service reused
+    core = lib / "grafanalib" / "core.py"
+    core.write_text(core.read_text() + "\n# edited in place, same version\n")
+    edited = generate()
+    assert edited.keys() == first.keys()
+    assert [name for name in first if edited[name] == first[name]] == []

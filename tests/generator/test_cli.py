@@ -103,3 +103,43 @@ def test_ext_str_on_a_yaml_spec_is_an_error(tmp_path):
     assert result.returncode == 2
     assert "--ext-str sets Jsonnet external variables" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def generated_files(root: Path) -> dict[str, bytes]:
+    """The generated files on disk (not the manifests or the build record)."""
+    return {str(p.relative_to(root)): p.read_bytes()
+            for folder in ("alerts", "dashboards") for p in (root / folder).rglob("*")
+            if p.is_file() and not p.name.startswith(".watchkeeper")}
+
+
+def test_generate_summary_counts_what_changed_on_disk(tmp_path):
+    """`wrote W files …; U unchanged; removed R no longer generated`, checked against the
+    files on disk before and after each run: cold, warm, one service edited, one removed."""
+    import copy
+
+    from test_build_cache import CHANGED
+    from test_ownership import SPEC, generate
+
+    into = f"into {tmp_path / 'alerts'}/, {tmp_path / 'dashboards'}/"
+    before: dict[str, bytes] = {}
+    smaller = copy.deepcopy(CHANGED)
+    smaller["services"] = smaller["services"][:1]
+    runs = [("cold", SPEC), ("warm", SPEC), ("edit", CHANGED), ("removal", smaller)]
+    seen = []
+    for name, spec in runs:
+        result = generate(spec, tmp_path)
+        assert (result.returncode, result.stderr) == (0, ""), name
+        after = generated_files(tmp_path)
+        wrote = sum(1 for path, data in after.items() if before.get(path) != data)
+        unchanged, gone = len(after) - wrote, len(before.keys() - after.keys())
+        services = len(spec["services"])
+        expected = (f"wrote {wrote} files for {services} service(s) {into}"
+                    + (f"; {unchanged} unchanged" if unchanged else "")
+                    + (f"; removed {gone} no longer generated" if gone else ""))
+        assert result.stdout.splitlines() == [expected], name
+        seen.append((wrote, unchanged, gone))
+        before = after
+    (cold, _, _), warm, edit, removal = seen
+    assert cold > 0 and warm == (0, cold, 0)
+    assert 0 < edit[0] < cold and edit[2] == 0  # beta's files, and what draws on them
+    assert removal[2] > 0

@@ -1,0 +1,70 @@
+"""tests/servers.py hands out ports no other test process can take (pytest-xdist's workers,
+other checkouts' runs): outside the kernel's ephemeral range, reserved until the process that
+asked ends, so a server stopped mid-test restarts on its port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import servers
+
+HOLD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import servers
+    print(*[servers.free_port() for _ in range({count})], *[
+        servers.reserve_port(int(p)) for p in sys.argv[1:]], flush=True)
+    sys.stdin.read()  # hold the reservations until told to end
+""")
+
+
+def holder(count: int, *ports: int) -> tuple[subprocess.Popen, list[str]]:
+    """Another test process: reserves `count` ports, tries to reserve `ports`, and holds
+    them until its stdin closes; returns it and what it printed."""
+    code = HOLD.format(tests=str(servers.REPO / "tests"), count=count)
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, ports)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().split()
+
+
+def end(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    proc.wait(10)
+
+
+def test_ports_come_from_outside_the_ephemeral_range_and_are_never_given_twice():
+    low, high = servers._ephemeral_range()
+    ports = [servers.free_port() for _ in range(100)]
+    assert [p for p in ports if low <= p <= high] == []  # bind(0) and connect() use those
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_port_another_process_holds_is_not_handed_out_until_it_ends():
+    proc, printed = holder(30)
+    try:
+        theirs = {int(p) for p in printed}
+        assert len(theirs) == 30
+        assert [p for p in theirs if servers.reserve_port(p)] == []
+        assert theirs.isdisjoint(servers.free_port() for _ in range(300))
+    finally:
+        end(proc)
+    assert all(servers.reserve_port(p) for p in theirs)  # released with the process
+
+
+def test_a_stopped_server_restarts_on_its_port_while_others_ask_for_ports():
+    redis = servers.RedisServer()
+    redis.start()
+    try:
+        redis.kill()  # down, its port unbound: what a restart scenario leaves
+        proc, printed = holder(200, redis.port)
+        end(proc)
+        assert printed[-1] == "False"  # the port stays ours while stopped
+        assert str(redis.port) not in printed[:-1]
+        redis.start()  # same port
+        with servers.socket.create_connection((servers.HOST, redis.port), 5) as conn:
+            conn.sendall(b"PING\r\n")
+            assert conn.recv(64) == b"+PONG\r\n"
+    finally:
+        redis.stop()
