@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -104,6 +105,31 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
     assert value(body, "python_threads") >= 2  # per-worker series, summed over workers
 
 
+def _fetch(url: str, timeout: float) -> tuple[str, float]:
+    """One request: (what happened, seconds taken); what happened is ``"200 pid=N"`` or the
+    status/exception, so a failure says which worker answered or how the request was lost."""
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            outcome = f"{response.status} pid={response.headers.get('X-Worker-Pid')}"
+    except urllib.error.HTTPError as error:
+        outcome = f"HTTP {error.code} pid={error.headers.get('X-Worker-Pid')}"
+    except OSError as error:  # a hung worker shows up as a timeout or reset
+        outcome = repr(error)
+    return outcome, time.monotonic() - start
+
+
+def _recycling_report(timeline: list[tuple[int, float, str, float]], log: str) -> str:
+    """The requests around each failure (when sent, how long, what came back) and gunicorn's
+    log of worker starts, exits and timeouts."""
+    failed = {i for i, _, outcome, _ in timeline if not outcome.startswith("200 ")}
+    near = {j for i in failed for j in range(i - 3, i + 4)}
+    lines = [f"#{i} at {sent:.2f}s took {took:.2f}s: {outcome}"
+             for i, sent, outcome, took in timeline if i in near]
+    return "\n".join(["requests near failures:", *lines, "gunicorn log:", log[-4000:]])
+
+
 def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_path) -> None:
     """Under gunicorn with max_requests recycling, worker starts create thousands of label
     children while collections run: no worker may hang (WORKER TIMEOUT), no request may be
@@ -118,25 +144,25 @@ def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_pa
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(servers.EXAMPLES / "gunicorn.conf.py"),
              "-b", f"127.0.0.1:{port}", "--max-requests", "20", "--timeout", "8",
-             "--graceful-timeout", "2", "recycling_app:app"],
-            stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        failures = []
+             "--graceful-timeout", "2", "--access-logfile", "-",
+             "--access-logformat", "%(t)s [%(p)s] %(r)s %(s)s %(L)ss", "recycling_app:app"],
+            stdout=errors, stderr=errors, env=env)
+        timeline = []
         try:
             servers.wait_for_port(port, proc=proc, timeout=30)
+            began = time.monotonic()
             for i in range(105):
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 7}",
-                                                timeout=12) as response:
-                        assert response.status == 200
-                except OSError as error:  # a hung worker shows up as a timeout or reset
-                    failures.append((i, repr(error)))
+                sent = time.monotonic() - began
+                outcome, took = _fetch(f"http://127.0.0.1:{port}/fib/{i % 7}", timeout=12)
+                timeline.append((i, sent, outcome, took))
             time.sleep(1.5)  # the last workers' sync thread copies their counts
             _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
         finally:
             servers._stop(proc, timeout=10)
     text = log.read_text()
-    assert "WORKER TIMEOUT" not in text, text[-2000:]
-    assert not failures, failures
+    report = _recycling_report(timeline, text)
+    assert "WORKER TIMEOUT" not in text, report
+    assert all(outcome.startswith("200 ") for _, _, outcome, _ in timeline), report
     assert text.count("Booting worker") >= 6, text[-2000:]  # workers really were recycled
     assert value(body, "http_request_duration_seconds_count", method="GET",
                  route="/fib/{n}", code="200") == 105
