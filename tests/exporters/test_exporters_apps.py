@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -104,10 +106,56 @@ def test_gunicorn_workers_aggregate_through_multiprocess_mode(tmp_path) -> None:
     assert value(body, "python_threads") >= 2  # per-worker series, summed over workers
 
 
+#: gunicorn's worker timeout in the recycling test. A start of its app takes ~3 s on a quiet
+#: machine and was seen at 8 s at load 8 (an 8 s timeout killed healthy workers); a hung
+#: worker never finishes, so the test also waits for every started worker to load the app.
+WORKER_TIMEOUT = 30
+#: A request still unanswered after twice the worker timeout was dropped or is stuck behind a
+#: hung master. Shorter is not "lost": with both workers recycled at once, a request waits in
+#: the listen backlog for a new worker (the old one's exit, child_exit's merge of its files,
+#: the new one's start): 7-8 s at load 6, over 12 s at load 8-10.
+CLIENT_TIMEOUT = 2 * WORKER_TIMEOUT
+_BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+_LOADED = re.compile(r"recycling_app: worker (\d+) loaded the app")
+
+
+def _fetch(url: str, timeout: float) -> tuple[str, float, str]:
+    """One request: (what happened, seconds taken, body); what happened is ``"200 pid=N"`` or
+    the status/exception, so a failure says which worker answered or how the request was lost."""
+    start = time.monotonic()
+    body = ""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read().decode()
+            outcome = f"{response.status} pid={response.headers.get('X-Worker-Pid')}"
+    except urllib.error.HTTPError as error:
+        outcome = f"HTTP {error.code} pid={error.headers.get('X-Worker-Pid')}"
+    except OSError as error:  # a hung worker shows up as a timeout or reset
+        outcome = repr(error)
+    return outcome, time.monotonic() - start, body
+
+
+def _not_loaded(log: Path) -> set[str]:
+    """Workers gunicorn started that have not (yet) loaded the app."""
+    text = log.read_text()
+    return set(_BOOTED.findall(text)) - set(_LOADED.findall(text))
+
+
+def _recycling_report(timeline: list[tuple[str, float, str, float]], log: str) -> str:
+    """The requests around each failure (when sent, how long, what came back) and gunicorn's
+    log of worker starts, exits and timeouts."""
+    failed = {n for n, (*_, outcome, _) in enumerate(timeline) if not outcome.startswith("200 ")}
+    near = {j for n in failed for j in range(n - 3, n + 4)}
+    lines = [f"{what} at {sent:.2f}s took {took:.2f}s: {outcome}"
+             for n, (what, sent, outcome, took) in enumerate(timeline) if n in near]
+    return "\n".join(["requests near failures:", *lines, "gunicorn log:", log[-4000:]])
+
+
 def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_path) -> None:
     """Under gunicorn with max_requests recycling, worker starts create thousands of label
-    children while collections run: no worker may hang (WORKER TIMEOUT), no request may be
-    lost, sums survive the recycled workers and their files are merged."""
+    children while collections run: no worker may hang (WORKER TIMEOUT, or started and never
+    loaded the app), no request may be lost, sums survive the recycled workers and their
+    files are merged."""
     folder = tmp_path / "multiproc"
     folder.mkdir()
     port = servers.free_port()
@@ -117,26 +165,39 @@ def test_gunicorn_worker_recycling_never_hangs_and_keeps_the_folder_small(tmp_pa
     with log.open("w") as errors:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(servers.EXAMPLES / "gunicorn.conf.py"),
-             "-b", f"127.0.0.1:{port}", "--max-requests", "20", "--timeout", "8",
-             "--graceful-timeout", "2", "recycling_app:app"],
-            stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        failures = []
+             "-b", f"127.0.0.1:{port}", "--max-requests", "20",
+             "--timeout", str(WORKER_TIMEOUT), "--graceful-timeout", "2",
+             "--access-logfile", "-", "--access-logformat", "%(t)s [%(p)s] %(r)s %(s)s %(L)ss",
+             "recycling_app:app"],
+            stdout=errors, stderr=errors, env=env)
+        timeline: list[tuple[str, float, str, float]] = []
+        body = ""
         try:
             servers.wait_for_port(port, proc=proc, timeout=30)
+            began = time.monotonic()
             for i in range(105):
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/fib/{i % 7}",
-                                                timeout=12) as response:
-                        assert response.status == 200
-                except OSError as error:  # a hung worker shows up as a timeout or reset
-                    failures.append((i, repr(error)))
-            time.sleep(1.5)  # the last workers' sync thread copies their counts
-            _, body = servers.get(f"http://127.0.0.1:{port}/metrics")
+                sent = time.monotonic() - began
+                outcome, took, _ = _fetch(f"http://127.0.0.1:{port}/fib/{i % 7}", CLIENT_TIMEOUT)
+                timeline.append((f"#{i}", sent, outcome, took))
+                if not outcome.startswith("200 "):
+                    break  # the report shows what led to it; a hung server would take hours
+            else:
+                time.sleep(1.5)  # the last workers' sync thread copies their counts
+                sent = time.monotonic() - began
+                outcome, took, body = _fetch(f"http://127.0.0.1:{port}/metrics", CLIENT_TIMEOUT)
+                timeline.append(("/metrics", sent, outcome, took))
+            deadline = time.monotonic() + WORKER_TIMEOUT  # then gunicorn kills a stuck one
+            while _not_loaded(log) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stuck = _not_loaded(log)
         finally:
             servers._stop(proc, timeout=10)
     text = log.read_text()
-    assert "WORKER TIMEOUT" not in text, text[-2000:]
-    assert not failures, failures
+    report = _recycling_report(timeline, text)
+    assert "WORKER TIMEOUT" not in text, report
+    assert not stuck, f"workers {sorted(stuck)} never loaded the app\n{report}"
+    assert all(outcome.startswith("200 ") for *_, outcome, _ in timeline), report
+    assert len(timeline) == 106, report
     assert text.count("Booting worker") >= 6, text[-2000:]  # workers really were recycled
     assert value(body, "http_request_duration_seconds_count", method="GET",
                  route="/fib/{n}", code="200") == 105
