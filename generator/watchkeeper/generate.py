@@ -62,15 +62,15 @@ def service_alert_files(service: Service, header: str) -> Files:
                                                  for m in members[1:])])
         own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
         if own is not None:  # its scenarios reading only its own rules, in a file apart
-            files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
-                test_file(service, [own], [f"../{name[id(members[0])]}.rules.yml"]), header)
+            files[f"alerts/tests/{stem}.test.yml"] = test_file(
+                service, [own], [f"../{name[id(members[0])]}.rules.yml"], header=header)
             members = [replace(members[0], scenarios=[s for s in members[0].scenarios
                                                       if s not in own.scenarios])]
             stem += ".with-" + "+".join(name[id(g)].split(".", 1)[1] for g in checked
                                         if g is not own and name[id(g)] != stem)
         if len(members) == 1:
-            files[f"alerts/tests/{stem}.test.yml"] = to_yaml(
-                test_file(service, members, listed, checked), header)
+            files[f"alerts/tests/{stem}.test.yml"] = test_file(service, members, listed,
+                                                               checked, header)
             continue
         for scenarios, reading in lanes_apart(members, checked):
             # test groups reading only some of the file's rule groups: a file listing those
@@ -78,9 +78,9 @@ def service_alert_files(service: Service, header: str) -> Files:
                 [name[id(reading[0])], *(name[id(g)].split(".", 1)[1] for g in reading[1:])])
             if part != stem and any(all(g is not m for m in members) for g in reading):
                 part += ".apart"  # a name no other group's file can take
-            files[f"alerts/tests/{part}.test.yml"] = to_yaml(test_file(
+            files[f"alerts/tests/{part}.test.yml"] = test_file(
                 service, [replace(members[0], scenarios=scenarios)],
-                [f"../{name[id(g)]}.rules.yml" for g in reading], reading), header)
+                [f"../{name[id(g)]}.rules.yml" for g in reading], reading, header)
     return files
 
 

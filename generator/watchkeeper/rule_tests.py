@@ -12,17 +12,19 @@ from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
 from watchkeeper.promql import matchers
 from watchkeeper.signals.common import test_step
 from watchkeeper.units import prometheus_duration
+from watchkeeper.writers import emit_entry, value_text
 
 
-def _alert_test(check: AlertCheck) -> dict:
-    return {
-        "eval_time": prometheus_duration(check.eval_time),
-        "alertname": check.alert,
-        "exp_alerts": [
-            {"exp_labels": dict(alert.labels), "exp_annotations": dict(alert.annotations)}
-            for alert in check.expected
-        ],
-    }
+def _alert_test(check: AlertCheck, out: list[str]) -> None:
+    out.append(f"  - eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n"
+               f"    alertname: {value_text(check.alert, '    ')}\n")
+    if not check.expected:
+        out.append("    exp_alerts: []\n")
+        return
+    out.append("    exp_alerts:\n")
+    for alert in check.expected:
+        emit_entry(out, "    - ", "exp_labels", alert.labels, "      ")
+        emit_entry(out, "      ", "exp_annotations", alert.annotations, "      ")
 
 
 # promtool 2.42 compares sample values exactly, and float sums in Go and Python differ in
@@ -37,48 +39,73 @@ def promql_round(value: float, to_nearest: float = ROUND_TO) -> float:
     return math.floor(value * inverse + 0.5) / inverse
 
 
-def _expr_test(check: ExprCheck) -> dict:
-    return {
-        "expr": f"round({check.expr}, {ROUND_TO!r})",
-        "eval_time": prometheus_duration(check.eval_time),
-        "exp_samples": [
-            {"labels": matchers(dict(sorted(labels.items()))), "value": promql_round(value)}
-            for labels, value in check.samples
-        ],
-    }
+def _expr_test(check: ExprCheck, out: list[str]) -> None:
+    out.append(f"  - expr: {value_text(f'round({check.expr}, {ROUND_TO!r})', '    ')}\n"
+               f"    eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n")
+    if not check.samples:
+        out.append("    exp_samples: []\n")
+        return
+    out.append("    exp_samples:\n")
+    for labels, value in check.samples:
+        out.append(f"    - labels: {value_text(matchers(dict(sorted(labels.items()))), '      ')}\n"
+                   f"      value: {value_text(promql_round(value), '      ')}\n")
 
 
-def _test_group(scenario: Scenario, interval: str) -> dict:
-    group: dict = {
-        "name": scenario.name,
-        "interval": prometheus_duration(scenario.interval) if scenario.interval else interval,
-        "input_series": [{"series": s.selector, "values": s.values} for s in scenario.series],
-    }
+def _test_group(scenario: Scenario, interval: str, out: list[str]) -> None:
+    """One entry of `tests:`, written straight from the scenario (no intermediate dicts:
+    test files are about half of the YAML generated; see `writers.value_text`)."""
+    every = prometheus_duration(scenario.interval) if scenario.interval else interval
+    out.append(f"- name: {value_text(scenario.name, '  ')}\n"
+               f"  interval: {value_text(every, '  ')}\n")
+    if not scenario.series:
+        out.append("  input_series: []\n")
+    else:
+        out.append("  input_series:\n")
+        for s in scenario.series:
+            out.append(f"  - series: {value_text(s.selector, '    ')}\n"
+                       f"    values: {value_text(s.values, '    ')}\n")
     if scenario.alert_checks:
-        group["alert_rule_test"] = [_alert_test(check) for check in scenario.alert_checks]
+        out.append("  alert_rule_test:\n")
+        for check in scenario.alert_checks:
+            _alert_test(check, out)
     if scenario.expr_checks:
-        group["promql_expr_test"] = [_expr_test(check) for check in scenario.expr_checks]
-    return group
+        out.append("  promql_expr_test:\n")
+        for expr_check in scenario.expr_checks:
+            _expr_test(expr_check, out)
+
+
+def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
+    """A top-level list of strings, as `to_yaml` writes it."""
+    if not items:
+        out.append(f"{key}: []\n")
+        return
+    out.append(f"{key}:\n")
+    out.extend(f"- {value_text(item, '')}\n" for item in items)
 
 
 def test_file(service: Service, groups: list[Piece], rule_files: list[str],
-              rules: Sequence[Piece] | None = None) -> dict:
-    """The YAML document of a promtool test file proving `groups`' alerts, loading only
-    `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
+              rules: Sequence[Piece] | None = None, header: str = "") -> str:
+    """The text of a promtool test file (after `header`) proving `groups`' alerts, loading
+    only `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
     scenarios were built for. Independent scenarios share a test group (see `pack`)."""
     steps = {group.test_step for group in groups if group.scenarios} or {None}
     assert len(steps) == 1, "scenarios built for different steps need separate test files"
     interval = prometheus_duration(steps.pop() or test_step(service))
     scenarios = [s for group in groups for s in group.scenarios]
     loaded = list(groups if rules is None else rules)
-    document: dict = {"rule_files": rule_files, "evaluation_interval": interval}
+    out = [header]
+    _text_list("rule_files", rule_files, out)
+    out.append(f"evaluation_interval: {value_text(interval, '')}\n")
     if any(piece.needs for piece in loaded):
         # promtool evaluates the groups of its rule files in no fixed order unless told:
         # a group reading another's recordings (`Piece.needs`) then saw them one step late
         # in some runs. The rule order puts every group after the ones it needs.
-        document["group_eval_order"] = [piece.group for piece in loaded]
-    document["tests"] = [_test_group(s, interval) for s in pack(scenarios, loaded)]
-    return document
+        _text_list("group_eval_order", [piece.group for piece in loaded], out)
+    packed = pack(scenarios, loaded)
+    out.append("tests:\n" if packed else "tests: []\n")
+    for scenario in packed:
+        _test_group(scenario, interval, out)
+    return "".join(out)
 
 
 # --- Sharing test groups ---------------------------------------------------------------

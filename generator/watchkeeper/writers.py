@@ -217,6 +217,30 @@ def to_yaml(document: dict, header: str = "") -> str:
     return "".join(out)
 
 
+# Writers of documents with a fixed shape (rule and test files: most of the lines
+# generated) append their lines directly, without building the nested dicts and lists
+# `to_yaml` walks, with the same primitives, so their bytes are `to_yaml`'s.
+
+def value_text(item: object, indent: str) -> str:
+    """What follows ``key: `` in a mapping at `indent`, or ``- `` in a list at `indent`,
+    for a scalar, exactly as `to_yaml` writes it (a ``|`` block for a multi-line string)."""
+    if type(item) is str:
+        if "\n" in item and (block := _literal(item, indent)) is not None:
+            return block
+        return _TEXTS.get(item) or _text(item)
+    return _scalar(item)
+
+
+def emit_entry(out: list[str], pre: str, key: str, mapping: dict, indent: str) -> None:
+    """``key:`` and a nested mapping at `indent` + 2 spaces (``key: {}`` when empty), the
+    key line starting with `pre`: as `to_yaml` writes a dict value."""
+    if mapping:
+        out.append(f"{pre}{key}:\n")
+        _emit_map(mapping, indent + "  ", out)
+    else:
+        out.append(f"{pre}{key}: {{}}\n")
+
+
 MANIFEST = ".watchkeeper-manifest"
 STAGE_PREFIX = ".watchkeeper-stage."
 EDITED_HINT = "regenerate or move your edit to the spec"

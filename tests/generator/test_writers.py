@@ -142,3 +142,35 @@ def test_a_foreign_file_put_where_output_goes_during_a_first_run_is_refused(tmp_
         stage.discard()
     assert (tmp_path / "alerts" / "a.yml").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts"]
+
+
+texts = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))
+labels = st.dictionaries(keys, texts, max_size=3)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=texts, selector=texts, values=texts, alert=texts, expected=st.lists(
+    st.tuples(labels, labels), max_size=2), expr=texts, sample=labels)
+def test_test_files_written_directly_read_back_as_their_scenarios(name, selector, values,
+                                                                 alert, expected, expr, sample):
+    """Test files are written line by line (no document for `to_yaml`): every string still
+    reads back as itself, at every depth, empty lists and mappings included."""
+    from watchkeeper.model import AlertCheck, ExpectedAlert, ExprCheck, Piece, Scenario, Series
+    from watchkeeper.promql import matchers
+    from watchkeeper.rule_tests import test_file
+
+    scenario = Scenario(name, (Series(selector, values),), (AlertCheck(
+        60.0, alert, tuple(ExpectedAlert(lab, ann) for lab, ann in expected)),),
+        (ExprCheck(120.0, expr, ((sample, 0.25),)),))
+    piece = Piece("g", scenarios=[scenario], test_step=60.0)
+    text = test_file(None, [piece], [name, "r.yml"], header="# head\n")  # type: ignore[arg-type]
+    assert text.startswith("# head\n")
+    assert yaml.safe_load(text) == {
+        "rule_files": [name, "r.yml"], "evaluation_interval": "1m",
+        "tests": [{"name": name, "interval": "1m",
+                   "input_series": [{"series": selector, "values": values}],
+                   "alert_rule_test": [{"eval_time": "1m", "alertname": alert, "exp_alerts": [
+                       {"exp_labels": lab, "exp_annotations": ann} for lab, ann in expected]}],
+                   "promql_expr_test": [{"expr": f"round({expr}, 1e-06)", "eval_time": "2m",
+                                         "exp_samples": [{"labels": matchers(dict(sorted(
+                                             sample.items()))), "value": 0.25}]}]}]}
