@@ -19,7 +19,7 @@ from watchkeeper.model import Piece, Service, Spec
 from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
-from watchkeeper.writers import HEADER, to_yaml
+from watchkeeper.writers import HEADER
 
 # Relative path → text; a file drawn from every service (the overview) may come as an
 # iterable of pieces, so that it never has to be in memory whole.
@@ -52,7 +52,7 @@ def service_alert_files(service: Service, header: str) -> Files:
     groups = build_groups(service)
     name = {id(g): f"{service.name}.{g.group.removeprefix(service.name + '-')}" for g in groups}
     for group in groups:
-        files[f"alerts/{name[id(group)]}.rules.yml"] = to_yaml(rule_file([group]), header)
+        files[f"alerts/{name[id(group)]}.rules.yml"] = rule_file([group], header)
     for members in layout(groups, test_step(service)):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}

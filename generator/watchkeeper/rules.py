@@ -6,6 +6,7 @@ from watchkeeper import naming
 from watchkeeper.model import Alert, Piece, Recording, Service
 from watchkeeper.signals import SIGNALS, charts, joint_scenarios
 from watchkeeper.units import prometheus_duration
+from watchkeeper.writers import emit_entry, value_text
 
 
 def build_groups(service: Service) -> list[Piece]:
@@ -46,28 +47,38 @@ def _merge(group: Piece, piece: Piece) -> None:
         group.test_step = piece.test_step
 
 
-def _recording_rule(recording: Recording) -> dict:
-    rule: dict = {"record": recording.record, "expr": recording.expr}
+def _recording_rule(recording: Recording, out: list[str]) -> None:
+    out.append(f"  - record: {value_text(recording.record, '    ')}\n"
+               f"    expr: {value_text(recording.expr, '    ')}\n")
     if recording.labels:
-        rule["labels"] = dict(recording.labels)
-    return rule
+        emit_entry(out, "    ", "labels", recording.labels, "    ")
 
 
-def _alert_rule(alert: Alert) -> dict:
-    rule: dict = {"alert": alert.name, "expr": alert.expr}
+def _alert_rule(alert: Alert, out: list[str]) -> None:
+    out.append(f"  - alert: {value_text(alert.name, '    ')}\n"
+               f"    expr: {value_text(alert.expr, '    ')}\n")
     if alert.for_:
-        rule["for"] = prometheus_duration(alert.for_)
+        out.append(f"    for: {value_text(prometheus_duration(alert.for_), '    ')}\n")
     if alert.keep_firing_for:
-        rule["keep_firing_for"] = prometheus_duration(alert.keep_firing_for)
-    rule["labels"] = dict(alert.labels)
-    rule["annotations"] = dict(alert.annotations)
-    return rule
+        out.append(f"    keep_firing_for: "
+                   f"{value_text(prometheus_duration(alert.keep_firing_for), '    ')}\n")
+    emit_entry(out, "    ", "labels", alert.labels, "    ")
+    emit_entry(out, "    ", "annotations", alert.annotations, "    ")
 
 
-def rule_file(groups: list[Piece]) -> dict:
-    """The YAML document of a Prometheus rule file."""
-    return {"groups": [
-        {"name": group.group,
-         "rules": [*map(_recording_rule, group.recordings), *map(_alert_rule, group.alerts)]}
-        for group in groups
-    ]}
+def rule_file(groups: list[Piece], header: str = "") -> str:
+    """The text of a Prometheus rule file (after `header`), written line by line from the
+    groups (no intermediate document: rule files are a third of the YAML generated; see
+    `writers.value_text`)."""
+    out = [header, "groups:\n" if groups else "groups: []\n"]
+    for group in groups:
+        out.append(f"- name: {value_text(group.group, '  ')}\n")
+        if not (group.recordings or group.alerts):
+            out.append("  rules: []\n")
+            continue
+        out.append("  rules:\n")
+        for recording in group.recordings:
+            _recording_rule(recording, out)
+        for alert in group.alerts:
+            _alert_rule(alert, out)
+    return "".join(out)

@@ -8,6 +8,7 @@ up here in seconds. promtool proves the rules behave (test_rules.py, scenarios/)
 from __future__ import annotations
 
 import pytest
+import yaml
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.spec import SpecFile, resolve
 
@@ -21,7 +22,8 @@ def rules(language: str = "go", defaults: dict | None = None, **budgets) -> dict
     spec = resolve(SpecFile.model_validate({
         "version": 1, "defaults": {"alertmanager": {"receivers": "none"}, **(defaults or {})},
         "services": [{**SVC, "language": language, **budgets}]}))
-    return {g["name"]: g["rules"] for g in rule_file(build_groups(spec.services[0]))["groups"]}
+    document = yaml.safe_load(rule_file(build_groups(spec.services[0])))
+    return {g["name"]: g["rules"] for g in document["groups"]}
 
 
 def alert(rules_: list, name: str, severity: str) -> dict:

@@ -174,3 +174,23 @@ def test_test_files_written_directly_read_back_as_their_scenarios(name, selector
                    "promql_expr_test": [{"expr": f"round({expr}, 1e-06)", "eval_time": "2m",
                                          "exp_samples": [{"labels": matchers(dict(sorted(
                                              sample.items()))), "value": 0.25}]}]}]}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(record=texts, expr=texts, labels_=labels, annotations=labels, name=texts)
+def test_rule_files_written_directly_read_back_as_their_rules(record, expr, labels_,
+                                                             annotations, name):
+    """Rule files are written line by line too: same reading as the rules, at every depth."""
+    from watchkeeper.model import Alert, Piece, Recording
+    from watchkeeper.rules import rule_file
+
+    piece = Piece(name, recordings=[Recording(record, expr, labels_)],
+                  alerts=[Alert(name, expr, 300.0, labels_, annotations, 60.0),
+                          Alert(name, expr, 0.0, {}, annotations)])
+    assert yaml.safe_load(rule_file([piece, Piece("empty")])) == {"groups": [
+        {"name": name, "rules": [
+            {"record": record, "expr": expr, **({"labels": labels_} if labels_ else {})},
+            {"alert": name, "expr": expr, "for": "5m", "keep_firing_for": "1m",
+             "labels": labels_, "annotations": annotations},
+            {"alert": name, "expr": expr, "labels": {}, "annotations": annotations}]},
+        {"name": "empty", "rules": []}]}
