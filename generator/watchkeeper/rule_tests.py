@@ -282,7 +282,12 @@ def pack(scenarios: Sequence[Scenario], rules: Iterable[Piece]) -> list[Scenario
     members write no series another member's checks read (series written by two members
     must be the same), check no alert or expression another checks, and share an input
     interval. Order is kept within and across groups."""
-    known = reads(rules)
+    return [_merge(group.members) for group in _pack(scenarios, reads(rules))]
+
+
+def _pack(scenarios: Iterable[Scenario], known: dict[str, frozenset[str]]) -> list[_Shared]:
+    """`pack`'s test groups, not yet merged into scenarios: the estimates of `layout` and
+    `own_part` need only their steps (`_lane_steps`)."""
     groups: list[_Shared] = []
     for scenario in scenarios:
         read, checked = _read_by(scenario, known), _checked(scenario)
@@ -291,7 +296,7 @@ def pack(scenarios: Sequence[Scenario], rules: Iterable[Piece]) -> list[Scenario
             group = _Shared()
             groups.append(group)
         group.add(scenario, read, checked)
-    return [_merge(group.members) for group in groups]
+    return groups
 
 
 def _merge(members: list[Scenario]) -> Scenario:
@@ -323,10 +328,13 @@ def _merge(members: list[Scenario]) -> Scenario:
 FIXED_COST = 100.0  # a test group's fixed cost, in rule evaluations (see above)
 
 
-def _steps(scenario: Scenario, step: float) -> float:
-    times = [c.eval_time for c in scenario.alert_checks] + \
-        [c.eval_time for c in scenario.expr_checks]
-    return max(times, default=0.0) / (scenario.interval or step) + 1
+def _lane_steps(group: _Shared, step: float) -> float:
+    """The steps promtool evaluates for a packed test group (as for its merged scenario:
+    its members share their interval): up to its last check."""
+    last = max((c.eval_time for member in group.members
+                for checks in (member.alert_checks, member.expr_checks) for c in checks),
+               default=0.0)
+    return last / (group.interval or step) + 1
 
 
 @dataclass
@@ -387,7 +395,7 @@ def _rules(group: Piece) -> int:
 
 
 def _estimate(group: Piece, step: float) -> _File:
-    return _File([group], [_steps(s, step) for s in pack(group.scenarios, [group])],
+    return _File([group], [_lane_steps(g, step) for g in _pack(group.scenarios, reads([group]))],
                  _rules(group))
 
 
@@ -407,9 +415,10 @@ def own_part(group: Piece, checked: Sequence[Piece], step: float) -> Piece | Non
     at = group.test_step or step
     rest = [s for s in group.scenarios if s not in own]
     everything = sum(_rules(g) for g in checked)
+    known = reads(checked)
 
     def work(scenarios: list[Scenario], rules: int) -> float:
-        return sum(FIXED_COST + _steps(s, at) * rules for s in pack(scenarios, checked))
+        return sum(FIXED_COST + _lane_steps(g, at) * rules for g in _pack(scenarios, known))
 
     split = work(own, _rules(group)) + work(rest, everything)
     return replace(group, scenarios=own) if split < work(group.scenarios, everything) else None
