@@ -12,16 +12,13 @@ from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
 from watchkeeper.promql import matchers
 from watchkeeper.signals.common import test_step
 from watchkeeper.units import prometheus_duration
-from watchkeeper.writers import emit_entry, value_text
+from watchkeeper.writers import emit_entry, open_list, value_text
 
 
 def _alert_test(check: AlertCheck, out: list[str]) -> None:
     out.append(f"  - eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n"
                f"    alertname: {value_text(check.alert, '    ')}\n")
-    if not check.expected:
-        out.append("    exp_alerts: []\n")
-        return
-    out.append("    exp_alerts:\n")
+    open_list(out, "    exp_alerts", check.expected)
     for alert in check.expected:
         emit_entry(out, "    - ", "exp_labels", alert.labels, "      ")
         emit_entry(out, "      ", "exp_annotations", alert.annotations, "      ")
@@ -42,10 +39,7 @@ def promql_round(value: float, to_nearest: float = ROUND_TO) -> float:
 def _expr_test(check: ExprCheck, out: list[str]) -> None:
     out.append(f"  - expr: {value_text(f'round({check.expr}, {ROUND_TO!r})', '    ')}\n"
                f"    eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n")
-    if not check.samples:
-        out.append("    exp_samples: []\n")
-        return
-    out.append("    exp_samples:\n")
+    open_list(out, "    exp_samples", check.samples)
     for labels, value in check.samples:
         out.append(f"    - labels: {value_text(matchers(dict(sorted(labels.items()))), '      ')}\n"
                    f"      value: {value_text(promql_round(value), '      ')}\n")
@@ -57,13 +51,10 @@ def _test_group(scenario: Scenario, interval: str, out: list[str]) -> None:
     every = prometheus_duration(scenario.interval) if scenario.interval else interval
     out.append(f"- name: {value_text(scenario.name, '  ')}\n"
                f"  interval: {value_text(every, '  ')}\n")
-    if not scenario.series:
-        out.append("  input_series: []\n")
-    else:
-        out.append("  input_series:\n")
-        for s in scenario.series:
-            out.append(f"  - series: {value_text(s.selector, '    ')}\n"
-                       f"    values: {value_text(s.values, '    ')}\n")
+    open_list(out, "  input_series", scenario.series)
+    for s in scenario.series:
+        out.append(f"  - series: {value_text(s.selector, '    ')}\n"
+                   f"    values: {value_text(s.values, '    ')}\n")
     if scenario.alert_checks:
         out.append("  alert_rule_test:\n")
         for check in scenario.alert_checks:
@@ -76,10 +67,7 @@ def _test_group(scenario: Scenario, interval: str, out: list[str]) -> None:
 
 def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
     """A top-level list of strings, as `to_yaml` writes it."""
-    if not items:
-        out.append(f"{key}: []\n")
-        return
-    out.append(f"{key}:\n")
+    open_list(out, key, items)
     out.extend(f"- {value_text(item, '')}\n" for item in items)
 
 
@@ -102,7 +90,7 @@ def test_file(service: Service, groups: list[Piece], rule_files: list[str],
         # in some runs. The rule order puts every group after the ones it needs.
         _text_list("group_eval_order", [piece.group for piece in loaded], out)
     packed = pack(scenarios, loaded)
-    out.append("tests:\n" if packed else "tests: []\n")
+    open_list(out, "tests", packed)
     for scenario in packed:
         _test_group(scenario, interval, out)
     return "".join(out)

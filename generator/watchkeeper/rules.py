@@ -6,7 +6,7 @@ from watchkeeper import naming
 from watchkeeper.model import Alert, Piece, Recording, Service
 from watchkeeper.signals import SIGNALS, charts, joint_scenarios
 from watchkeeper.units import prometheus_duration
-from watchkeeper.writers import emit_entry, value_text
+from watchkeeper.writers import emit_entry, open_list, value_text
 
 
 def build_groups(service: Service) -> list[Piece]:
@@ -70,13 +70,11 @@ def rule_file(groups: list[Piece], header: str = "") -> str:
     """The text of a Prometheus rule file (after `header`), written line by line from the
     groups (no intermediate document: rule files are a third of the YAML generated; see
     `writers.value_text`)."""
-    out = [header, "groups:\n" if groups else "groups: []\n"]
+    out = [header]
+    open_list(out, "groups", groups)
     for group in groups:
         out.append(f"- name: {value_text(group.group, '  ')}\n")
-        if not (group.recordings or group.alerts):
-            out.append("  rules: []\n")
-            continue
-        out.append("  rules:\n")
+        open_list(out, "  rules", group.recordings or group.alerts)
         for recording in group.recordings:
             _recording_rule(recording, out)
         for alert in group.alerts:

@@ -21,7 +21,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -229,6 +229,12 @@ def value_text(item: object, indent: str) -> str:
             return block
         return _TEXTS.get(item) or _text(item)
     return _scalar(item)
+
+
+def open_list(out: list[str], key: str, items: Sized) -> None:
+    """``key:`` before a list's items, or ``key: []`` for none (`key` carries its line's
+    indentation and dash)."""
+    out.append(f"{key}:\n" if items else f"{key}: []\n")
 
 
 def emit_entry(out: list[str], pre: str, key: str, mapping: dict, indent: str) -> None:
