@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from watchkeeper.model import Receiver, Receivers, Routing, Spec
+from watchkeeper.model import Receiver, Receivers, Routing, Spec, service_names
 from watchkeeper.units import prometheus_duration
 from watchkeeper.writers import to_yaml
 
@@ -103,5 +103,5 @@ def files(spec: Spec, header: str) -> dict[str, str]:
     if settings is None or settings.receivers is None:
         return {}
     return {CONFIG: to_yaml(config(settings), header),
-            FRAGMENT: to_yaml(fragment(settings, [s.name for s in spec.services]),
+            FRAGMENT: to_yaml(fragment(settings, service_names(spec.services)),
                               header + FRAGMENT_HOWTO)}

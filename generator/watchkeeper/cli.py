@@ -39,14 +39,15 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
-def _load(args: argparse.Namespace):
-    """The resolved spec of `args.spec`; --ext-str only means something to Jsonnet."""
+def _load(args: argparse.Namespace, store: bool = False):
+    """The resolved spec of `args.spec` (`store`: its services kept on disk, see
+    load.load_spec); --ext-str only means something to Jsonnet."""
     from watchkeeper.load import load_spec
 
     if args.ext_str and Path(args.spec).suffix not in (".jsonnet", ".libsonnet"):
         raise UsageError(f"--ext-str sets Jsonnet external variables, but {args.spec} is not a "
                          ".jsonnet file; remove --ext-str or use a Jsonnet spec")
-    return load_spec(args.spec, _ext_vars(args.ext_str))
+    return load_spec(args.spec, _ext_vars(args.ext_str), store=store)
 
 
 def _shard(text: str) -> shard.Shard:
@@ -68,8 +69,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     files watchkeeper owns (see writers.commit); a problem there changes nothing."""
     from watchkeeper import build_cache
     from watchkeeper.generate import generate
+    from watchkeeper.model import service_names
 
-    spec = _load(args)
+    spec = _load(args, store=True)  # the services on disk: workers read their own
     only = tuple(args.only) if args.only else OUTPUT_FOLDERS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         written = generate(spec, Path(args.spec).name, only, sink=stage.put, reuse=reuse,
                            into=writers.Written(out))
         if args.shard:  # staged files of other shards go with the stage
-            names = [s.name for s in spec.services]
+            names = service_names(spec.services)
             written = written.select(shard.keeps(names, args.shard))
             mine = [n for n, i in shard.assignment(names, args.shard.count).items()
                     if i == args.shard.index]

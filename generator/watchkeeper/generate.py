@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar, overload
 
 from watchkeeper import alertmanager
 from watchkeeper.build_cache import Reuse
-from watchkeeper.model import Piece, Service, Spec
+from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
@@ -261,29 +263,54 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
                             reuse)
     workers = _workers(len(spec.services))
     result: Into = {} if into is None else into
+    names = service_names(spec.services)
     if not workers:
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
-        _collect(spec.services, map(job, spec.services), result, reuse)
+        _collect(names, map(job, spec.services), result, reuse)
         return result
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                              initializer=_worker_start, initargs=(job, spec.services)) as pool:
-        parts = pool.map(_run_range, _ranges(len(spec.services), workers))
+        parts = _in_order(pool, _ranges(len(spec.services), workers), workers * TASKS_AHEAD)
         # The files drawn from every service are built here while the workers render the
-        # services: sent to a worker, the whole spec would be pickled and copied into it.
+        # services (they need only the names: stored services are not read back here).
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         # merged as they come: no list of every service's part
-        _collect(spec.services, (part for chunk in parts for part in chunk), result, reuse)
+        _collect(names, (part for chunk in parts for part in chunk), result, reuse)
     return result
 
 
-def _collect(services: Sequence[Service], parts: Iterable[tuple[str | None, dict[str, str]]],
+# Tasks submitted to the pool per worker ahead of the one whose results are awaited: enough
+# that no worker waits for work, few enough that the pool's bookkeeping (a future and work
+# item per task, results not yet taken) stays the same for any number of services.
+TASKS_AHEAD = 4
+
+
+def _in_order(pool: ProcessPoolExecutor, ranges: Sequence[tuple[int, int]],
+              ahead: int) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+    """`_run_range` of each range, in order, with at most `ahead` tasks in the pool at a
+    time; the first ones are submitted at once (so the workers start before the caller
+    takes the first result)."""
+    tasks = iter(ranges)
+    pending = deque(pool.submit(_run_range, bounds) for bounds in itertools.islice(tasks, ahead))
+
+    def results() -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+        while pending:
+            done = pending.popleft().result()
+            for bounds in itertools.islice(tasks, 1):
+                pending.append(pool.submit(_run_range, bounds))
+            yield done
+
+    return results()
+
+
+def _collect(names: Iterable[str], parts: Iterable[tuple[str | None, dict[str, str]]],
              result: Into, reuse: Reuse | None) -> None:
-    for service, (key, part) in zip(services, parts, strict=True):
+    for name, (key, part) in zip(names, parts, strict=True):
         result.update(part)
         if reuse is not None and key is not None:
-            reuse.built[service.name] = (key, part)
+            reuse.built[name] = (key, part)
 
 
 def alert_files(spec: Spec, spec_name: str) -> Files:

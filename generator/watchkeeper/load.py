@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from watchkeeper.model import Service, Spec
+from watchkeeper.model import Service, Spec, StoredServices
 from watchkeeper.spec import Shared, SpecFile, resolve, resolve_service, routing
+from watchkeeper.spill import Records
 
 Loc = tuple[str | int, ...]
 
@@ -517,22 +518,77 @@ def _yaml_services(text: str, top: dict) -> Items:
         yield from _listed({"services": top.pop("services", None)})[1]
 
 
-def _one_by_one(top: dict, items: Items) -> Spec | None:
+class ServicesOnDisk(StoredServices):
+    """Resolved services pickled to disk one at a time as they are resolved (see
+    `spill.Records`), with their names and whether any declares SLOs in memory: a large
+    spec's services never all exist at once in the process that reads it. Worker processes
+    forked from it read their own range (`services[start:stop]`, one read)."""
+
+    def __init__(self) -> None:
+        self._records = Records()
+        self.names: list[str] = []
+        self.any_slos = False
+
+    def append(self, service: Service) -> None:
+        self._records.append(service)
+        self.names.append(service.name)
+        self.any_slos = self.any_slos or bool(service.budget("slos"))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> Service: ...
+    @typing.overload
+    def __getitem__(self, index: slice) -> list[Service]: ...
+    def __getitem__(self, index: int | slice) -> Service | list[Service]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._records.read(start, stop)
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError("service index out of range")
+        return self._records.read(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[Service]:
+        for start in range(0, len(self), _READ_AT_ONCE):
+            yield from self._records.read(start, start + _READ_AT_ONCE)
+
+    def seal(self) -> None:
+        """No more services: every one is on disk (before worker processes are forked)."""
+        self._records.seal()
+
+    def close(self) -> None:
+        self._records.close()
+
+
+_READ_AT_ONCE = 64  # services read back at once when iterating stored services
+# Equal parts kept once (spec.Shared) while resolving services that go to disk: only a
+# window of them (sharing saves memory only among services held together; a spec whose
+# services each have budgets of their own would otherwise keep every one of them here).
+_SHARED_WINDOW = 4096
+
+
+def _one_by_one(top: dict, items: Items, store: bool = False) -> Spec | None:
     """A valid spec resolved one service at a time, or None when anything is wrong.
 
     Each service is validated as the only service of a spec with the same top-level keys
     (so every validator of :class:`SpecFile` sees it with the defaults), resolved, and its
     data and input models dropped at once: the data and pydantic models of the whole spec
     (about three times the size of the resolved services) never exist together. The one
-    check across services, unique names, keeps only the names. Anything wrong returns
-    None: the caller then validates the whole spec at once, which words every problem as
-    it always has. `items` may raise _Doubt (the spec is then read the usual way).
+    check across services, unique names, keeps only the names. With `store`, each resolved
+    service goes to disk at once too (`ServicesOnDisk`). Anything wrong returns None: the
+    caller then validates the whole spec at once, which words every problem as it always
+    has. `items` may raise _Doubt (the spec is then read the usual way).
     """
     names: set[str] = set()
-    resolved: list[Service] = []
-    shared = Shared()  # equal parts of services kept once
+    resolved: ServicesOnDisk | list[Service] = ServicesOnDisk() if store else []
+    shared = Shared(_SHARED_WINDOW if store else None)  # equal parts of services kept once
     defaults = base = None
     keys: set = set()
+    done = False
     try:
         for item in items:
             if base is None:
@@ -547,14 +603,21 @@ def _one_by_one(top: dict, items: Items) -> Spec | None:
                 return None
             names.add(service.name)
             resolved.append(resolve_service(service, defaults, shared))
+        if base is None or set(top) != keys:  # no services; keys after the services
+            return None
+        done = True
     except ValidationError:
         return None
-    if base is None or set(top) != keys:  # no services; keys after the services
-        return None
+    finally:
+        if not done and isinstance(resolved, ServicesOnDisk):
+            resolved.close()
+    if isinstance(resolved, ServicesOnDisk):
+        resolved.seal()
+        return Spec(services=resolved, alertmanager=routing(defaults))
     return Spec(services=tuple(resolved), alertmanager=routing(defaults))
 
 
-def _streamed(path: Path) -> Spec | type[_Doubt] | None:
+def _streamed(path: Path, store: bool = False) -> Spec | type[_Doubt] | None:
     """The spec read and resolved service by service as the text is parsed; None when it
     is not valid, _Doubt when this read is unsure (the usual read decides)."""
     try:
@@ -565,29 +628,32 @@ def _streamed(path: Path) -> Spec | type[_Doubt] | None:
     first = text[_JSON_SPACE.match(text).end():][:1]
     items = _json_services(text, top) if first == "{" else _yaml_services(text, top)
     try:
-        return _one_by_one(top, items)
+        return _one_by_one(top, items, store)
     except _Doubt:
         return _Doubt
 
 
-def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None) -> Spec:
+def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None, *,
+              store: bool = False) -> Spec:
     """Read, validate and resolve a spec into what builders consume.
 
     A valid spec is validated and resolved service by service as it is parsed (see
     `_one_by_one`), so memory holds its resolved services, not its data and input models
-    too. Any problem sends it to the whole-spec validation (`load_spec_file`, read
-    again), whose messages name every problem's file, line and spec path.
+    too; with `store`, not even those: they go to disk as they are resolved (the spec's
+    `services` are then `ServicesOnDisk`, read back when needed). Any problem sends it to
+    the whole-spec validation (`load_spec_file`, read again), whose messages name every
+    problem's file, line and spec path.
     """
     path = Path(path)
     if path.suffix not in (".jsonnet", ".libsonnet"):
-        spec = _streamed(path)
+        spec = _streamed(path, store)
         if isinstance(spec, Spec):
             return spec
     else:
         spec = _Doubt
     if spec is _Doubt:  # unusual text (merge keys, keys after the services…) or Jsonnet
         data = _read(path, ext_vars)[1]  # the text and lines go: a problem reads again
-        if isinstance(data, dict) and (spec := _one_by_one(*_listed(data))) is not None:
+        if isinstance(data, dict) and (spec := _one_by_one(*_listed(data), store)) is not None:
             return spec
         del data
     return resolve(_validate(path, *_read(path, ext_vars)))

@@ -9,7 +9,7 @@ applied, every value concrete, no pydantic types. The *output model* (``Recordin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -280,11 +280,34 @@ class Routing:
     repeat_interval: float
 
 
+class StoredServices(Sequence[Service]):
+    """Services kept out of memory (`load.py` keeps a large spec's on disk), read back when
+    indexed; their names and whether any declares SLOs are known without reading any
+    back: all that the files drawn from every service (routing, the fleet view) need."""
+
+    names: Sequence[str]
+    any_slos: bool
+
+
+def service_names(services: Sequence[Service]) -> Sequence[str]:
+    """Every service's name, in spec order (stored services are not read back for it)."""
+    if isinstance(services, StoredServices):
+        return services.names
+    return [service.name for service in services]
+
+
+def any_slos(services: Sequence[Service]) -> bool:
+    """Whether any service declares an SLO (stored services are not read back for it)."""
+    if isinstance(services, StoredServices):
+        return services.any_slos
+    return any(service.budget("slos") for service in services)
+
+
 @dataclass(frozen=True)
 class Spec:
     """A whole resolved spec: the services, and the Alertmanager routing they share."""
 
-    services: tuple[Service, ...]
+    services: Sequence[Service]  # a tuple, or `StoredServices` for a large spec
     alertmanager: Routing
 
 

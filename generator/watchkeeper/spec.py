@@ -428,12 +428,19 @@ class Shared:
     values. Resolved values are frozen; shared mappings are read, never written.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._values: dict[Any, Any] = {}
         self._mappings: dict[tuple[str, int], dict] = {}
+        self._limit = limit  # parts kept at most (forgotten all at once past it)
+
+    def _room(self) -> None:
+        if self._limit is not None and len(self._values) + len(self._mappings) >= self._limit:
+            self._values.clear()
+            self._mappings.clear()
 
     def value(self, value: Any) -> Any:
         """`value`, or the same value resolved before."""
+        self._room()
         try:
             found = self._values.setdefault(value, value)
         except TypeError:  # unhashable (a dict or list inside): kept as it is
@@ -442,6 +449,7 @@ class Shared:
 
     def mapping(self, kind: str, mapping: dict) -> dict:
         """`mapping`, or one with the same items in the same order seen before."""
+        self._room()
         key = (kind, hash(tuple((k, v if type(v) is str else id(v))
                                 for k, v in mapping.items())))
         found = self._mappings.setdefault(key, mapping)

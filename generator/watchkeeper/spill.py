@@ -9,7 +9,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import pickle
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
 # Characters of pairs kept in memory before they are sorted and written out as one run.
@@ -23,21 +25,42 @@ Folder = str | os.PathLike[str] | None
 
 
 class Run:
-    """Pairs written once, in the order given, to an anonymous temporary file in `folder`
-    (gone when closed or when the process ends; put it on the output's disk rather than in
-    a RAM-backed /tmp) and read back from the start as often as needed."""
+    """Pairs kept once, in the order given, and read back from the start as often as
+    needed: in memory while they come to fewer than `BUFFER` characters (a small spec never
+    touches the disk), else in an anonymous temporary file in `folder` (gone when closed or
+    when the process ends; put it on the output's disk rather than in a RAM-backed /tmp)."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]], folder: Folder = None) -> None:
         self.count = 0
-        self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the run
+        self._file = None
+        self._pairs: list[tuple[str, str]] | None = []
+        size = 0
+        pairs = iter(pairs)
         for key, value in pairs:
-            self._file.write(_line(key, value))
+            _line(key, value)  # checked as it would be written
+            self._pairs.append((key, value))
+            self.count += 1
+            size += len(key) + len(value)
+            if size >= BUFFER:
+                self._to_disk(itertools.chain(self._pairs, pairs), folder)
+                return
+
+    def _to_disk(self, pairs: Iterable[tuple[str, str]], folder: Folder) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the run
+        self._pairs, self.count = None, 0
+        write = self._file.write
+        for key, value in pairs:
+            write(_line(key, value))
             self.count += 1
         self._file.flush()  # read back with pread, past the buffer
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """The pairs from the first. Read at offsets of its own (pread): several reads of
         one run can be under way at once."""
+        if self._file is None:
+            assert self._pairs is not None
+            yield from self._pairs
+            return
         fd, offset, rest = self._file.fileno(), 0, b""
         while chunk := os.pread(fd, _CHUNK, offset):
             offset += len(chunk)
@@ -48,7 +71,9 @@ class Run:
                 yield key, value
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+        self._pairs = None
 
 
 class SortedPairs:
@@ -97,6 +122,55 @@ class SortedPairs:
         for run in self._runs:
             run.close()
         self._runs = []
+
+
+class Records:
+    """Objects pickled one at a time into an anonymous temporary file in `folder` as they
+    are added, read back by index range: many objects of which a process needs a few at a
+    time (a worker, the services of its task) stay on disk, not in memory. Each is pickled
+    alone (none refers to another), so any range reads back by itself; a forked process
+    reads the file it inherited (pread at recorded offsets: no shared file position)."""
+
+    def __init__(self, folder: Folder = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the records
+        self._ends = array("Q", [0])  # where each record ends (8 bytes a record)
+
+    def append(self, item: object) -> None:
+        data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)
+        self._ends.append(self._ends[-1] + len(data))
+
+    def __len__(self) -> int:
+        return len(self._ends) - 1
+
+    def seal(self) -> None:
+        """Every record added is on disk: call before forking processes that read them
+        (else each would inherit the unwritten buffer)."""
+        self._file.flush()
+
+    def read(self, start: int, stop: int) -> list:
+        """The records `start` to `stop` (excluded), in one read."""
+        start, stop = max(0, start), min(stop, len(self))
+        if start >= stop:
+            return []
+        self.seal()
+        first = self._ends[start]
+        view = memoryview(_pread_all(self._file.fileno(), self._ends[stop] - first, first))
+        return [pickle.loads(view[self._ends[i] - first:self._ends[i + 1] - first])
+                for i in range(start, stop)]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    while len(data) < size:  # a short read (a signal, a huge size): the rest
+        more = os.pread(fd, size - len(data), offset + len(data))
+        if not more:
+            raise EOFError(f"spill file ended {size - len(data)} bytes early")
+        data += more
+    return data
 
 
 def _line(key: str, value: str) -> bytes:

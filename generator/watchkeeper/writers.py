@@ -431,21 +431,52 @@ def _manifest(folder: Path, spill: Path) -> Run | None:
 
     A path may carry two digests (old and new) while a run is moving files into place, so a
     run interrupted there is not mistaken for a hand edit by the next one. Read line by line
-    and in any order (a manifest merged by hand may be out of order)."""
-    lines = SortedPairs(spill)
+    and in any order (a manifest merged by hand may be out of order); one in path order (as
+    watchkeeper writes them) is kept as it is read, without sorting."""
     try:
         with (folder / MANIFEST).open(encoding="utf-8") as handle:
-            for line in handle:
-                hexdigest, sep, relative = line.rstrip("\r\n").partition("  ")
-                if sep and len(hexdigest) == 64 and "\0" not in relative:
+            ordered = _InOrder(_entries(handle))
+            run = Run(((relative, " ".join(digests)) for relative, digests in grouped(ordered)),
+                      spill)
+            if not ordered.broken:
+                return run
+            run.close()
+            handle.seek(0)
+            lines = SortedPairs(spill)
+            try:
+                for relative, hexdigest in _entries(handle):
                     lines.add(relative, hexdigest)
+                return Run(((relative, " ".join(digests))
+                            for relative, digests in grouped(lines)), spill)
+            finally:
+                lines.close()
     except FileNotFoundError:
         return None
-    try:
-        return Run(((relative, " ".join(digests)) for relative, digests in grouped(lines)),
-                   spill)
-    finally:
-        lines.close()
+
+
+def _entries(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(path, digest) of each well-formed manifest line."""
+    for line in lines:
+        hexdigest, sep, relative = line.rstrip("\r\n").partition("  ")
+        if sep and len(hexdigest) == 64 and "\0" not in relative:
+            yield relative, hexdigest
+
+
+class _InOrder:
+    """The pairs given, as long as their keys come in order; stops at the first one out of
+    order, with `broken` set (the caller then sorts them)."""
+
+    def __init__(self, pairs: Iterator[tuple[str, str]]) -> None:
+        self._pairs, self.broken = pairs, False
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        previous = None
+        for pair in self._pairs:
+            if previous is not None and pair[0] < previous:
+                self.broken = True
+                return
+            previous = pair[0]
+            yield pair
 
 
 def _write_manifest(folder: Path, entries: Iterable[tuple[str, Iterable[str]]]) -> None:
@@ -478,7 +509,11 @@ def _problems(root: Path, folder: str, old: Run | None, new: Run, discard_edits:
     base = root / folder
     # a folder with nothing in it (as made by this run): no foreign file can be there
     check_new = not _empty(base)
+    if old is None and not check_new:
+        return []  # nothing listed, nothing there: nothing to lose
     for relative, accepted, wanted in _join(old, new):
+        if accepted is None and not check_new:
+            continue
         if wanted is not None and staged is not None and \
                 not os.path.lexists(os.path.join(staged, relative)):
             continue
@@ -680,26 +715,37 @@ def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> tuple[in
     _write_manifest(base, ((relative, {*(accepted or ()), *([wanted] if wanted else [])})
                            for relative, accepted, wanted in _join(old, new)))
     made: set[str] = set()  # folders, a few
-    moved = 0
-    for relative, _ in new:
-        source, target = os.path.join(staged, relative), os.path.join(base, relative)
-        if not os.path.lexists(source):
-            continue  # in place
-        parent = os.path.dirname(target)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        os.replace(source, target)
-        moved += 1
-    removed = 0
-    for relative, _, wanted in _join(old, new):
-        if wanted is None and (base / relative).is_file():
-            (base / relative).unlink()
+    moved = removed = 0
+    for relative, _, wanted in _join(old, new):  # moves and removals in one pass
+        target = os.path.join(base, relative)
+        if wanted is not None:
+            moved += _move(os.path.join(staged, relative), target, made)
+        elif os.path.isfile(target):
+            os.unlink(target)
             removed += 1
-            _remove_empty_parents(base, base / relative)
+            _remove_empty_parents(base, Path(target))
     _write_manifest(base, ((relative, (hexdigest,)) for relative, hexdigest in new))
     shutil.rmtree(staged, ignore_errors=True)
     return moved, removed
+
+
+def _move(source: str, target: str, made: set[str]) -> bool:
+    """Rename a staged file into place (its folder made once: `made`); nothing when it was
+    not staged (the file in place already holds its bytes). One rename attempt, no check
+    first: most files of a re-run are in place, most of a first run are staged."""
+    try:
+        os.replace(source, target)
+        return True
+    except FileNotFoundError:
+        if not os.path.lexists(source):
+            return False  # in place
+    parent = os.path.dirname(target)
+    if parent in made:
+        raise FileNotFoundError(f"cannot move {source} to {target}")
+    os.makedirs(parent, exist_ok=True)
+    made.add(parent)
+    os.replace(source, target)
+    return True
 
 
 def _remove_empty_parents(base: Path, path: Path) -> None:

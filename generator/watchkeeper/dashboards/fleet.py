@@ -19,7 +19,7 @@ from typing import Any
 from grafanalib import core
 from watchkeeper import naming, promql
 from watchkeeper.dashboards import grafana
-from watchkeeper.model import Service
+from watchkeeper.model import Service, any_slos, service_names
 from watchkeeper.signals import slo
 
 # watchkeeper's alerts: every one carries `service` and `signal` (both reserved labels).
@@ -84,7 +84,7 @@ def _severity_colours() -> dict[str, Any]:
 
 def _alerts_table(services: Sequence[Service], y: int) -> core.Table:
     expr = naming.dashboard_uid_label(
-        f"count by (service, signal, severity) ({firing()})", (s.name for s in services))
+        f"count by (service, signal, severity) ({firing()})", service_names(services))
     return _table(
         4, "Firing alerts by service", "Every service past a budget now: one line per "
         "service, signal and severity with the number of alerts firing (an alert fires "
@@ -108,7 +108,7 @@ def _history(y: int) -> core.TimeSeries:
 
 def _slo_table(services: Sequence[Service], y: int) -> core.Table:
     remaining = slo.REMAINING_BUDGET
-    labelled = naming.dashboard_uid_label(slo.REMAINING_RECORD, (s.name for s in services))
+    labelled = naming.dashboard_uid_label(slo.REMAINING_RECORD, service_names(services))
     expr = f"sort({labelled})"
     return _table(
         6, "SLOs: error budget remaining, lowest first", "Share of each SLO's error budget "
@@ -120,7 +120,7 @@ def _slo_table(services: Sequence[Service], y: int) -> core.Table:
 
 
 def has_slos(services: Sequence[Service]) -> bool:
-    return any(service.budget("slos") for service in services)
+    return any_slos(services)
 
 
 def panels(services: Sequence[Service]) -> list[Any]:
