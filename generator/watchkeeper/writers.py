@@ -714,12 +714,12 @@ def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> tuple[in
     ones afterwards. Returns (files moved in, stale files removed)."""
     _write_manifest(base, ((relative, {*(accepted or ()), *([wanted] if wanted else [])})
                            for relative, accepted, wanted in _join(old, new)))
-    made: set[str] = set()  # folders, a few
+    folders: set[str] = set()  # folders known to exist, a few
     moved = removed = 0
     for relative, _, wanted in _join(old, new):  # moves and removals in one pass
         target = os.path.join(base, relative)
         if wanted is not None:
-            moved += _move(os.path.join(staged, relative), target, made)
+            moved += _move(os.path.join(staged, relative), target, folders)
         elif os.path.isfile(target):
             os.unlink(target)
             removed += 1
@@ -729,21 +729,24 @@ def _swap_folder(base: Path, staged: str, old: Run | None, new: Run) -> tuple[in
     return moved, removed
 
 
-def _move(source: str, target: str, made: set[str]) -> bool:
-    """Rename a staged file into place (its folder made once: `made`); nothing when it was
-    not staged (the file in place already holds its bytes). One rename attempt, no check
-    first: most files of a re-run are in place, most of a first run are staged."""
+def _move(source: str, target: str, folders: set[str]) -> bool:
+    """Rename a staged file into place (True); nothing when it was not staged (the file in
+    place already holds its bytes). One rename attempt, no check first (most files of a re-run are
+    in place, most of a first run are staged): when it finds no file, the target's folder
+    tells why, looked at once per folder (`folders`: those known to exist)."""
     try:
         os.replace(source, target)
         return True
     except FileNotFoundError:
-        if not os.path.lexists(source):
-            return False  # in place
-    parent = os.path.dirname(target)
-    if parent in made:
-        raise FileNotFoundError(f"cannot move {source} to {target}")
+        parent = os.path.dirname(target)
+        if parent in folders:
+            return False  # not staged: in place
+        if os.path.isdir(parent):
+            folders.add(parent)
+            if not os.path.lexists(source):
+                return False
     os.makedirs(parent, exist_ok=True)
-    made.add(parent)
+    folders.add(parent)
     os.replace(source, target)
     return True
 

@@ -248,3 +248,45 @@ def test_valid_spec_is_streamed_service_by_service(tmp_path, monkeypatch):
         (tmp_path / name).write_text(text)
         assert load._streamed(tmp_path / name) is load._Doubt
         assert seen == ["s0", "s1"] if name.endswith("json") else ["s0", "s1", "s2"], name
+
+
+def test_services_kept_on_disk_read_back_as_resolved_in_memory(tmp_path, monkeypatch):
+    """`load_spec(store=True)`: every service pickled to disk as it is resolved, read back
+    equal (same repr: the build cache keys on it) by index, slice or iteration, in any
+    process; names and "any SLO" known without reading any back; a small window of shared
+    parts changes nothing."""
+    from watchkeeper.model import any_slos, service_names
+
+    path = Path(__file__).resolve().parents[2] / "spec" / "services.yaml"
+    monkeypatch.setattr(load, "_SHARED_WINDOW", 3)
+    for spec_path in (path, tmp_path / "s.json"):
+        if spec_path.suffix == ".json":
+            spec_path.write_text(json.dumps(_spec_of([_service(n) for n in "abcdefg"])))
+        memory, stored = load.load_spec(spec_path), load.load_spec(spec_path, store=True)
+        assert isinstance(stored.services, load.ServicesOnDisk)
+        assert tuple(stored.services) == memory.services
+        assert repr(list(stored.services)) == repr(list(memory.services))
+        assert stored.alertmanager == memory.alertmanager
+        count = len(memory.services)
+        assert len(stored.services) == count
+        assert stored.services[1:count - 1] == list(memory.services[1:count - 1])
+        assert stored.services[::2] == list(memory.services[::2])
+        assert stored.services[-1] == memory.services[-1] and stored.services[5:2] == []
+        with pytest.raises(IndexError):
+            stored.services[count]
+        assert list(service_names(stored.services)) == [s.name for s in memory.services]
+        assert any_slos(stored.services) == any_slos(memory.services)
+    assert any_slos(load.load_spec(path, store=True).services)  # the example declares SLOs
+    assert not any_slos(load.load_spec(tmp_path / "s.json", store=True).services)
+
+
+def test_a_problem_found_while_storing_is_worded_as_before(tmp_path):
+    document = _spec_of([_service("a"), _service("b", langauge="go"), _service("a")])
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(document, indent=1))
+    with pytest.raises(SpecError) as stored:
+        load.load_spec(path, store=True)
+    assert [f"{p.line}:{p.path}: {p.message}" for p in stored.value.problems] == problems(path)
+    misspelt = next(number for number, line in enumerate(path.read_text().splitlines(), 1)
+                    if '"langauge"' in line)
+    assert [p.line for p in stored.value.problems] == [misspelt]

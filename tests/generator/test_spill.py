@@ -143,3 +143,77 @@ def test_the_build_record_is_read_entry_by_entry_and_not_sent_whole(tmp_path):
     assert old.previous == {} and old.writable
     path.write_text(json.dumps({"mine": True}))
     assert not build_cache.load(tmp_path, "spec.yaml", cli.OUTPUT_FOLDERS).writable
+
+
+def test_records_read_back_any_range_in_this_and_a_forked_process(tmp_path):
+    """spill.Records: objects pickled one at a time, read back by range (one read), also
+    by a process forked after they were added (as generate's workers are)."""
+    import os
+    import pickle
+
+    records = spill.Records(tmp_path)
+    items = [{"n": i, "text": "x" * i} for i in range(40)]
+    for item in items:
+        records.append(item)
+    records.seal()
+    assert len(records) == 40 and records.read(0, 40) == items
+    assert records.read(7, 9) == items[7:9] and records.read(39, 99) == items[39:]
+    assert records.read(5, 5) == [] and records.read(-3, 2) == items[:2]
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked process: reads what it inherited, sends it back
+        os.write(writing, pickle.dumps(records.read(10, 20)))
+        os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as pipe:
+        assert pickle.loads(pipe.read()) == items[10:20]
+    assert os.waitpid(child, 0)[1] == 0
+    records.close()
+    assert list(tmp_path.iterdir()) == []  # anonymous: nothing left behind
+
+
+def test_runs_below_the_buffer_stay_in_memory_and_read_the_same(tmp_path, monkeypatch):
+    monkeypatch.setattr(spill, "BUFFER", 10)
+    pairs = [("a", "1"), ("b", "22"), ("c", "333")]
+    small = spill.Run(pairs[:2], tmp_path)
+    large = spill.Run(iter(pairs * 2), tmp_path)
+    assert small._file is None and large._file is not None
+    assert list(small) == pairs[:2] and list(large) == pairs * 2 == list(large)
+    assert (small.count, large.count) == (2, 6)
+    with pytest.raises(ValueError):
+        spill.Run([("a\n", "1")], tmp_path)
+
+
+def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_path,
+                                                                             monkeypatch):
+    """The process pool over a spec whose services are on disk (what the CLI loads): the
+    parent holds names only, each worker reads its range; the files are byte for byte
+    what the in-memory rendering gives, with tasks submitted a few at a time."""
+    from watchkeeper import generate as generation
+
+    many = copy.deepcopy(SPEC)
+    many["services"] = [{**SPEC["services"][0], "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
+                        for i in range(30)]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(many))
+    expected = generation.generate(load_spec(path), "spec.json")
+    stored = load_spec(path, store=True)
+    monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
+    monkeypatch.setattr(generation, "CHUNK_MAX", 2)
+    monkeypatch.setattr(generation, "TASKS_AHEAD", 1)
+    monkeypatch.setattr(generation.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+    def read_all(self):
+        raise AssertionError("the parent read every service back")
+    monkeypatch.setattr(type(stored.services), "__iter__", read_all)
+    out = tmp_path / "out"
+    out.mkdir()
+    stage = writers.Stage.create(out, ("alerts", "dashboards"))
+    try:
+        written = generation.generate(stored, "spec.json", sink=stage.put)
+        writers.commit(stage, written)
+    finally:
+        stage.discard()
+    assert set(written) == set(expected)
+    for relative, text in expected.items():
+        assert (out / relative).read_text() == text
