@@ -223,15 +223,23 @@ def test_worker_processes_write_into_the_stage(tmp_path, monkeypatch):
     expected = generation.generate(services, "spec.yaml")
     monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
     monkeypatch.setattr(generation.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    stage = writers.Stage.create(tmp_path, ("alerts", "dashboards"))
+    assert_staged_generation_writes(tmp_path, services, "spec.yaml", expected)
+
+
+def assert_staged_generation_writes(root, spec, spec_name, expected) -> None:
+    """`generate` of `spec` through a stage into `root`, committed (as the CLI does),
+    writes exactly the `expected` files (path → text), byte for byte."""
+    from watchkeeper import generate as generation
+
+    stage = writers.Stage.create(root, ("alerts", "dashboards"))
     try:
-        written = generation.generate(services, "spec.yaml", sink=stage.put)
+        written = generation.generate(spec, spec_name, sink=stage.put)
         writers.commit(stage, written)
     finally:
         stage.discard()
     assert set(written) == set(expected)
     for relative, text in expected.items():
-        assert (tmp_path / relative).read_text() == text
+        assert (root / relative).read_text() == text
         assert written[relative] == writers.digest(text.encode())
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_build_cache import run
-from test_ownership import FOREIGN, SPEC, plant_foreign, snapshot
+from test_ownership import FOREIGN, SPEC, assert_staged_generation_writes, plant_foreign, snapshot
 from watchkeeper import cli, spill, writers
 from watchkeeper.load import load_spec
 
@@ -208,12 +208,4 @@ def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_
     monkeypatch.setattr(type(stored.services), "__iter__", read_all)
     out = tmp_path / "out"
     out.mkdir()
-    stage = writers.Stage.create(out, ("alerts", "dashboards"))
-    try:
-        written = generation.generate(stored, "spec.json", sink=stage.put)
-        writers.commit(stage, written)
-    finally:
-        stage.discard()
-    assert set(written) == set(expected)
-    for relative, text in expected.items():
-        assert (out / relative).read_text() == text
+    assert_staged_generation_writes(out, stored, "spec.json", expected)
