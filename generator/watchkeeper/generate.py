@@ -177,7 +177,9 @@ Job = Callable[[Service], tuple[str | None, dict[str, str]]]
 # What a forked worker process works on: the job and every service, set once when it
 # starts from what it inherited (see `_worker_start`). Tasks then name services by index:
 # sent through the pool's queue, each service would be pickled in the parent and rebuilt
-# in the worker (~0.15 ms each), and the job (with its reuse record) once per task.
+# in the worker (~0.15 ms each), and the job (with its reuse record) once per task. For
+# the CLI the services are `load.ServicesOnDisk`: the worker reads its range from disk,
+# the parent holds none of them.
 _INHERITED: tuple[Job, Sequence[Service]] | None = None
 
 
@@ -247,8 +249,9 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
 
     Each service's files depend on that service alone, so large specs are split across
     worker processes (forked: nothing is re-imported), one pool for every output; the
-    files drawn from every service (the overview dashboard, routing) are jobs of the same
-    pool, so they are built while the services are. With a sink the workers write the
+    files drawn from every service (the overview dashboard, routing) are built in this
+    process while the workers render the services (from the names alone: services kept
+    on disk, see load.ServicesOnDisk, are not read back here). With a sink the workers write the
     files themselves and send back only digests, so nothing big crosses processes.
 
     With `reuse` (and a sink), services whose inputs are unchanged since the run recorded
