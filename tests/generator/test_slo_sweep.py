@@ -77,7 +77,8 @@ def test_every_burn_ends_a_margin_past_its_last_transition(tmp_path, window, obj
     MARGIN of its end, had it gone on, and its last check then expects the final state."""
     slos, floor = reference(tmp_path, window, objective, fors)
     margin = slo_signal.MARGIN
-    for profile in slo_signal.profiles(slos, floor):
+    for raw in slo_signal.profiles(slos, floor):
+        profile, fitted_states = slo_signal.fitted(raw, slos, floor)
         length = len(slo_signal.minutes(profile))
         *head, (last, burn) = profile.segments
         longer = slo_signal.Profile(profile.name, (*head, (last + 2 * margin, burn)),
@@ -88,6 +89,7 @@ def test_every_burn_ends_a_margin_past_its_last_transition(tmp_path, window, obj
                 assert len(set(s[length - margin:length + margin + 1])) == 1, (profile.name, key)
         now = {k: v[:length + 1] for slo in slos
                for k, v in slo_signal.model(slo, slos, profile, floor).items()}
+        assert fitted_states == now, profile.name
         final = slo_signal.check_times(now, length)[-1]
         assert all(v[final] == v[length] for v in now.values()), profile.name
 

@@ -352,7 +352,7 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     (every state the model reaches is then checked). The ticket tiers' 1d
     and 3d windows are never full (days of steps); their factors are checked.
     """
-    return [fitted(profile, slos, floor) for profile in (
+    return [
         FIRST,
         Profile("20x burn pages", ((60, 0.0), (80, 20.0))),
         Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
@@ -366,31 +366,39 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
         Profile("no traffic stays quiet", ((90, 0.0),), traffic=0.0),
         Profile("too little traffic stays quiet", ((60, 0.0), (90, 1000.0)),
                 traffic=min_traffic(slos, floor)),
-    )]
+    ]
 
 
 FIT_ROUNDS = 20  # each tier changes state a few times at most per profile
 
 
-def fitted(profile: Profile, slos: list[Slo], floor: int) -> Profile:
+def fitted(profile: Profile, slos: list[Slo],
+           floor: int) -> tuple[Profile, dict[str, list[bool]]]:
     """`profile` with its last segment lengthened until no tier of `slos` changes state
-    within MARGIN of its end, so that its last check expects the state every tier ends in.
+    within MARGIN of its end, so that its last check expects the state every tier ends in;
+    and the model's states over it (per tier, per minute: firing?).
 
-    The segments above suit the 30d table with the default `for`s; other windows scale
-    the factors and a tier's own `for` moves its firing, which may then fall just after
-    the end (30d, 99%, ticket-1d `for: 1h`: 4x holds from 2h and fires at 3h1m, the end;
-    the evaluation every 10m fires it at 3h) where no check could tell its state.
+    The segments of `profiles` suit the 30d table with the default `for`s; other windows
+    scale the factors and a tier's own `for` moves its firing, which may then fall just
+    after the end (30d, 99%, ticket-1d `for: 1h`: 4x holds from 2h and fires at 3h1m, the
+    end; the evaluation every 10m fires it at 3h) where no check could tell its state.
+    The model is causal (a minute's state reads only the minutes before it), so the states
+    of the lengthened run cut at the end are those of the profile.
     """
     for _ in range(FIT_ROUNDS):
         length = len(minutes(profile))
-        ahead = _lengthened(profile, 2 * MARGIN)
-        near = [t for slo in slos for states in model(slo, slos, ahead, floor).values()
+        ahead = {key: states for slo in slos
+                 for key, states in model(slo, slos, _lengthened(profile, 2 * MARGIN),
+                                          floor).items()}
+        near = [t for states in ahead.values()
                 for t in range(max(1, length - MARGIN), length + MARGIN + 1)
                 if states[t] != states[t - 1]]
         if not near:
-            return profile
+            return profile, {key: states[:length + 1] for key, states in ahead.items()}
         profile = _lengthened(profile, _tick_at(max(near) + MARGIN, STEP_MINUTES) - length)
-    return profile  # not reached by any profile above; its last check is then a guess
+    # not reached by any profile of `profiles`: its last check may then sit near a change
+    return profile, {key: states for slo in slos
+                     for key, states in model(slo, slos, profile, floor).items()}
 
 
 def _lengthened(profile: Profile, extra: int) -> Profile:
@@ -617,7 +625,7 @@ def scenarios(service: Service) -> list[Scenario]:
     floor = common.min_events(service)
     out = []
     for profile in profiles(ref, floor) if slos else []:
-        states = {key: s for slo in ref for key, s in model(slo, ref, profile, floor).items()}
+        profile, states = fitted(profile, ref, floor)
         times = between_checks(states, check_times(states, len(minutes(profile))), ref,
                                profile, floor)
         if profile.name == FIRST.name:
