@@ -182,27 +182,6 @@ def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(t
     assert result.ok, result.output
 
 
-@pytest.mark.parametrize("window", ["30d", "28d"])
-def test_every_burn_lasts_until_its_final_state_is_checked(tmp_path, window):
-    """Each burn profile ends only MARGIN (and a step) past the model's last transition
-    in the 30d table: the last check must then expect the state every tier ends in, or the
-    tiers that fire last would never be proven firing. (Other windows scale the factors,
-    and a profile may then end before a transition: its last state is checked instead.)"""
-    from watchkeeper.signals import common
-    from watchkeeper.signals import slo as slo_signal
-
-    document = spec({**AVAILABILITY, "window": window}, {**EXAMPLE, "window": window})
-    service = load_spec(write_spec(tmp_path, document)).services[0]
-    slos = [s.reference() for s in slo_signal.slos_of(service)]
-    floor = common.min_events(service)
-    for profile in slo_signal.profiles(slos, floor):
-        states = {k: v for s in slos for k, v in
-                  slo_signal.model(s, slos, profile, floor).items()}
-        length = len(slo_signal.minutes(profile))
-        last = slo_signal.check_times(states, length)[-1]
-        assert all(v[last] == v[length] for v in states.values()), profile.name
-
-
 @needs_promtool
 def test_hand_written_outage_fires_the_tiers_the_table_says(tmp_path):
     alerts = generate_alerts(HERE / "scenarios" / "slo_shop.yaml", tmp_path)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from watchkeeper import promql
@@ -369,6 +369,44 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     ]
 
 
+FIT_ROUNDS = 20  # each tier changes state a few times at most per profile
+
+
+def fitted(profile: Profile, slos: list[Slo],
+           floor: int) -> tuple[Profile, dict[str, list[bool]]]:
+    """`profile` with its last segment lengthened until no tier of `slos` changes state
+    within MARGIN of its end, so that its last check expects the state every tier ends in;
+    and the model's states over it (per tier, per minute: firing?).
+
+    The segments of `profiles` suit the 30d table with the default `for`s; other windows
+    scale the factors and a tier's own `for` moves its firing, which may then fall just
+    after the end (30d, 99%, ticket-1d `for: 1h`: 4x holds from 2h and fires at 3h1m, the
+    end; the evaluation every 10m fires it at 3h) where no check could tell its state.
+    The model is causal (a minute's state reads only the minutes before it), so the states
+    of the lengthened run cut at the end are those of the profile.
+    """
+    for _ in range(FIT_ROUNDS):
+        length = len(minutes(profile))
+        ahead = {key: states for slo in slos
+                 for key, states in model(slo, slos, _lengthened(profile, 2 * MARGIN),
+                                          floor).items()}
+        near = [t for states in ahead.values()
+                for t in range(max(1, length - MARGIN), length + MARGIN + 1)
+                if states[t] != states[t - 1]]
+        if not near:
+            return profile, {key: states[:length + 1] for key, states in ahead.items()}
+        profile = _lengthened(profile, _tick_at(max(near) + MARGIN, STEP_MINUTES) - length)
+    # not reached by any profile of `profiles`: its last check may then sit near a change
+    return profile, {key: states for slo in slos
+                     for key, states in model(slo, slos, profile, floor).items()}
+
+
+def _lengthened(profile: Profile, extra: int) -> Profile:
+    """`profile` with its last segment `extra` minutes longer."""
+    *head, (length, burn) = profile.segments
+    return replace(profile, segments=(*head, (length + extra, burn)))
+
+
 def min_traffic(slos: list[Slo], floor: int) -> float:
     """Events per minute too few for any tier: half of every tier's minimum over its window."""
     return min(min_events(slo, tier, floor) / (tier.long / 60)
@@ -422,11 +460,13 @@ def _tick_rates(slos: list[Slo], profile: Profile) -> list[dict[str, float]]:
     last 5 minutes before the tick, whatever the step)."""
     step, raw = round(TEST_INTERVAL / 60), round(RAW_WINDOW / 60)
     per_minute = [bad_shares(slos, b) for b in minutes(profile)]
-    ticks = []
-    for k in range(0, len(per_minute) + 1, step):
+    # At tick 0 no 5m rate exists yet (one sample), but availability's bad rate is
+    # `... or on() vector(0)`: a 0 that the windows' avg_over_time of bad events counts and
+    # that of all events does not (7d at 90%: 1/8 at 1h10m, not 1/7, below page-6h's 0.14).
+    ticks = [{key: 0.0 for key in per_minute[0] if key == "availability"}]
+    for k in range(step, len(per_minute) + 1, step):
         window = per_minute[max(0, k - raw):k]
-        ticks.append({key: sum(m[key] for m in window) / len(window) for key in window[0]}
-                     if k else {})
+        ticks.append({key: sum(m[key] for m in window) / len(window) for key in window[0]})
     return ticks
 
 
@@ -436,7 +476,8 @@ def _held(slo: Slo, tier: Tier, ticks: list[dict[str, float]], k: int, floor: in
     ratios of the ticks inside them (avg_over_time), both ends included."""
     def ratio(window: float) -> float:
         span_ticks = round(window / TEST_INTERVAL)
-        inside = [t[indicator_key(slo)] for t in ticks[max(1, k - span_ticks):k + 1] if t]
+        key = indicator_key(slo)
+        inside = [t[key] for t in ticks[max(0, k - span_ticks):k + 1] if key in t]
         return sum(inside) / len(inside) if inside else 0.0
     threshold = tier.factor(slo.window) * slo.budget
     return (traffic * tier.long / 60 >= min_events(slo, tier, floor)
@@ -584,10 +625,10 @@ def scenarios(service: Service) -> list[Scenario]:
     floor = common.min_events(service)
     out = []
     for profile in profiles(ref, floor) if slos else []:
-        states = {key: s for slo in ref for key, s in model(slo, ref, profile, floor).items()}
+        profile, states = fitted(profile, ref, floor)
         times = between_checks(states, check_times(states, len(minutes(profile))), ref,
                                profile, floor)
-        if profile is FIRST:
+        if profile.name == FIRST.name:
             onset = first_onset(ref, profile, floor)
             if onset is not None:
                 states = {**states}  # the exact onset of the first burn, tick by tick
