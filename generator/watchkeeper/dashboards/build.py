@@ -30,31 +30,77 @@ FOLDER = "watchkeeper"
 DETAILED_OVERVIEW_MAX = 20
 
 
-def _panel(chart: Chart, x: int, y: int, width: int) -> core.Panel:
-    return (_heatmap if chart.kind == "heatmap" else _timeseries)(chart, x, y, width)
+def _panel(chart: Chart, x: int, y: int, width: int) -> Any:
+    if chart.kind == "heatmap":
+        return _heatmap(chart, x, y, width)
+    return _timeseries_data(chart, x, y, width)
 
 
 def _timeseries(chart: Chart, x: int, y: int, width: int = WIDTH) -> core.TimeSeries:
     """A time series drawing its budget as lines; the axis reaches a little past the
-    highest budget (not a fixed 0-100%), so a 0.1% line is not flattened to the floor."""
-    budget = chart.budget
-    steps = (grafana.steps(budget.warning, budget.critical, budget.lower_is_worse)
-             if budget else [grafana.Step(grafana.GREEN)])
-    top = max(v for _, v in budget.severities()) * 1.2 if budget else None
-    if top is not None and chart.unit == "percentunit":
-        top = min(top, 1.0)
+    highest budget (not a fixed 0-100%), so a 0.1% line is not flattened to the floor.
+
+    The builder of record: `_timeseries_data` is the same panel as plain data, and
+    tests/dashboards/test_fast_panels.py holds the two equal for every chart of several
+    specs."""
+    budget, top = chart.budget, _axis_top(chart)
     return core.TimeSeries(
         id=naming.panel_id(chart), title=chart.title, description=chart.description,
         dataSource=grafana.DATASOURCE, unit=chart.unit,
         targets=[grafana.target(q.expr, q.legend, chr(ord("A") + i))
                  for i, q in enumerate(chart.queries)],
-        thresholds=steps, thresholdsStyleMode="line+area" if budget else "off",
+        thresholds=_steps(chart), thresholdsStyleMode="line+area" if budget else "off",
         gridPos=core.GridPos(h=HEIGHT, w=width, x=x, y=y),
-        valueMin=0 if chart.unit in ("percentunit", "bytes", "s", "short") else None,
+        valueMin=0 if chart.unit in _FROM_ZERO else None,
         maxDataPoints=None,  # grafanalib validates axisSoftMax as int: set it directly
         extraJson={"fieldConfig": {"defaults": {"custom": {"axisSoftMax": top}}}}
         if top is not None else None,
     )
+
+
+_FROM_ZERO = ("percentunit", "bytes", "s", "short")  # units whose axis starts at 0
+
+
+def _steps(chart: Chart) -> list[grafana.Step]:
+    budget = chart.budget
+    return (grafana.steps(budget.warning, budget.critical, budget.lower_is_worse)
+            if budget else [grafana.Step(grafana.GREEN)])
+
+
+def _axis_top(chart: Chart) -> float | None:
+    budget = chart.budget
+    top = max(v for _, v in budget.severities()) * 1.2 if budget else None
+    if top is not None and chart.unit == "percentunit":
+        top = min(top, 1.0)
+    return top
+
+
+def _timeseries_data(chart: Chart, x: int, y: int, width: int = WIDTH) -> dict[str, Any]:
+    """`_timeseries` as the plain data `grafana.to_text` would write for it, without
+    building grafanalib objects: the ~14 time series of each of 1,000 service dashboards
+    were most of the dashboards' build CPU (attrs validators on ~60 fields per panel, then
+    grafanalib's `to_json_data` walk and `_deep_update`). grafanalib stays the builder of
+    record: every key that does not depend on the chart comes from a panel grafanalib
+    rendered once (`grafana.skeleton`); only the chart's own values are set here. The
+    result's nested dicts are shared between panels: read them, never change them."""
+    skeleton = grafana.skeleton("timeseries")
+    defaults = skeleton["fieldConfig"]["defaults"]
+    custom = {**defaults["custom"],
+              "thresholdsStyle": {"mode": "line+area" if chart.budget else "off"}}
+    if (top := _axis_top(chart)) is not None:
+        custom["axisSoftMax"] = top
+    own = {**defaults, "custom": custom, "unit": chart.unit,
+           "thresholds": {**defaults["thresholds"], "steps": _steps(chart)}}
+    if chart.unit in _FROM_ZERO:
+        own["min"] = 0
+    data = {**skeleton, "id": naming.panel_id(chart), "title": chart.title,
+            "fieldConfig": {**skeleton["fieldConfig"], "defaults": own},
+            "gridPos": {"h": HEIGHT, "w": width, "x": x, "y": y},
+            "targets": [grafana.target_data(q.expr, q.legend, chr(ord("A") + i))
+                        for i, q in enumerate(chart.queries)]}
+    if chart.description is not None:
+        data["description"] = chart.description
+    return data
 
 
 def _heatmap(chart: Chart, x: int, y: int, width: int = WIDTH) -> core.Heatmap:

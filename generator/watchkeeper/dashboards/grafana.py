@@ -9,6 +9,7 @@ object to plain, stable data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import attr
@@ -74,6 +75,24 @@ def target(expr: str, legend: str, ref: str, format: str = "time_series",
            instant: bool = False) -> Target:
     return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE,
                   intervalFactor=1, step=None, format=format, instant=instant)
+
+
+def target_data(expr: str, legend: str, ref: str) -> dict[str, Any]:
+    """`target(expr, legend, ref)` as the plain data `to_text` writes for it, from a query
+    grafanalib rendered once (`skeleton`): no attrs object per query."""
+    return {**skeleton("target"), "expr": expr, "legendFormat": legend, "refId": ref}
+
+
+@cache
+def skeleton(kind: str) -> dict[str, Any]:
+    """What grafanalib writes for a panel of `kind` (or a query) before any chart sets its
+    own values: the keys no chart changes, for building panels as plain data on the hot
+    path (see `build._timeseries_data`). Rendered by grafanalib through `to_text`, so it
+    has the same keys and values as a panel grafanalib builds. Cached per process (a
+    constant; callers copy before they change it)."""
+    node = (core.TimeSeries(dataSource=DATASOURCE, maxDataPoints=None) if kind == "timeseries"
+            else target("", "", "A"))
+    return orjson.loads(to_text(node))
 
 
 def alert_annotations(selector: str) -> core.Annotations:
