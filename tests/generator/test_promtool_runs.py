@@ -83,6 +83,21 @@ def test_a_rule_change_re_runs_the_tests_that_load_it(out):
         len(list(out.rglob("*.test.yml")))
 
 
+def test_a_test_file_listing_another_rule_file_follows_its_new_list(out):
+    """What a test file lists is remembered by the test file's own bytes: once its
+    `rule_files` are edited, a change to a newly listed file re-runs it."""
+    assert wk_test(out).returncode == 0
+    test = group_test_file(out / "alerts", "two", "runtime")
+    text = test.read_text()
+    assert "rule_files:\n" in text
+    test.write_text(text.replace("rule_files:\n", "rule_files:\n- ../one.leak.rules.yml\n", 1))
+    assert statuses(wk_test(out))[test.name] == "ok"
+    assert statuses(wk_test(out))[test.name] == "cached"
+    rules = out / "alerts" / "one.leak.rules.yml"
+    rules.write_text(rules.read_text() + "# edited by hand\n")
+    assert statuses(wk_test(out))[test.name] == "ok"
+
+
 def test_failures_are_never_remembered_and_all_forces_a_full_run(out):
     rules = out / "alerts" / "one.runtime.rules.yml"
     text = rules.read_text()
