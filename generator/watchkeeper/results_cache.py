@@ -52,17 +52,10 @@ def listed_patterns(text: bytes) -> list[str] | None:
     return patterns
 
 
-def listed_rule_files(test_file: Path, patterns: list[str] | None = None) -> list[Path] | None:
-    """The rule files a promtool test file loads (globs expanded as promtool does, relative
-    to the test file; `patterns` when its `rule_files` are already known), or None when
-    that cannot be told, so the test is never cached."""
-    if patterns is None:
-        try:
-            patterns = listed_patterns(test_file.read_bytes())
-        except OSError:
-            return None
-        if patterns is None:
-            return None
+def listed_rule_files(test_file: Path, patterns: list[str]) -> list[Path] | None:
+    """The rule files a promtool test file loads by its `rule_files` `patterns` (globs
+    expanded as promtool does, relative to the test file), or None when one matches
+    nothing, so the test is never cached."""
     files: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(str(test_file.parent / pattern)))
