@@ -369,9 +369,6 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     ]
 
 
-FIT_ROUNDS = 20  # each tier changes state a few times at most per profile
-
-
 def fitted(profile: Profile, slos: list[Slo],
            floor: int) -> tuple[Profile, dict[str, list[bool]]]:
     """`profile` with its last segment lengthened until no tier of `slos` changes state
@@ -384,21 +381,34 @@ def fitted(profile: Profile, slos: list[Slo],
     end; the evaluation every 10m fires it at 3h) where no check could tell its state.
     The model is causal (a minute's state reads only the minutes before it), so the states
     of the lengthened run cut at the end are those of the profile.
+
+    Always ends, for any spec (no cap on rounds: a cap of 20 once left a valid spec with
+    many SLOs, whose `for`s fire 20m apart, without a single firing check): a round that
+    does not end moves the end past a change later than MARGIN before it, so the end
+    grows; and the last segment's burn is constant, so once both windows of every tier lie
+    inside it and its longest `for` has passed (`settled`), no state changes any more.
     """
-    for _ in range(FIT_ROUNDS):
+    *head, _ = profile.segments
+    settled = sum(length for length, _ in head) + _longest_wait(slos)
+    while True:
         length = len(minutes(profile))
         ahead = {key: states for slo in slos
                  for key, states in model(slo, slos, _lengthened(profile, 2 * MARGIN),
                                           floor).items()}
         near = [t for states in ahead.values()
-                for t in range(max(1, length - MARGIN), length + MARGIN + 1)
+                for t in range(max(1, length - MARGIN + 1), length + MARGIN + 1)
                 if states[t] != states[t - 1]]
         if not near:
             return profile, {key: states[:length + 1] for key, states in ahead.items()}
+        assert max(near) <= settled, "the model changed state after its last burn settled"
         profile = _lengthened(profile, _tick_at(max(near) + MARGIN, STEP_MINUTES) - length)
-    # not reached by any profile of `profiles`: its last check may then sit near a change
-    return profile, {key: states for slo in slos
-                     for key, states in model(slo, slos, profile, floor).items()}
+
+
+def _longest_wait(slos: list[Slo]) -> int:
+    """Minutes from a constant burn's start until no tier of `slos` can change state: the
+    longest long window (then both windows read only that burn) plus the longest `for`."""
+    return max((round(tier.long / 60) + round(for_ / 60) for slo in slos
+                for tier, for_ in slo.tiers()), default=0)
 
 
 def _lengthened(profile: Profile, extra: int) -> Profile:
