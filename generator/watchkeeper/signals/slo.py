@@ -383,7 +383,7 @@ def fitted(profile: Profile, slos: list[Slo],
     of the lengthened run cut at the end are those of the profile.
 
     Always ends, for any spec (no cap on rounds: a cap of 20 once left a valid spec with
-    many SLOs, whose `for`s fire 20m apart, without a single firing check): a round that
+    22 SLOs whose pages fire 30m apart expecting 21 firing at its end): a round that
     does not end moves the end past a change later than MARGIN before it, so the end
     grows; and the last segment's burn is constant, so once both windows of every tier lie
     inside it and its longest `for` has passed (`settled`), no state changes any more.
