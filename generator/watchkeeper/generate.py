@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar, overload
 
-from watchkeeper import alertmanager
+from watchkeeper import alertmanager, naming
 from watchkeeper.build_cache import Reuse
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
@@ -41,7 +41,7 @@ def service_alert_files(service: Service, header: str) -> Files:
     and promtool test files ``alerts/tests/<service>.<section>[+<section>...].test.yml``
     (and ``<service>.<section>.with-<section>.test.yml`` for a group's scenarios that also
     check another group's alerts, when the others are cheaper without those rules: see
-    `rule_tests.own_part`).
+    `rule_tests.own_part`). The names are built in `naming`, which says why they look so.
 
     promtool loads and evaluates every rule of every file a test lists, at every step of
     every test group; a test file lists only the rule files its checks read. Groups whose
@@ -52,37 +52,36 @@ def service_alert_files(service: Service, header: str) -> Files:
     """
     files: Files = {}
     groups = build_groups(service)
-    name = {id(g): f"{service.name}.{g.group.removeprefix(service.name + '-')}" for g in groups}
+    name = {id(g): naming.group_stem(service.name, g.group) for g in groups}
     for group in groups:
-        files[f"alerts/{name[id(group)]}.rules.yml"] = rule_file([group], header)
+        files[naming.rules_path(name[id(group)])] = rule_file([group], header)
     for members in layout(groups, test_step(service)):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
         checked = [g for g in groups if id(g) in needed]
-        listed = [f"../{name[id(g)]}.rules.yml" for g in checked]
-        stem = "+".join([name[id(members[0])], *(name[id(m)].split(".", 1)[1]
-                                                 for m in members[1:])])
+        listed = [naming.listed_rules(name[id(g)]) for g in checked]
+        stem = naming.shared_test_stem([name[id(m)] for m in members])
         own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
         if own is not None:  # its scenarios reading only its own rules, in a file apart
-            files[f"alerts/tests/{stem}.test.yml"] = test_file(
-                service, [own], [f"../{name[id(members[0])]}.rules.yml"], header=header)
+            files[naming.test_path(stem)] = test_file(
+                service, [own], [naming.listed_rules(name[id(members[0])])], header=header)
             members = [replace(members[0], scenarios=[s for s in members[0].scenarios
                                                       if s not in own.scenarios])]
-            stem += ".with-" + "+".join(name[id(g)].split(".", 1)[1] for g in checked
-                                        if g is not own and name[id(g)] != stem)
+            stem = naming.with_stem(stem, [name[id(g)] for g in checked
+                                           if g is not own and name[id(g)] != stem])
         if len(members) == 1:
-            files[f"alerts/tests/{stem}.test.yml"] = test_file(service, members, listed,
-                                                               checked, header)
+            files[naming.test_path(stem)] = test_file(service, members, listed, checked,
+                                                      header)
             continue
         for scenarios, reading in lanes_apart(members, checked):
             # test groups reading only some of the file's rule groups: a file listing those
-            part = stem if len(reading) == len(checked) else "+".join(
-                [name[id(reading[0])], *(name[id(g)].split(".", 1)[1] for g in reading[1:])])
+            part = stem if len(reading) == len(checked) else naming.shared_test_stem(
+                [name[id(g)] for g in reading])
             if part != stem and any(all(g is not m for m in members) for g in reading):
-                part += ".apart"  # a name no other group's file can take
-            files[f"alerts/tests/{part}.test.yml"] = test_file(
+                part = naming.apart_stem(part)  # a name no other group's file can take
+            files[naming.test_path(part)] = test_file(
                 service, [replace(members[0], scenarios=scenarios)],
-                [f"../{name[id(g)]}.rules.yml" for g in reading], reading, header)
+                [naming.listed_rules(name[id(g)]) for g in reading], reading, header)
     return files
 
 

@@ -1,4 +1,5 @@
-"""Names shared by outputs: dashboard uids, panel ids, and the links alerts carry.
+"""Names shared by outputs: dashboard uids, panel ids, the links alerts carry, and the
+names of the rule and promtool test files.
 
 Signals build alerts without any link; :func:`annotate` then adds `runbook_url` and
 `dashboard_url` to every alert (and to the alerts the promtool scenarios expect) in one
@@ -81,6 +82,57 @@ def parse_link(url: str) -> tuple[str, int] | None:
     """(uid, panel id) of a `dashboard_url`, or None when it is not one of ours."""
     match = re.search(r"/d/([^/?#]+)(?:/[^?#]*)?\?(?:.*&)?viewPanel=(\d+)", url)
     return (match[1], int(match[2])) if match else None
+
+
+# --- Rule and test files --------------------------------------------------------------------
+# A rule group's file is `alerts/<service>.<section>.rules.yml`; a promtool test file is
+# `alerts/tests/<stem>.test.yml`, its stem saying which groups' scenarios it holds. Every
+# name starts with the service and its first dot ends it (service names hold no dots):
+# `generate --shard` and the backtest read the service back that way. The rest is made
+# only of the rule groups, so the same spec always writes the same paths (the committed
+# output is diffed in CI) and a changed service rewrites only its own files.
+
+
+def group_stem(service_name: str, group: str) -> str:
+    """`<service>.<section>` for the rule group `<service>-<section>` (its file's name
+    without `.rules.yml`, and the stem of its own test file)."""
+    return f"{service_name}.{group.removeprefix(service_name + '-')}"
+
+
+def rules_path(stem: str) -> str:
+    return f"alerts/{stem}.rules.yml"
+
+
+def listed_rules(stem: str) -> str:
+    """A rule file as the test files in `alerts/tests/` list it."""
+    return f"../{stem}.rules.yml"
+
+
+def test_path(stem: str) -> str:
+    return f"alerts/tests/{stem}.test.yml"
+
+
+def _section(stem: str) -> str:
+    return stem.split(".", 1)[1]
+
+
+def shared_test_stem(stems: Sequence[str]) -> str:
+    """Groups whose tests share one file (cheaper for promtool, see `rule_tests.layout`):
+    the first group's stem, then the others' sections, `svc-7.http+database+cache`."""
+    return "+".join([stems[0], *(_section(s) for s in stems[1:])])
+
+
+def with_stem(stem: str, others: Iterable[str]) -> str:
+    """A group's scenarios that also check other groups' alerts, in a file apart from
+    those reading its own rules only (`rule_tests.own_part`): `svc-7.leak.with-runtime`,
+    naming the groups whose rule files it lists too."""
+    return f"{stem}.with-" + "+".join(_section(s) for s in others)
+
+
+def apart_stem(stem: str) -> str:
+    """A file of a shared test's scenarios that read a group the file's own groups do not
+    include: `.apart` keeps its name from ever being another group's own file."""
+    return f"{stem}.apart"
 
 
 # --- The annotation overlay ------------------------------------------------------------------
