@@ -43,6 +43,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import servers  # noqa: E402  (ports and daemons as the tests start them)
+
 SLOTH_SPEC = REPO / "tests" / "slo" / "fixtures" / "sloth" / "getting-started.yml"
 SLOTH_RULES = REPO / "tests" / "slo" / "fixtures" / "sloth_gen" / "getting-started.yml"
 HOST = "127.0.0.1"
@@ -145,13 +149,6 @@ class Exporter(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def query(port: int, expr: str) -> list[dict]:
     url = f"http://{HOST}:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=30) as response:
@@ -172,15 +169,17 @@ def group_durations(port: int) -> dict[str, float]:
     return out
 
 
-def our_rules(folder: Path) -> Path:
-    """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs)."""
+def our_rules(folder: Path) -> list[Path]:
+    """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs):
+    every rule file it writes for the service (the alerts' group and the report group,
+    which holds the 30-day ratio)."""
     spec = folder / "spec.yaml"
     cli = [sys.executable, "-m", "watchkeeper.cli"]
     subprocess.run([*cli, "import", "sloth", str(SLOTH_SPEC), "-o", str(spec)], check=True,
                    capture_output=True)
     subprocess.run([*cli, "generate", str(spec), "--out", str(folder), "--only", "alerts"],
                    check=True, capture_output=True)
-    return folder / "alerts" / "myservice.slo.rules.yml"
+    return sorted((folder / "alerts").glob("myservice.*.rules.yml"))
 
 
 def sloth_rules(folder: Path) -> list[Path]:
@@ -214,15 +213,15 @@ def main() -> int:
         (folder / "history.om").unlink()
         print(f"backfilled {args.days} days in {time.monotonic() - began:.0f}s", flush=True)
         Exporter.counters = counters
-        server = http.server.ThreadingHTTPServer((HOST, free_port()), Exporter)
+        # in this process: it binds port 0 itself, so no other process can take its port
+        server = http.server.ThreadingHTTPServer((HOST, 0), Exporter)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        sets = {"ours": [our_rules(folder)], "sloth": sloth_rules(folder),
+        sets = {"ours": our_rules(folder), "sloth": sloth_rules(folder),
                 "naive": [folder / "naive.rules.yml"]}
         sets["naive"][0].write_text(yaml.safe_dump(NAIVE))
         groups = {name: [g["name"] for p in paths
                          for g in yaml.safe_load(p.read_text())["groups"]]
                   for name, paths in sets.items()}
-        port = free_port()
         config = {"global": {"scrape_interval": f"{SCRAPE}s",
                              "evaluation_interval": f"{args.interval}s"},
                   "rule_files": [str(p) for paths in sets.values() for p in paths],
@@ -230,19 +229,21 @@ def main() -> int:
                                       "static_configs": [
                       {"targets": [f"{HOST}:{server.server_address[1]}"]}]}]}
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        proc = subprocess.Popen(
+        # a port reserved as the tests reserve theirs (tests/servers.py): outside the
+        # ephemeral range, locked for this process, so a test run beside it cannot take it
+        port = servers.free_port()
+        prometheus = servers.Daemon(
             ["prometheus", f"--config.file={folder / 'prometheus.yml'}",
              f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=90d",
-             f"--web.listen-address={HOST}:{port}"],
-            stdout=subprocess.DEVNULL, stderr=(folder / "prometheus.log").open("w"))
+             f"--web.listen-address={HOST}:{port}"], port, log_path=folder / "prometheus.log")
         try:
+            prometheus.start(timeout=600)  # ready once it has loaded the backfilled blocks
             status = measure(port, groups, args)
             if status:
-                print((folder / "prometheus.log").read_text()[-3000:], file=sys.stderr)
+                print(prometheus.log()[-3000:], file=sys.stderr)
             return status
         finally:
-            proc.terminate()
-            proc.wait(30)
+            prometheus.stop()
             server.shutdown()
 
 
@@ -276,8 +277,11 @@ def measure(port: int, groups: dict[str, list[str]], args: argparse.Namespace) -
     }
     print(f"rule evaluation, median of {args.samples} evaluations every {args.interval}s "
           f"(10 instances x 2 codes, 30s scrapes, {args.days} days):")
+    if missing := [name for name, result in ratios.items() if not result]:
+        print(f"no 30-day error ratio recorded by: {', '.join(missing)}", file=sys.stderr)
+        return 1
     for name in groups:
-        ratio = float(ratios[name][0]["value"][1]) if ratios[name] else float("nan")
+        ratio = float(ratios[name][0]["value"][1])
         print(f"  {name:6} {medians[name] * 1000:9.2f} ms  ({len(groups[name])} group(s)); "
               f"30d error ratio {ratio:.6f} (true {true_ratio():.6f})")
     print(f"  ours vs sloth: {medians['sloth'] / medians['ours']:.1f}x cheaper; "
