@@ -171,15 +171,15 @@ def group_durations(port: int) -> dict[str, float]:
 
 def our_rules(folder: Path) -> list[Path]:
     """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs):
-    every rule file it writes for the service (the alerts' group and the report group,
-    which holds the 30-day ratio)."""
+    the SLO's two rule files, its alerts' group and the report group holding the 30-day
+    ratio (not the service's up/absent alerts, which Sloth does not write)."""
     spec = folder / "spec.yaml"
     cli = [sys.executable, "-m", "watchkeeper.cli"]
     subprocess.run([*cli, "import", "sloth", str(SLOTH_SPEC), "-o", str(spec)], check=True,
                    capture_output=True)
     subprocess.run([*cli, "generate", str(spec), "--out", str(folder), "--only", "alerts"],
                    check=True, capture_output=True)
-    return sorted((folder / "alerts").glob("myservice.*.rules.yml"))
+    return sorted((folder / "alerts").glob("myservice.slo*.rules.yml"))
 
 
 def sloth_rules(folder: Path) -> list[Path]:
