@@ -444,24 +444,37 @@ def minutes(profile: Profile) -> list[float]:
 
 def model(slo: Slo, slos: list[Slo], profile: Profile,
           floor: int) -> dict[str, list[bool]]:
-    """Per tier of `slo`, per minute: is it firing?"""
-    burns = [bad_shares(slos, b)[indicator_key(slo)] / slo.budget for b in minutes(profile)]
+    """Per tier of `slo`, per minute: is it firing?
+
+    Runs at every generation of a service with SLOs, several times per profile (`fitted`),
+    over profiles of up to ~11 h whose 1d and 3d windows reach back to the start: window
+    means come from running sums, and the bad share from each segment's burn once.
+    """
+    key = indicator_key(slo)
+    burns = [burn for length, b in profile.segments
+             for burn in [bad_shares(slos, b)[key] / slo.budget] * length]
+    sums = list(itertools.accumulate(burns, initial=0.0))
     out = {}
     for tier, for_ in slo.tiers():
         factor = tier.factor(slo.window)
         enough = profile.traffic * tier.long / 60 >= min_events(slo, tier, floor)
-        held = [enough and _mean(burns, t, tier.long) > factor
-                and _mean(burns, t, tier.short) > factor for t in range(len(burns) + 1)]
+        held = [enough and _mean(sums, t, tier.long) > factor
+                and _mean(sums, t, tier.short) > factor for t in range(len(burns) + 1)]
         wait = round(for_ / 60)
-        out[f"{slo.name}/{tier.name}"] = [
-            t >= wait and all(held[t - wait:t + 1]) for t in range(len(burns) + 1)]
+        run = 0  # minutes in a row, up to t, that held
+        firing = []
+        for t, now in enumerate(held):
+            run = run + 1 if now else 0
+            firing.append(t >= wait and run > wait)
+        out[f"{slo.name}/{tier.name}"] = firing
     return out
 
 
-def _mean(burns: list[float], t: int, window: float) -> float:
-    """Mean burn over the `window` before minute `t` (over what exists, as avg_over_time)."""
-    part = burns[max(0, t - round(window / 60)):t]
-    return sum(part) / len(part) if part else 0.0
+def _mean(sums: list[float], t: int, window: float) -> float:
+    """Mean burn over the `window` before minute `t` (over what exists, as avg_over_time),
+    from `sums`, the running sums of the burns per minute."""
+    start = max(0, t - round(window / 60))
+    return (sums[t] - sums[start]) / (t - start) if t > start else 0.0
 
 
 def _tick_rates(slos: list[Slo], profile: Profile) -> list[dict[str, float]]:
