@@ -223,12 +223,12 @@ def test_generated_tests_catch_broken_rules(shop_alerts, tmp_path, name, mutatio
 
 
 def test_8x_burn_is_checked_with_ticket_1d_firing_and_page_6h_not_yet(shop_alerts):
-    """Worked out by hand: after 6h of no errors, an 8x burn's mean over the (not yet full)
-    1d window passes 3x after 3.6h of burning (8 (t - 6h) / t > 3), its 6h window passes
-    6x after 4.5h (8 (t - 6h) / 6h > 6). Between the two, ticket-1d fires and page-6h does
-    not: some check of the 8x case must say so (the transitions are 44 minutes apart, less
-    than two margins, so this check sits between them with less room; see
-    slo.between_checks)."""
+    """Worked out by hand: after 2h of no errors, an 8x burn's mean over the (not yet full)
+    1d window passes 3x after 1.2h of burning (8 (t - 2h) / t > 3), its 6h window (full
+    from t = 6h) passes 6x after 4.5h (8 (t - 2h) / 6h > 6). Between the two, ticket-1d
+    fires and page-6h does not: some check of the 8x case must say so. (With 6h of
+    history the two were 44 minutes apart, less than two margins; see
+    slo.between_checks.)"""
     tests = yaml.safe_load((shop_alerts / "tests" / "shop.slo.test.yml").read_text())["tests"]
     group = next(g for g in tests if "8x burn" in g["name"])
     states = [{a["exp_labels"]["burn_tier"] for a in check["exp_alerts"]

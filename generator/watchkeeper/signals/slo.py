@@ -340,8 +340,11 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     no traffic, too little traffic, and vanished series.
 
     Histories before a burn are as short as each case allows (promtool evaluates every rule
-    at every step): 1h where the page-1h window must be full, 6h where the page-6h window
-    must be (the 8x case, whose detection time then is the table's 6h × 6 / 8 = 4.5h), 3h
+    at every step): 1h where the page-1h window must be full; 2h for the 8x case, whose
+    page-6h window is then full from 4h of burning on, before its condition holds at the
+    table's 6h × 6 / 8 = 4.5h (so that is its detection time; a 6h history only added
+    24 steps of 42 rules), while its 1d window (not full) passes ticket-1d's 3x after
+    1.2h, leaving hours of "ticket-1d firing, page-6h not yet" to check; 3h
     for the blip (its 150 budget-minutes then average 0.8 over the history, below the
     lowest factor, 1, so staying quiet still proves every factor above that). The blip
     lasts one evaluation step and ends on an evaluation: what one step's 5m rate sees is
@@ -356,7 +359,7 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
         FIRST,
         Profile("20x burn pages", ((60, 0.0), (80, 20.0))),
         Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
-                ((360, 0.0), (310, 8.0))),
+                ((120, 0.0), (310, 8.0))),
         Profile("4x burn opens tickets, never pages", ((30, 0.0), (150, 4.0))),
         Profile("2x burn opens a ticket on the 3d window only", ((30, 0.0), (80, 2.0))),
         Profile("0.5x burn stays quiet", ((30, 0.0), (60, 0.5))),
@@ -558,8 +561,9 @@ def check_times(states: dict[str, list[bool]], length: int) -> list[int]:
 def between_checks(states: dict[str, list[bool]], times: list[int], slos: list[Slo],
                    profile: Profile, floor: int) -> list[int]:
     """`times` and, for each state the model passes through between two transitions too
-    close for `check_times` (less than two margins apart: the 8x burn's ticket-1d fires 44
-    minutes before its page-6h), one check at the evaluation farthest from both, if that
+    close for `check_times` (less than two margins apart: after 6h of history, the 8x
+    burn's ticket-1d fired 44 minutes before its page-6h; some windows and objectives of
+    the sweep still do so), one check at the evaluation farthest from both, if that
     is CLEARANCE from each and the tick-by-tick evaluation (`discrete_firing`) agrees with
     the model there. Only while every tier has yet to resolve: the tick-by-tick
     evaluation follows first firings, not recoveries."""
