@@ -155,18 +155,20 @@ def _size(file: Path) -> int:
 
 
 def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | None = None,
-                 cwd: Path | None = None, weights: dict[str, float] | None = None) -> Result:
+                 cwd: Path | None = None, weights: dict[str, float] | None = None,
+                 per_job: int = 3) -> Result:
     """`promtool *args files...` split over `jobs` processes (default: one per core).
 
     promtool checks and tests one file at a time on one core; batches keep its start-up
     cost small, and the report of each batch is still parsed per file. The merged result
-    lists files in the order given.
+    lists files in the order given. `per_job` batches per process (a few, so one slow
+    batch does not leave a core idle at the end; one where each file's work is about its
+    size).
     """
     if not files:
         return Result(True, [], "")
     jobs = jobs or cores()
-    # A few batches per process, so one slow batch does not leave a core idle at the end.
-    parts = batches(files, jobs * 3 if jobs > 1 else 1, cwd, weights)
+    parts = batches(files, jobs * per_job if jobs > 1 else 1, cwd, weights)
     with scratch_env() as scratch:
         env = go_env(scratch, parallel=min(jobs, len(parts)) > 1)
         if len(parts) == 1:
@@ -186,8 +188,12 @@ def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | N
 
 def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
                 jobs: int | None = None) -> Result:
-    """`promtool check rules`: syntax, PromQL parsing, duplicate rules."""
-    return run_parallel(["check", "rules"], files, jobs, cwd)
+    """`promtool check rules`: syntax, PromQL parsing, duplicate rules.
+
+    One size-balanced batch per process: checking costs about the same per byte of rules,
+    and a promtool process costs ~10 ms of CPU to start, about as much as checking the
+    example spec's 21 rule files (six batches were ~0.07 of its ~0.1 CPU-s)."""
+    return run_parallel(["check", "rules"], files, jobs, cwd, per_job=1)
 
 
 def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
