@@ -69,8 +69,11 @@ GC_PAUSE = [("50ms", "200ms"), ("20ms", "100ms"), ("80ms", "300ms"), ("30ms", "1
             ("70ms", "280ms"), ("45ms", "180ms"), ("35ms", "140ms")]
 
 
-def service(index: int) -> dict:
-    """`SERVICE` with budgets chosen by `index` (deterministic; svc-0 is `SERVICE` itself)."""
+def service(index: int, budgets: int | None = None) -> dict:
+    """`SERVICE` named by `index` with budgets chosen by `budgets` (default: `index`;
+    deterministic; index 0 has `SERVICE`'s own budgets)."""
+    name = f"svc-{index}"
+    index = index if budgets is None else budgets
     p50_w, p50_c, p99_w, p99_c = LATENCY[index % len(LATENCY)]
     err_w, err_c = ERRORS[index % len(ERRORS)]
     db_w, db_c, pool_w, pool_c = DATABASE[index % len(DATABASE)]
@@ -78,7 +81,6 @@ def service(index: int) -> dict:
     mem_w, mem_c = MEMORY[index % len(MEMORY)]
     gor_w, gor_c, thr_w, thr_c = THREADS[index % len(THREADS)]
     gc_w, gc_c = GC_PAUSE[index % len(GC_PAUSE)]
-    name = f"svc-{index}"
     leak = SERVICE["runtime"]["goroutines"]["leak"]
     return {
         **SERVICE, "name": name, "selector": {"job": name},
@@ -95,10 +97,14 @@ def service(index: int) -> dict:
     }
 
 
-def spec(count: int, changed: bool = False) -> dict:
-    """`count` services declaring every signal, budgets varied by index (`service`);
-    `changed` moves one budget of svc-0."""
-    services = [service(index) for index in range(count)]
+def spec(count: int, changed: bool = False, budget_sets: int = 0) -> dict:
+    """`count` services declaring every signal, budgets varied by index (`service`): every
+    service's set of budgets differs from the others' (up to 4,620 services); with
+    `budget_sets`, services take the first `budget_sets` sets in turn instead, as services
+    sharing presets do (svc-0, svc-N, svc-2N, ... have equal budgets). `changed` moves one
+    budget of svc-0."""
+    services = [service(index, index % budget_sets if budget_sets else None)
+                for index in range(count)]
     if changed:
         runtime = {**services[0]["runtime"], "memory": {"warning": "600MiB",
                                                         "critical": "2GiB"}}
@@ -108,8 +114,9 @@ def spec(count: int, changed: bool = False) -> dict:
             "services": services}
 
 
-def write_spec(path: Path, count: int, changed: bool = False) -> None:
-    path.write_text(yaml.safe_dump(spec(count, changed), sort_keys=False), encoding="utf-8")
+def write_spec(path: Path, count: int, changed: bool = False, budget_sets: int = 0) -> None:
+    path.write_text(yaml.safe_dump(spec(count, changed, budget_sets), sort_keys=False),
+                    encoding="utf-8")
 
 
 def run(argv: list[str], cwd: Path | None = None,
