@@ -109,7 +109,10 @@ class Memo:
         texts = self._texts.get(key)
         if texts is None:
             self.misses += 1
-            texts = render(shape)
+            try:
+                texts = render(shape)
+            except Exception:  # raised again, naming the service itself
+                return render(service)
             self._texts[key] = texts
             if len(self._texts) > self.max_entries:
                 self._texts.popitem(last=False)

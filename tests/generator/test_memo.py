@@ -154,3 +154,12 @@ def test_generate_with_and_without_memo(tmp_path, budget_sets) -> None:
 def test_every_spec_same_with_and_without_memo(path) -> None:
     spec = load_spec(path, {})
     assert gen.generate(spec, path.name) == gen.generate(spec, path.name, memo=False)
+
+
+def test_an_error_names_the_service_not_the_placeholder(bases) -> None:
+    """A builder's error reaches the user with the service's own name."""
+    def failing(service: Service) -> dict[str, str]:
+        raise ValueError(f"{service.name}: cannot be built")
+
+    with pytest.raises(ValueError, match=r"^orders: cannot be built$"):
+        memo.Memo("spec.yaml").files(renamed(bases[0], "orders"), failing)
