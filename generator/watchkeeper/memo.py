@@ -80,7 +80,10 @@ def abstract(service: Service) -> Service | None:
         v == name for v in selector.example.values())
     # every string of the service is in its pickle as written (see `_dump`): the name
     # must be nowhere else, not even inside another text
-    dumped = _dump(service)
+    try:
+        dumped = _dump(service)
+    except (pickle.PicklingError, TypeError, ValueError, AttributeError):
+        return None  # a service made in memory with parts no pickle holds: built directly
     if dumped.count(name.encode()) != expected or PLACEHOLDER.encode() in dumped:
         return None
     return dataclasses.replace(service, name=PLACEHOLDER,

@@ -163,3 +163,8 @@ def test_an_error_names_the_service_not_the_placeholder(bases) -> None:
 
     with pytest.raises(ValueError, match=r"^orders: cannot be built$"):
         memo.Memo("spec.yaml").files(renamed(bases[0], "orders"), failing)
+
+
+def test_a_service_no_pickle_holds_is_built_directly(bases) -> None:
+    service = dataclasses.replace(bases[0], labels={**bases[0].labels, "x": lambda: 0})
+    assert memo.abstract(service) is None
