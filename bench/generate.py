@@ -4,7 +4,9 @@ in the same run (the machine is shared and noisy, so only ratios taken side by s
 much). Every command runs in a fresh process; runs are interleaved; medians are reported.
 
 Sections (all by default; pick with --only):
-  generate    `watchkeeper generate spec.yaml` for each --sizes, ratio to check rules
+  generate    `watchkeeper generate spec.yaml` for each --sizes, ratio to check rules;
+              with --budget-sets N, services take N sets of budgets in turn (services
+              sharing presets) instead of each having its own
   test        `watchkeeper test --all` for --test-services, ratio to check rules; then one
               service's budget changes, the spec is regenerated and `watchkeeper test` (no
               --all) is timed again, ratio to the full run
@@ -69,8 +71,11 @@ GC_PAUSE = [("50ms", "200ms"), ("20ms", "100ms"), ("80ms", "300ms"), ("30ms", "1
             ("70ms", "280ms"), ("45ms", "180ms"), ("35ms", "140ms")]
 
 
-def service(index: int) -> dict:
-    """`SERVICE` with budgets chosen by `index` (deterministic; svc-0 is `SERVICE` itself)."""
+def service(index: int, budgets: int | None = None) -> dict:
+    """`SERVICE` named by `index` with budgets chosen by `budgets` (default: `index`;
+    deterministic; index 0 has `SERVICE`'s own budgets)."""
+    name = f"svc-{index}"
+    index = index if budgets is None else budgets
     p50_w, p50_c, p99_w, p99_c = LATENCY[index % len(LATENCY)]
     err_w, err_c = ERRORS[index % len(ERRORS)]
     db_w, db_c, pool_w, pool_c = DATABASE[index % len(DATABASE)]
@@ -78,7 +83,6 @@ def service(index: int) -> dict:
     mem_w, mem_c = MEMORY[index % len(MEMORY)]
     gor_w, gor_c, thr_w, thr_c = THREADS[index % len(THREADS)]
     gc_w, gc_c = GC_PAUSE[index % len(GC_PAUSE)]
-    name = f"svc-{index}"
     leak = SERVICE["runtime"]["goroutines"]["leak"]
     return {
         **SERVICE, "name": name, "selector": {"job": name},
@@ -95,10 +99,14 @@ def service(index: int) -> dict:
     }
 
 
-def spec(count: int, changed: bool = False) -> dict:
-    """`count` services declaring every signal, budgets varied by index (`service`);
-    `changed` moves one budget of svc-0."""
-    services = [service(index) for index in range(count)]
+def spec(count: int, changed: bool = False, budget_sets: int = 0) -> dict:
+    """`count` services declaring every signal, budgets varied by index (`service`): every
+    service's set of budgets differs from the others' (up to 4,620 services); with
+    `budget_sets`, services take the first `budget_sets` sets in turn instead, as services
+    sharing presets do (svc-0, svc-N, svc-2N, ... have equal budgets). `changed` moves one
+    budget of svc-0."""
+    services = [service(index, index % budget_sets if budget_sets else None)
+                for index in range(count)]
     if changed:
         runtime = {**services[0]["runtime"], "memory": {"warning": "600MiB",
                                                         "critical": "2GiB"}}
@@ -108,8 +116,9 @@ def spec(count: int, changed: bool = False) -> dict:
             "services": services}
 
 
-def write_spec(path: Path, count: int, changed: bool = False) -> None:
-    path.write_text(yaml.safe_dump(spec(count, changed), sort_keys=False), encoding="utf-8")
+def write_spec(path: Path, count: int, changed: bool = False, budget_sets: int = 0) -> None:
+    path.write_text(yaml.safe_dump(spec(count, changed, budget_sets), sort_keys=False),
+                    encoding="utf-8")
 
 
 def run(argv: list[str], cwd: Path | None = None,
@@ -167,12 +176,15 @@ def generate_command(generator: Path | None, spec_file: Path, out: Path) -> list
 
 
 def bench_generate(work: Path, sizes: list[int], repeat: int,
-                   generators: list[Path] | None = None) -> None:
+                   generators: list[Path] | None = None, budget_sets: int = 0) -> None:
     """Per size and generator (interleaved): `generate` into an empty folder (cold), again
     over its own unchanged output (warm: a re-run after no change), then of the spec with
     one service's budget changed over that output (edit: `make` after editing one service),
-    and `promtool check rules` of the rule files, each in a fresh process."""
-    print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files")
+    and `promtool check rules` of the rule files, each in a fresh process. `budget_sets`:
+    see `spec`."""
+    print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files"
+          + (f"; services take {budget_sets} sets of budgets in turn" if budget_sets else
+             "; every service's budgets differ"))
     print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
           f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
           f"{'peak RSS MiB':>13} {'cold CPU s':>11}")
@@ -180,9 +192,10 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
     for size in sizes:
         folder = work / f"gen-{size}"
         folder.mkdir()
-        write_spec(folder / "spec.yaml", size)
+        write_spec(folder / "spec.yaml", size, budget_sets=budget_sets)
         (folder / "edited").mkdir()
-        write_spec(folder / "edited" / "spec.yaml", size, changed=True)  # same file name
+        write_spec(folder / "edited" / "spec.yaml", size, changed=True,  # same file name
+                   budget_sets=budget_sets)
         rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": []}
                       for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
@@ -291,6 +304,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--test-services", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--budget-sets", type=int, default=0,
+                        help="generate: services take this many sets of budgets in turn "
+                        "(default 0: every service's set differs)")
     parser.add_argument("--only", action="append",
                         choices=["generate", "test", "test-rules"])
     parser.add_argument("--generator", type=Path, action="append",
@@ -309,7 +325,8 @@ def main() -> None:
         work = Path(tmp)
         if "generate" in sections:
             bench_generate(work, args.sizes, args.repeat,
-                           [g.resolve() for g in args.generator] if args.generator else None)
+                           [g.resolve() for g in args.generator] if args.generator else None,
+                           args.budget_sets)
         generators = [g.resolve() for g in args.generator] if args.generator else None
         if "test" in sections:
             bench_test(work, args.test_services, args.repeat, generators)

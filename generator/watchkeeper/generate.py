@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar, overload
 
 from watchkeeper import alertmanager, naming
 from watchkeeper.build_cache import Reuse
+from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
@@ -145,21 +146,26 @@ def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
 
 
 def _service_job(builds: Sequence[Callable[[Service, str], Files]], spec_name: str,
-                 sink: Sink | None, reuse: Reuse | None,
+                 sink: Sink | None, reuse: Reuse | None, memo: Memo | None,
                  service: Service) -> tuple[str | None, dict[str, str]]:
     """Every selected output of one service (the unit of work of a worker process), with
     the service's key when `reuse` is given: its files as recorded there when they are
-    still in place (see build_cache), else built."""
+    still in place (see build_cache), else built (or, with `memo`, had from a service
+    rendered before that differs only by name)."""
     key = None
     if reuse is not None:
         key = reuse.key(service)
         found = reuse.files(service, key)
         if found is not None:
             return key, found
-    result: dict[str, str] = {}
-    for build in builds:
-        result.update(_emit(build(service, spec_name), sink))
-    return key, result
+
+    def render(service: Service) -> dict[str, str]:
+        return {path: text for build in builds
+                for path, text in _emit(build(service, spec_name), None).items()}
+
+    files = render(service) if memo is None else memo.files(service, render)
+    return key, files if sink is None else {path: sink(path, text)
+                                            for path, text in files.items()}
 
 
 def _shared_job(build: Callable[[Spec, str], Files], spec: Spec, spec_name: str,
@@ -234,14 +240,15 @@ IntoT = TypeVar("IntoT", bound=Into)
 
 @overload
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
-             sink: Sink | None = None, reuse: Reuse | None = None) -> dict[str, str]: ...
+             sink: Sink | None = None, reuse: Reuse | None = None, *,
+             memo: bool = True) -> dict[str, str]: ...
 @overload
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None, reuse: Reuse | None = None, *,
-             into: IntoT) -> IntoT: ...
+             into: IntoT, memo: bool = True) -> IntoT: ...
 def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None, reuse: Reuse | None = None,
-             into: Into | None = None) -> Into:
+             into: Into | None = None, memo: bool = True) -> Into:
     """Every file of the selected output folders: path → text, or path → sha256 of what
     `sink` wrote; put into `into` as they come when given (and `into` returned), else in a
     new dict.
@@ -256,13 +263,16 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     With `reuse` (and a sink), services whose inputs are unchanged since the run recorded
     there are not built again (see build_cache); what each service has now is put in
     `reuse.built`.
+
+    Services that differ from one rendered before only by their name are not built again
+    (`memo.Memo`, one per run; `memo=False` builds every service: the same files).
     """
     assert reuse is None or sink is not None, "reused files have no text to return"
     outputs = [output for folder, output in OUTPUTS.items() if only is None or folder in only]
     if only is None or "dashboards" in only:
         import watchkeeper.dashboards.build  # noqa: F401 - once, before workers are forked
     job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink,
-                            reuse)
+                            reuse, Memo(spec_name) if memo else None)
     workers = _workers(len(spec.services))
     result: Into = {} if into is None else into
     names = service_names(spec.services)

@@ -1,0 +1,170 @@
+"""`memo.Memo` gives exactly the files building the service directly gives: for services of
+every spec we have (the committed one, the scenario specs with SLOs, jobs and every resolved
+type, the benchmark's) under many names, tricky ones included, and for whole specs."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from watchkeeper import generate as gen
+from watchkeeper import memo
+from watchkeeper.load import load_spec
+from watchkeeper.model import Service
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "tests" / "generator" / "scenarios"
+SPECS = [REPO / "spec" / "services.yaml", SCENARIOS / "shop.yaml",
+         SCENARIOS / "slo_shop.yaml", SCENARIOS / "every_resolved_type.yaml",
+         SCENARIOS / "checkout.yaml"]
+
+
+def _bench():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import generate as bench
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return bench
+
+
+def _write_bench(path: Path, count: int, budget_sets: int = 0) -> Path:
+    path.write_text(yaml.safe_dump(_bench().spec(count, budget_sets=budget_sets),
+                                   sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory) -> list[Service]:
+    bench = _write_bench(tmp_path_factory.mktemp("bench") / "bench.yaml", 3)
+    return [s for path in [*SPECS, bench] for s in load_spec(path, {}).services]
+
+
+def render(service: Service) -> dict[str, str]:
+    """Every per-service file, built directly."""
+    files: dict[str, str] = {}
+    for output in gen.OUTPUTS.values():
+        files.update(output.per_service(service, "spec.yaml"))
+    return files
+
+
+def renamed(service: Service, name: str) -> Service:
+    """`service` called `name`, its selector values that were its name too."""
+    old, selector = service.name, service.selector
+    return dataclasses.replace(service, name=name, selector=dataclasses.replace(
+        selector,
+        matchers=tuple(dataclasses.replace(m, value=name) if m.value == old else m
+                       for m in selector.matchers),
+        example={k: name if v == old else v for k, v in selector.example.items()}))
+
+
+# Names that are other things to YAML, PromQL or Grafana, words the generated text is full
+# of, names at and past the dashboard uid's length, names inside the placeholder
+TRICKY = ["y", "n", "yes", "no", "on", "off", "null", "true", "nan", "inf", "infinity",
+          "i", "e1", "n-1", "http", "job", "service", "rules", "alerts", "latency", "cache",
+          "wallets", "memory", "runtime", "svc", "a", "z", "zq", "memo", "go", "d",
+          "a" * 37, "b" * 38, "c" * 40, "x-" * 18 + "y", "api-" * 9 + "a", "zqxjvkwmemo",
+          "zqxjvkwmemo-2", "p99", "le", "for", "description", "model", "watchkeeper"]
+NAMES = st.one_of(st.sampled_from(TRICKY),
+                  st.from_regex(r"[a-z][a-z0-9-]{0,39}", fullmatch=True))
+
+
+@pytest.fixture(scope="module")
+def warm(bases) -> list[memo.Memo]:
+    """A memo per base service holding its files under the placeholder (from `svc-x`)."""
+    tables = [memo.Memo("spec.yaml") for _ in bases]
+    for table, base in zip(tables, bases, strict=True):
+        table.files(renamed(base, "svc-x"), render)
+        assert table.misses == 1
+    return tables
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_memo_gives_the_files_building_gives(bases, warm, data) -> None:
+    index = data.draw(st.integers(0, len(bases) - 1))
+    service = renamed(bases[index], data.draw(NAMES))
+    hits = warm[index].hits
+    assert warm[index].files(service, render) == render(service)
+    # names the memo can stand for came from the held files, not from building
+    assert warm[index].hits == hits + (memo.abstract(service) is not None)
+
+
+@pytest.mark.parametrize("name", ["svc-1", "checkout-api", "ingest", "notifications"])
+def test_usual_names_are_memoised(bases, name) -> None:
+    """The guard does not turn the memo off for ordinary names (a test that always went
+    the direct way would prove nothing above)."""
+    assert all(memo.abstract(renamed(base, name)) is not None for base in bases)
+
+
+@pytest.mark.parametrize("name", ["yes", "null", "nan", "inf", "n", "b" * 38])
+def test_names_the_placeholder_cannot_stand_for(bases, name) -> None:
+    """Words YAML reads as bool, null or number are quoted where a name is not; a name
+    past 37 characters gets a hashed dashboard uid: these are built directly."""
+    assert memo.abstract(renamed(bases[0], name)) is None
+
+
+def test_name_inside_another_text_is_built_directly(bases) -> None:
+    """A label or metric merely containing the name would be changed by putting the name
+    back in; such services are built directly (and still the same)."""
+    base = renamed(bases[0], "orders")
+    for service in (dataclasses.replace(base, labels={**base.labels, "team": "orders-team"}),
+                    dataclasses.replace(base, labels={**base.labels, "orders": "x"}),
+                    dataclasses.replace(base, runbook_url="https://wiki/orders/{alert}")):
+        assert memo.abstract(service) is None
+        table = memo.Memo("spec.yaml")
+        assert table.files(service, render) == render(service)
+        assert table.files(service, render) == render(service)
+        assert table.hits == table.misses == 0
+
+
+def test_placeholder_in_the_spec_name_turns_the_memo_off(bases) -> None:
+    table = memo.Memo(f"{memo.PLACEHOLDER}.yaml")
+    table.files(bases[0], render)
+    assert table.files(bases[0], render) == render(bases[0])
+    assert table.hits == table.misses == 0
+
+
+def test_memo_is_bounded_and_gives_up_when_services_do_not_repeat(bases) -> None:
+    table = memo.Memo("spec.yaml", max_entries=3)
+    for base in bases[:5]:
+        table.files(base, render)
+    assert len(table._texts) == 3
+    shown = 0
+    for i in range(memo.PROBE + 5):  # every service with budgets of its own
+        service = dataclasses.replace(bases[0], name=f"svc-{i}", rate_window=60.0 + i)
+        shown += table.files(service, lambda s: {"f": s.name}) == {"f": f"svc-{i}"}
+    assert shown == memo.PROBE + 5
+    assert not table.on and not table._texts
+
+
+@pytest.mark.parametrize("budget_sets", [0, 3])
+def test_generate_with_and_without_memo(tmp_path, budget_sets) -> None:
+    """Whole specs, in worker processes (70 services: the pool is used), byte for byte."""
+    spec = load_spec(_write_bench(tmp_path / "spec.yaml", 70, budget_sets), {})
+    assert gen.generate(spec, "spec.yaml") == gen.generate(spec, "spec.yaml", memo=False)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_same_with_and_without_memo(path) -> None:
+    spec = load_spec(path, {})
+    assert gen.generate(spec, path.name) == gen.generate(spec, path.name, memo=False)
+
+
+def test_an_error_names_the_service_not_the_placeholder(bases) -> None:
+    """A builder's error reaches the user with the service's own name."""
+    def failing(service: Service) -> dict[str, str]:
+        raise ValueError(f"{service.name}: cannot be built")
+
+    with pytest.raises(ValueError, match=r"^orders: cannot be built$"):
+        memo.Memo("spec.yaml").files(renamed(bases[0], "orders"), failing)
+
+
+def test_a_service_no_pickle_holds_is_built_directly(bases) -> None:
+    service = dataclasses.replace(bases[0], labels={**bases[0].labels, "x": lambda: 0})
+    assert memo.abstract(service) is None
