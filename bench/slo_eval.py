@@ -1,12 +1,20 @@
 """Rule evaluation cost of one 30-day SLO on a real Prometheus holding 30 days of history.
 
 Three rule sets for the same SLO (Sloth's getting-started example: 99.9% of
-``http_request_duration_seconds_count{job="myservice"}`` not 5xx/429) are loaded into one
-Prometheus side by side and evaluated on the same data:
+``http_request_duration_seconds_count{job="myservice"}`` not 5xx/429), evaluated on the
+same data, each by a Prometheus of its own, one after the other:
 
 - ours: the rules `watchkeeper import sloth` + `watchkeeper generate` write for it;
 - Sloth: the rules Sloth itself generated for it (tests/slo/fixtures/sloth_gen/);
-- naive: the 30-day error ratio read straight from the raw series, ``rate(x[30d])``.
+- naive: the 30-day error ratio read straight from the raw series, ``rate(x[30d])``;
+- none: no rules (the Prometheus' own cost of scraping and serving, subtracted).
+
+Why one Prometheus per set: loaded into one Prometheus, the sets' groups evaluate at the
+same moment on a 2-core machine, and a group's duration is wall time, so each set's figure
+carried the others' CPU (runs swung 9-295 ms). Here each set runs alone; the main figure is
+the process CPU (``process_cpu_seconds_total``, user+sys) per evaluation interval, net of
+`none`, which a neighbour slows but barely inflates; the groups' wall durations are printed
+beside it. ``--rounds`` rounds interleave the sets (order rotating), medians over rounds.
 
 History: 10 instances x 2 codes scraped every 30s for 30 days, backfilled with
 ``promtool tsdb create-blocks-from openmetrics``, plus 30 days of the 5m recordings each
@@ -16,9 +24,8 @@ Traffic follows a day/night cycle (night at 10% of peak) with a constant number 
 per second, so errors are a larger share at night: the 30-day ratio of averages is the
 true error ratio; an average of 5m ratios over-weights the night.
 
-Reports, per rule set, the median of ``prometheus_rule_group_last_duration_seconds``
-(summed over its groups) over ``--samples`` evaluations, the ratios, and each set's 30-day
-error ratio against the true one. Usage (heavy: run under the shared lock):
+Reports the medians, the ratios to ours, each set's 30-day error ratio against the true
+one, and the 1-minute load average as each run began. Usage (heavy: run under the lock):
 
     flock /tmp/wk-heavy.lock .venv/bin/python bench/slo_eval.py
 """
@@ -26,9 +33,11 @@ error ratio against the true one. Usage (heavy: run under the shared lock):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.server
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -155,18 +164,20 @@ def query(port: int, expr: str) -> list[dict]:
         return json.load(response)["data"]["result"]
 
 
-def group_durations(port: int) -> dict[str, float]:
-    """`prometheus_rule_group_last_duration_seconds` by group, from Prometheus' /metrics
-    (it does not scrape itself here)."""
+def own_metrics(port: int) -> tuple[dict[str, float], float]:
+    """`prometheus_rule_group_last_duration_seconds` by group and
+    `process_cpu_seconds_total`, from Prometheus' /metrics (it does not scrape itself)."""
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=30) as response:
         text = response.read().decode()
-    out = {}
+    durations, cpu = {}, math.nan
     for line in text.splitlines():
         if line.startswith("prometheus_rule_group_last_duration_seconds{"):
             labels, value = line.rsplit(" ", 1)
             group = labels.split('rule_group="', 1)[1].split('"', 1)[0]
-            out[group.split(";")[-1]] = float(value)
-    return out
+            durations[group.split(";")[-1]] = float(value)
+        elif line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.split()[1])
+    return durations, cpu
 
 
 def our_rules(folder: Path) -> list[Path]:
@@ -192,8 +203,11 @@ def sloth_rules(folder: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=15, help="evaluations per rule set")
-    parser.add_argument("--interval", type=int, default=10, help="rule evaluation interval (s)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Prometheus runs per rule set, interleaved (order rotates)")
+    parser.add_argument("--samples", type=int, default=6,
+                        help="evaluations measured per Prometheus run")
+    parser.add_argument("--interval", type=int, default=4, help="rule evaluation interval (s)")
     parser.add_argument("--days", type=int, default=30, help="days of history (smoke: 1)")
     args = parser.parse_args()
     for tool in ("prometheus", "promtool"):
@@ -206,86 +220,144 @@ def main() -> int:
         start = end - args.days * DAY
         began = time.monotonic()
         counters = write_history(folder / "history.om", start, end)
-        data = folder / "data"
         subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q",
-                        "--max-block-duration=744h", str(folder / "history.om"), str(data)],
-                       check=True)
+                        "--max-block-duration=744h", str(folder / "history.om"),
+                        str(folder / "data")], check=True)
         (folder / "history.om").unlink()
         print(f"backfilled {args.days} days in {time.monotonic() - began:.0f}s", flush=True)
         Exporter.counters = counters
         # in this process: it binds port 0 itself, so no other process can take its port
         server = http.server.ThreadingHTTPServer((HOST, 0), Exporter)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        sets = {"ours": our_rules(folder), "sloth": sloth_rules(folder),
-                "naive": [folder / "naive.rules.yml"]}
-        sets["naive"][0].write_text(yaml.safe_dump(NAIVE))
-        groups = {name: [g["name"] for p in paths
-                         for g in yaml.safe_load(p.read_text())["groups"]]
-                  for name, paths in sets.items()}
-        config = {"global": {"scrape_interval": f"{SCRAPE}s",
-                             "evaluation_interval": f"{args.interval}s"},
-                  "rule_files": [str(p) for paths in sets.values() for p in paths],
-                  "scrape_configs": [{"job_name": "myservice", "honor_labels": True,
-                                      "static_configs": [
-                      {"targets": [f"{HOST}:{server.server_address[1]}"]}]}]}
-        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        # a port reserved as the tests reserve theirs (tests/servers.py): outside the
-        # ephemeral range, locked for this process, so a test run beside it cannot take it
-        port = servers.free_port()
-        prometheus = servers.Daemon(
-            ["prometheus", f"--config.file={folder / 'prometheus.yml'}",
-             f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=90d",
-             f"--web.listen-address={HOST}:{port}"], port, log_path=folder / "prometheus.log")
         try:
-            prometheus.start(timeout=600)  # ready once it has loaded the backfilled blocks
-            status = measure(port, groups, args)
-            if status:
-                print(prometheus.log()[-3000:], file=sys.stderr)
-            return status
+            runs = run_rounds(folder, rule_sets(folder), server.server_address[1], args)
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 1
         finally:
-            prometheus.stop()
             server.shutdown()
+    return report(runs, args)
 
 
-def measure(port: int, groups: dict[str, list[str]], args: argparse.Namespace) -> int:
-    deadline = time.monotonic() + 600
-    wanted = {g for names in groups.values() for g in names}
-    seen: set[str] = set()
-    while time.monotonic() < deadline:
+def rule_sets(folder: Path) -> dict[str, list[Path]]:
+    """Each rule set's files, plus `none` (no rules): the Prometheus' own cost of
+    scraping and serving, subtracted from the others' CPU."""
+    naive = folder / "naive.rules.yml"
+    naive.write_text(yaml.safe_dump(NAIVE))
+    return {"ours": our_rules(folder), "sloth": sloth_rules(folder), "naive": [naive],
+            "none": []}
+
+
+@dataclasses.dataclass
+class Run:
+    """One Prometheus evaluating one rule set alone."""
+
+    name: str
+    cpu: float  # process CPU seconds (user+sys) per evaluation interval
+    durations: list[float]  # summed group durations (wall), one per evaluation
+    load: float  # 1-minute load average when the run began
+    ratio: float | None  # the set's 30-day error ratio at the end of the run
+
+
+def run_rounds(folder: Path, sets: dict[str, list[Path]], exporter: int,
+               args: argparse.Namespace) -> list[Run]:
+    """`--rounds` rounds; in each, every set in its own Prometheus (fresh copy of the
+    backfilled TSDB), one after the other, the order rotating so no set always follows
+    the same one."""
+    names = list(sets)
+    runs = []
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            runs.append(run_one(folder, name, sets[name], exporter, args))
+            run = runs[-1]
+            print(f"  round {r + 1} {name:6} cpu {run.cpu * 1000:7.1f} ms/eval, wall "
+                  f"{statistics.median(run.durations or [0]) * 1000:7.1f} ms, "
+                  f"load {run.load:.2f}", flush=True)
+    return runs
+
+
+def run_one(folder: Path, name: str, rules: list[Path], exporter: int,
+            args: argparse.Namespace) -> Run:
+    work = folder / f"run-{name}"
+    shutil.copytree(folder / "data", work / "data")
+    groups = [g["name"] for p in rules for g in yaml.safe_load(p.read_text())["groups"]]
+    config = {"global": {"scrape_interval": f"{SCRAPE}s",
+                         "evaluation_interval": f"{args.interval}s"},
+              "rule_files": [str(p) for p in rules],
+              "scrape_configs": [{"job_name": "myservice", "honor_labels": True,
+                                  "static_configs": [{"targets": [f"{HOST}:{exporter}"]}]}]}
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    # a port reserved as the tests reserve theirs (tests/servers.py): outside the
+    # ephemeral range, locked for this process, so a test run beside it cannot take it
+    port = servers.free_port()
+    prometheus = servers.Daemon(
+        ["prometheus", f"--config.file={work / 'prometheus.yml'}",
+         f"--storage.tsdb.path={work / 'data'}", "--storage.tsdb.retention.time=90d",
+         f"--web.listen-address={HOST}:{port}"], port, log_path=work / "prometheus.log")
+    load = os.getloadavg()[0]
+    try:
+        prometheus.start(timeout=600)  # ready once it has loaded the backfilled blocks
         try:
-            seen = {g for g, v in group_durations(port).items() if v > 0}
-            if wanted <= seen:
-                break
-        except OSError:
-            pass
-        time.sleep(1)
-    else:
-        print(f"rule groups never evaluated: {sorted(wanted - seen)}", file=sys.stderr)
-        return 1
-    time.sleep(2 * args.interval)  # let the first evaluations (cold caches) pass
-    durations: dict[str, list[float]] = {name: [] for name in groups}
+            return measure(port, name, groups, load, args)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{prometheus.log()[-3000:]}") from None
+    finally:
+        prometheus.stop()
+        shutil.rmtree(work)
+
+
+def measure(port: int, name: str, groups: list[str], load: float,
+            args: argparse.Namespace) -> Run:
+    """CPU per evaluation interval and each evaluation's wall time, over `--samples`
+    intervals after the first evaluations (cold caches) have passed."""
+    deadline = time.monotonic() + 600
+    while not all(own_metrics(port)[0].get(g, 0) > 0 for g in groups):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: rule groups never evaluated: {groups}")
+        time.sleep(0.5)
+    time.sleep(args.interval)  # one more evaluation before measuring
+    _, cpu0 = own_metrics(port)
+    t0 = time.monotonic()
+    durations = []
     for _ in range(args.samples):
-        values = group_durations(port)
-        for name, names in groups.items():
-            durations[name].append(sum(values[g] for g in names))
         time.sleep(args.interval)
-    medians = {name: statistics.median(v) for name, v in durations.items()}
-    ratios = {
-        "ours": query(port, 'slo:sli_error:ratio_rate30d{service="myservice"}'),
-        "sloth": query(port, 'slo:sli_error:ratio_rate30d{sloth_service="myservice"}'),
-        "naive": query(port, "naive:sli_error:ratio_rate30d"),
-    }
-    print(f"rule evaluation, median of {args.samples} evaluations every {args.interval}s "
-          f"(10 instances x 2 codes, 30s scrapes, {args.days} days):")
-    if missing := [name for name, result in ratios.items() if not result]:
+        values, _ = own_metrics(port)
+        if groups:
+            durations.append(sum(values[g] for g in groups))
+    values, cpu1 = own_metrics(port)
+    evaluations = (time.monotonic() - t0) / args.interval
+    result = query(port, {"ours": 'slo:sli_error:ratio_rate30d{service="myservice"}',
+                          "sloth": 'slo:sli_error:ratio_rate30d{sloth_service="myservice"}',
+                          "naive": "naive:sli_error:ratio_rate30d"}.get(name, "vector(0)"))
+    ratio = float(result[0]["value"][1]) if result and name != "none" else None
+    return Run(name, (cpu1 - cpu0) / evaluations, durations, load, ratio)
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> int:
+    """Medians over rounds; CPU net of the `none` run (Prometheus without rules)."""
+    names = [n for n in dict.fromkeys(r.name for r in runs)]
+    cpu = {n: statistics.median(r.cpu for r in runs if r.name == n) for n in names}
+    wall = {n: statistics.median(d for r in runs if r.name == n for d in r.durations)
+            for n in names if n != "none"}
+    net = {n: cpu[n] - cpu["none"] for n in wall}
+    loads = [r.load for r in runs]
+    print(f"\neach set in its own Prometheus, {args.rounds} interleaved rounds x "
+          f"{args.samples} evaluations every {args.interval}s (10 instances x 2 codes, 30s "
+          f"scrapes, {args.days} days); load average {min(loads):.2f}-{max(loads):.2f} "
+          f"(median {statistics.median(loads):.2f}):")
+    print(f"  none   process CPU {cpu['none'] * 1000:7.1f} ms per interval (no rules)")
+    if missing := [n for n in wall if not any(r.ratio is not None
+                                              for r in runs if r.name == n)]:
         print(f"no 30-day error ratio recorded by: {', '.join(missing)}", file=sys.stderr)
         return 1
-    for name in groups:
-        ratio = float(ratios[name][0]["value"][1])
-        print(f"  {name:6} {medians[name] * 1000:9.2f} ms  ({len(groups[name])} group(s)); "
-              f"30d error ratio {ratio:.6f} (true {true_ratio():.6f})")
-    print(f"  ours vs sloth: {medians['sloth'] / medians['ours']:.1f}x cheaper; "
-          f"ours vs naive: {medians['naive'] / medians['ours']:.1f}x cheaper")
+    for n in wall:
+        ratio = next(r.ratio for r in reversed(runs) if r.name == n and r.ratio is not None)
+        print(f"  {n:6} CPU {net[n] * 1000:7.1f} ms/eval net ({cpu[n] * 1000:.1f} raw), "
+              f"wall {wall[n] * 1000:7.1f} ms; 30d error ratio {ratio:.6f} "
+              f"(true {true_ratio():.6f})")
+    for other in ("sloth", "naive"):
+        print(f"  {other} / ours: CPU {net[other] / net['ours']:.1f}x, "
+              f"wall {wall[other] / wall['ours']:.1f}x")
     return 0
 
 
