@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from watchkeeper.model import Alert, AlertCheck, Chart, ExpectedAlert, Piece, Row, Scenario, Service
 
@@ -133,6 +134,28 @@ def apart_stem(stem: str) -> str:
     """A file of a shared test's scenarios that read a group the file's own groups do not
     include: `.apart` keeps its name from ever being another group's own file."""
     return f"{stem}.apart"
+
+
+_GENERATED = re.compile(r"^alerts/(?P<tests>tests/)?(?P<service>[a-z][a-z0-9-]*)"
+                        r"(?:\.(?P<section>[^/]*))?\.(?:(?(tests)test|rules))\.yml$")
+
+
+class FileName(NamedTuple):
+    """What a generated rule or test file's path says (the inverse of the names above)."""
+
+    service: str
+    section: str  # after the service's dot: `http`, `http+database.apart`; "" when none
+    test: bool  # alerts/tests/<stem>.test.yml rather than alerts/<stem>.rules.yml
+
+
+def parse_path(path: str) -> FileName | None:
+    """Service and section of `alerts/<stem>.rules.yml` or `alerts/tests/<stem>.test.yml`:
+    the service is the stem up to its first dot (service names hold none); None for any
+    other path (alertmanager.yml, dashboards)."""
+    match = _GENERATED.match(path)
+    if not match:
+        return None
+    return FileName(match["service"], match["section"] or "", bool(match["tests"]))
 
 
 # --- The annotation overlay ------------------------------------------------------------------

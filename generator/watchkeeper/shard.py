@@ -15,11 +15,10 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from watchkeeper import naming
+
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
-# Per-service files: alerts/<service>[.<part>].rules.yml and alerts/tests/<service>[...].test.yml
-# (service names are [a-z][a-z0-9-]*, so the service is the file name up to its first dot).
-_PER_SERVICE = (re.compile(r"^alerts/(?P<service>[a-z][a-z0-9-]*)(?:\.[^/]*)?\.rules\.yml$"),
-                re.compile(r"^alerts/tests/(?P<service>[a-z][a-z0-9-]*)(?:\.[^/]*)?\.test\.yml$"))
+
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,5 @@ def keeps(services: Collection[str], shard: Shard) -> Callable[[str], bool]:
 
 def _owner(path: str, services: set[str]) -> str | None:
     """The service a per-service alert file belongs to; None for shared files."""
-    for pattern in _PER_SERVICE:
-        if (match := pattern.match(path)) and match["service"] in services:
-            return match["service"]
-    return None
+    name = naming.parse_path(path)
+    return name.service if name and name.service in services else None

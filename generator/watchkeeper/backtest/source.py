@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from watchkeeper import naming
 from watchkeeper.backtest.promql import Recording, parse_duration
 
 
@@ -80,10 +81,9 @@ def generated_documents(spec: str, ext_vars: Mapping[str, str] | None = None) ->
     files = generate(load_spec(spec, dict(ext_vars or {})), Path(spec).name, ("alerts",))
     documents = {}
     for path, text in sorted(files.items()):
-        folder, _, name = path.partition("/")
-        if folder == "alerts" and "/" not in name and name.endswith(".rules.yml"):
-            service = name.removesuffix(".rules.yml").split(".")[0]  # names hold no dots
-            groups = documents.setdefault(service, {"groups": []})["groups"]
+        name = naming.parse_path(path)
+        if name and not name.test:
+            groups = documents.setdefault(name.service, {"groups": []})["groups"]
             groups.extend(yaml.safe_load(text).get("groups") or [])
     return documents
 
