@@ -3,7 +3,9 @@ files on disk, for N synthetic services (bench/generate.py's service with every 
 
 Each size runs in a fresh process under GNU time (`/usr/bin/time -v`); "Maximum resident
 set size" is that of the largest single process (the CLI or one of its forked workers),
-not their sum. `--generator DIR` runs another checkout's generator (its `generator/`
+not their sum. The CLI runs under a small wrapper that also reports, at exit, its own peak
+(`getrusage(RUSAGE_SELF)`: the parent, which reads the spec) and that of the largest child
+it waited for (`RUSAGE_CHILDREN`: the pool's workers), so each can be told apart. `--generator DIR` runs another checkout's generator (its `generator/`
 folder) for a side-by-side comparison; `--legacy-spec` leaves out `alertmanager:` for a
 checkout from before receivers were required.
 
@@ -52,26 +54,44 @@ def run(size: int, generator: Path, legacy: bool, workdir: Path, form: str = "js
     out = workdir / f"out-{size}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(generator)}
-    peak, wall = _generate(spec_path, out, env, size)
+    peak, wall, parent, workers = _generate(spec_path, out, env, size)
     row = {"services": size, "peak_rss_mib": peak / 1024, "wall": wall,
+           "parent_mib": parent / 1024, "workers_mib": workers / 1024,
            "output_mb": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6}
     if warm:  # again over the same output, nothing changed: every service's files reused
-        peak, row["warm_wall"] = _generate(spec_path, out, env, size)
+        peak, row["warm_wall"], _, _ = _generate(spec_path, out, env, size)
         row["warm_peak_rss_mib"] = peak / 1024
     shutil.rmtree(out, ignore_errors=True)
     return row
 
 
-def _generate(spec_path: Path, out: Path, env: dict[str, str], size: int) -> tuple[int, str]:
-    """(peak RSS KiB of the largest process, wall time) of one `watchkeeper generate`."""
-    result = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "watchkeeper.cli",
+# Runs the CLI as `python -m watchkeeper.cli` does, and at exit (after the pool's workers
+# were joined) writes the peaks of this process and of its largest waited-for child.
+_WRAPPER = """
+import atexit, os, resource, runpy, sys
+def _peaks():
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    os.write(2, f"\\nwk-peaks-kib {own} {kids}\\n".encode())
+atexit.register(_peaks)
+sys.argv[0] = "watchkeeper"
+runpy.run_module("watchkeeper.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _generate(spec_path: Path, out: Path, env: dict[str, str],
+              size: int) -> tuple[int, str, int, int]:
+    """(peak RSS KiB of the largest process, wall time, the parent's own peak KiB, the
+    largest worker's peak KiB) of one `watchkeeper generate`."""
+    result = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", _WRAPPER,
                              "generate", str(spec_path), "--out", str(out)],
                             capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         raise SystemExit(f"generate failed for {size} services:\n{result.stderr[-2000:]}")
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)[1])
     wall = re.search(r"Elapsed \(wall clock\) time .*: ([\d:.]+)", result.stderr)[1]
-    return peak, wall
+    own, kids = map(int, re.search(r"wk-peaks-kib (\d+) (\d+)", result.stderr).groups())
+    return peak, wall, own, kids
 
 
 def main() -> None:
@@ -88,8 +108,8 @@ def main() -> None:
                         "every service reused from the build record)")
     args = parser.parse_args()
     generators = [g.resolve() for g in args.generator or [REPO / "generator"]]
-    print(f"{'generator':>28} {'format':>6} {'services':>9} {'peak RSS MiB':>13} {'wall':>9} "
-          f"{'output MB':>10}" + (f" {'warm: peak RSS MiB':>19} {'wall':>9}" if args.warm else ""))
+    print(f"{'generator':>28} {'format':>6} {'services':>9} {'peak RSS MiB':>13} {'parent':>7} "
+          f"{'workers':>8} {'wall':>9} {'output MB':>10}" + (f" {'warm: peak RSS MiB':>19} {'wall':>9}" if args.warm else ""))
     with tempfile.TemporaryDirectory(prefix="wk-bench-mem-") as workdir:
         for size in args.sizes:
             for form in args.format or ["json"]:
@@ -99,7 +119,8 @@ def main() -> None:
                     warm = (f" {row['warm_peak_rss_mib']:>19.0f} {row['warm_wall']:>9}"
                             if args.warm else "")
                     print(f"{str(generator)[-28:]:>28} {form:>6} {row['services']:>9} "
-                          f"{row['peak_rss_mib']:>13.0f} {row['wall']:>9} "
+                          f"{row['peak_rss_mib']:>13.1f} {row['parent_mib']:>7.1f} "
+                          f"{row['workers_mib']:>8.1f} {row['wall']:>9} "
                           f"{row['output_mb']:>10.0f}{warm}", flush=True)
 
 
