@@ -281,9 +281,7 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         _collect(names, map(job, spec.services), result, reuse)
         return result
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_worker_start, initargs=(job, spec.services)) as pool:
-        parts = _in_order(pool, _ranges(len(spec.services), workers), workers * TASKS_AHEAD)
+    with _Recycled(job, spec.services, workers) as parts:
         # The files drawn from every service are built here while the workers render the
         # services (they need only the names: stored services are not read back here).
         for output in outputs:
@@ -291,6 +289,58 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
         # merged as they come: no list of every service's part
         _collect(names, (part for chunk in parts for part in chunk), result, reuse)
     return result
+
+
+# Services rendered by one set of worker processes; the next ones go to freshly forked
+# workers. A worker's resident memory creeps while it renders (its live objects do not:
+# the allocator's arenas fragment as the caches fill and clear), so replacing the workers
+# keeps a run's peak that of this many services whatever the spec's size. Forking a pool
+# costs ~20-40 ms; a spec of at most this many services uses one pool, as before.
+SERVICES_PER_POOL = 1000
+
+
+class _Recycled:
+    """The results of `_run_range` over every service, in order, from one pool of forked
+    workers per `SERVICES_PER_POOL` services, one pool after the other (a new pool is
+    forked once the last one's workers have exited: forking while another pool's threads
+    run risks a child inheriting a held lock). The first pool starts on entering."""
+
+    def __init__(self, job: Job, services: Sequence[Service], workers: int) -> None:
+        self._initargs = (job, services)
+        self._workers = workers
+        count = len(services)
+        self._slices = deque((start, min(count, start + SERVICES_PER_POOL))
+                             for start in range(0, count, SERVICES_PER_POOL))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+        return self._results(self._start())
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=kind is not None)
+            self._pool = None
+
+    def _start(self) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+        """A new pool for the next slice of services, its first tasks submitted."""
+        start, stop = self._slices.popleft()
+        self._pool = ProcessPoolExecutor(
+            self._workers, mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_start, initargs=self._initargs)
+        ranges = [(start + low, start + high)
+                  for low, high in _ranges(stop - start, self._workers)]
+        return _in_order(self._pool, ranges, self._workers * TASKS_AHEAD)
+
+    def _results(self, parts: Iterator[list[tuple[str | None, dict[str, str]]]],
+                 ) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+        while True:
+            yield from parts
+            assert self._pool is not None
+            self._pool.shutdown()
+            self._pool = None
+            if not self._slices:
+                return
+            parts = self._start()
 
 
 # Tasks submitted to the pool per worker ahead of the one whose results are awaited: enough

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -209,3 +210,49 @@ def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_
     out = tmp_path / "out"
     out.mkdir()
     assert_staged_generation_writes(out, stored, "spec.json", expected)
+
+
+# The notes file and the real `generate._run_range` for `_noting_pid` (set by the test
+# below; the forked workers inherit them).
+_NOTING: dict = {}
+
+
+def _noting_pid(bounds: tuple[int, int]) -> list:
+    """`generate._run_range`, noting the worker process that ran it."""
+    with _NOTING["file"].open("a") as notes:
+        notes.write(f"{os.getpid()} {bounds[0]} {bounds[1]}\n")
+    return _NOTING["run"](bounds)
+
+
+def test_workers_are_replaced_by_fresh_forks_every_slice_of_services(tmp_path, monkeypatch):
+    """Every SERVICES_PER_POOL services go to newly forked workers (a worker's memory
+    creeps as it renders; replacing them keeps the peak that of one slice): no process
+    renders services of two slices, every service is rendered once, in order, and the
+    files are byte for byte the in-memory rendering's."""
+    from watchkeeper import generate as generation
+
+    many = copy.deepcopy(SPEC)
+    many["services"] = [{**SPEC["services"][0], "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
+                        for i in range(23)]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(many))
+    expected = generation.generate(load_spec(path), "spec.json")
+    monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
+    monkeypatch.setattr(generation, "CHUNK_MAX", 2)
+    monkeypatch.setattr(generation, "SERVICES_PER_POOL", 7)
+    monkeypatch.setattr(generation.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setitem(_NOTING, "file", tmp_path / "pids")
+    monkeypatch.setitem(_NOTING, "run", generation._run_range)
+    monkeypatch.setattr(generation, "_run_range", _noting_pid)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_staged_generation_writes(out, load_spec(path, store=True), "spec.json", expected)
+    notes = [tuple(map(int, line.split())) for line in (tmp_path / "pids").read_text().splitlines()]
+    assert sorted(i for _, start, stop in notes for i in range(start, stop)) == list(range(23))
+    slices = {}
+    for pid, start, stop in notes:
+        assert start // 7 == (stop - 1) // 7, "a task crosses a slice"
+        slices.setdefault(pid, set()).add(start // 7)
+    assert all(len(seen) == 1 for seen in slices.values()), slices
+    assert {s for seen in slices.values() for s in seen} == {0, 1, 2, 3}
+    assert os.getpid() not in slices
