@@ -354,6 +354,13 @@ def _problems(error: ValidationError, file: str, lines: dict[Loc, int]) -> list[
     return problems
 
 
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> Problem:
+    """The problem of a spec file that is not UTF-8, at the line of its first bad byte."""
+    line = error.object[:error.start].count(b"\n") + 1
+    return Problem(str(path), "", line, f"not UTF-8 text: byte {error.object[error.start]:#04x}"
+                   " cannot be decoded; save the file as UTF-8")
+
+
 def _read(path: Path, ext_vars: dict[str, str] | None) -> tuple[str, object, dict[Loc, int] | None]:
     """(text, data, line map) of a spec file; the line map is None when the data came from
     the quick read (then only an invalid spec pays for reading it carefully)."""
@@ -361,6 +368,8 @@ def _read(path: Path, ext_vars: dict[str, str] | None) -> tuple[str, object, dic
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError([Problem(str(path), "", None, f"cannot read: {error.strerror}")]) from None
+    except UnicodeDecodeError as error:
+        raise SpecError([_not_utf8(path, error)]) from None
     if path.suffix in (".jsonnet", ".libsonnet"):
         return text, _read_jsonnet(path, ext_vars or {}), {}
     data = _quick_read(text)
@@ -414,71 +423,122 @@ def _listed(data: dict) -> tuple[dict, Items]:
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
-def _json_services(text: str, top: dict) -> Items:
+# Characters of a spec read at a time while its services are streamed: its whole text is
+# never in memory (7.7 MB of JSON for 10,000 services), only a window of it.
+_CHUNK = 1 << 16
+# A value scanned this close to the end of what is read is scanned again with more text: a
+# number cut at the window's end (`1.` of `1.5`) reads as a shorter number.
+_MARGIN = 64
+
+
+class _Window:
+    """The text of a spec file read a piece at a time: `text` holds what is read and not
+    yet dropped; positions are into it."""
+
+    def __init__(self, file: typing.TextIO) -> None:
+        self._file = file
+        self.text = ""
+        self.eof = False
+
+    def more(self) -> bool:
+        """Read on (as much again as is held, so a value larger than a chunk is scanned a
+        few times, not once per chunk); False at the end of the file."""
+        piece = "" if self.eof else self._file.read(max(_CHUNK, len(self.text)))
+        self.eof = not piece
+        self.text += piece
+        return not self.eof
+
+    def char(self, at: int) -> str:
+        """The character at `at` ("" at the end of the file)."""
+        while at >= len(self.text) and self.more():
+            pass
+        return self.text[at:at + 1]
+
+    def space(self, at: int) -> int:
+        """Past any JSON white space at `at`."""
+        while True:
+            at = _JSON_SPACE.match(self.text, at).end()
+            if at < len(self.text) or not self.more():
+                return at
+
+    def drop(self, at: int) -> int:
+        """Forget what is before `at` once it is a chunk or more; `at`'s new position."""
+        if at < _CHUNK:
+            return at
+        self.text = self.text[at:]
+        return 0
+
+
+def _json_services(window: _Window, top: dict) -> Items:
     """The services of a JSON spec, each parsed as it is reached (the other top-level keys
-    go into `top`): parsed by `json`'s own scanner with the quick read's options, so each
-    value is what `_quick_read` makes of it. Streamed only when `version` and `defaults`
-    come first (what a service is validated with); else the list is read whole first.
-    Anything unusual raises _Doubt (then the spec is read the usual way)."""
+    go into `top`) from a window on its text: parsed by `json`'s own scanner with the quick
+    read's options, so each value is what `_quick_read` makes of it. Streamed only when
+    `version` and `defaults` come first (what a service is validated with); else the list
+    is read whole first. Anything unusual raises _Doubt (then the spec is read the usual
+    way)."""
     scan = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_float=_yaml_float,
                             parse_constant=_not_json).scan_once
     later: list | None = None
 
     def value(at: int) -> tuple[object, int]:
-        try:
-            return scan(text, at)
-        except (StopIteration, ValueError):
-            raise _Doubt from None
+        while True:
+            try:
+                found, end = scan(window.text, at)
+            except (StopIteration, ValueError):
+                if window.more():  # cut at the window's end, or wrong: read on to know
+                    continue
+                raise _Doubt from None
+            if window.eof or len(window.text) - end > _MARGIN or not window.more():
+                return found, end
 
-    def space(at: int) -> int:
-        return _JSON_SPACE.match(text, at).end()
+    space = window.space
 
     def after_member(at: int, close: str) -> int:
         """Past the `,` after a member (not one before `close`), or at `close`."""
         at = space(at)
-        if text[at:at + 1] == ",":
+        if window.char(at) == ",":
             at = space(at + 1)
-            if text[at:at + 1] == close:
+            if window.char(at) == close:
                 raise _Doubt
-        elif text[at:at + 1] != close:
+        elif window.char(at) != close:
             raise _Doubt
         return at
 
     at = space(0)
-    if text[at:at + 1] != "{":
+    if window.char(at) != "{":
         raise _Doubt
     at = space(at + 1)
-    while text[at:at + 1] != "}":
-        if text[at:at + 1] != '"':
+    while window.char(at) != "}":
+        if window.char(at) != '"':
             raise _Doubt
         key, at = value(at)
         at = space(at)
-        if key in top or (later is not None and key == "services") or text[at:at + 1] != ":":
+        if key in top or (later is not None and key == "services") or window.char(at) != ":":
             raise _Doubt
         at = space(at + 1)
-        if key == "services" and text[at:at + 1] == "[" and "version" in top \
+        if key == "services" and window.char(at) == "[" and "version" in top \
                 and "defaults" in top:
             later = []
             at = space(at + 1)
-            while text[at:at + 1] != "]":
+            while window.char(at) != "]":
                 item, at = value(at)
                 yield item
-                at = after_member(at, "]")
+                at = window.drop(after_member(at, "]"))
             at += 1
         else:
             top[key], at = value(at)
         at = after_member(at, "}")
-    if space(at + 1) != len(text):
+    if space(at + 1) != len(window.text):
         raise _Doubt
     if later is None:  # not streamed: the list as read
         yield from _listed({"services": top.pop("services", None)})[1]
 
 
-def _yaml_services(text: str, top: dict) -> Items:
+def _yaml_services(file: typing.TextIO, top: dict) -> Items:
     """The services of a YAML spec, each built from the parser's events as it is reached
     (see `_stream_read`; the other top-level keys go into `top`), under the same
-    conditions as `_json_services`."""
-    loader = FastLoader(text)
+    conditions as `_json_services`. libyaml reads the file a piece at a time."""
+    loader = FastLoader(file)
     later: list | None = None
     try:
         loader.get_event()  # stream start
@@ -618,19 +678,22 @@ def _one_by_one(top: dict, items: Items, store: bool = False) -> Spec | None:
 
 
 def _streamed(path: Path, store: bool = False) -> Spec | type[_Doubt] | None:
-    """The spec read and resolved service by service as the text is parsed; None when it
-    is not valid, _Doubt when this read is unsure (the usual read decides)."""
+    """The spec read and resolved service by service as the text is parsed, a piece of
+    the file at a time; None when it is not valid, _Doubt when this read is unsure (the
+    usual read decides)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        with path.open(encoding="utf-8") as file:
+            top: dict = {}
+            window = _Window(file)
+            if window.char(window.space(0)) == "{":
+                items = _json_services(window, top)
+            else:
+                del window
+                file.seek(0)
+                items = _yaml_services(file, top)
+            return _one_by_one(top, items, store)
+    except (OSError, UnicodeDecodeError, _Doubt):
         return _Doubt  # the usual read words it
-    top: dict = {}
-    first = text[_JSON_SPACE.match(text).end():][:1]
-    items = _json_services(text, top) if first == "{" else _yaml_services(text, top)
-    try:
-        return _one_by_one(top, items, store)
-    except _Doubt:
-        return _Doubt
 
 
 def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None, *,

@@ -217,6 +217,46 @@ def test_streamed_read_ends_as_the_whole_read(tmp_path, document):
             assert load.load_spec(path) == expected
 
 
+@pytest.mark.parametrize("document", [
+    _spec_of(_TWO), _spec_of([_service(f"s{i}") for i in range(5)]),
+    {"services": _TWO, "version": 1, "defaults": SPEC["defaults"]},
+])
+def test_streamed_read_in_tiny_pieces_is_the_whole_read(tmp_path, monkeypatch, document):
+    """The services are streamed from a window on the file, not its whole text: read a
+    few characters at a time, the spec resolves to what the whole read resolves to."""
+    from watchkeeper.spec import resolve
+
+    monkeypatch.setattr(load, "_CHUNK", 3)
+    for index, text in enumerate(_texts(document)):
+        path = tmp_path / f"spec{index}.{'json' if text.startswith('{') else 'yaml'}"
+        path.write_text(text)
+        assert load.load_spec(path) == resolve(load_spec_file(path))
+
+
+class _Cut:
+    """A file whose first read ends at `cut` (whatever size is asked), the rest after."""
+
+    def __init__(self, text: str, cut: int) -> None:
+        self.pieces = [text[:cut], text[cut:]]
+
+    def read(self, size: int) -> str:
+        return self.pieces.pop(0) if self.pieces else ""
+
+
+def test_values_cut_anywhere_by_the_window_read_as_whole():
+    """Wherever the window's end falls (in a number, a string, a key, white space), each
+    service and top-level value is what the quick read of the whole text makes of it: a
+    number cut at `1.` of `1.5` or `1e` of `1e3` is read again with more text."""
+    document = ('{"version": 12, "defaults": {"a": 1.5, "b": 1e3, "c": -0.25, "d": 1.0e+3},'
+                ' "services" : [ {"n": 2.75, "s": "x\\"y"}, 125 , {"m": [1e-2, true, null]} ],'
+                ' "zzz": 3.5 }\n')
+    whole = load._quick_read(document)
+    for cut in range(1, len(document) + 1):
+        top: dict = {}
+        items = list(load._json_services(load._Window(_Cut(document, cut)), top))
+        assert {**top, "services": items} == whole, cut
+
+
 @pytest.mark.parametrize("text", [
     '{"version": 1, "version": 1, "services": []}', '{"version": 1} x', '{"a": 1,}',
     "version: 1\nversion: 2\n", "<<: {version: 1}\nservices: []\n", "- 1\n", "",
@@ -290,3 +330,16 @@ def test_a_problem_found_while_storing_is_worded_as_before(tmp_path):
     misspelt = next(number for number, line in enumerate(path.read_text().splitlines(), 1)
                     if '"langauge"' in line)
     assert [p.line for p in stored.value.problems] == [misspelt]
+
+
+def test_spec_not_in_utf8_is_one_problem_at_its_line(tmp_path):
+    """A spec saved in another encoding: one problem naming the file and the line of the
+    first byte that is not UTF-8 (not a traceback), by either read."""
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"version: 1\nservices:\n- name: caf\xe9\n")
+    for read in (load.load_spec, load_spec_file):
+        with pytest.raises(SpecError) as caught:
+            read(path)
+        [problem] = caught.value.problems
+        assert (problem.file, problem.line) == (str(path), 3)
+        assert "not UTF-8" in problem.message and "0xe9" in problem.message
