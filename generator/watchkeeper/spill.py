@@ -19,7 +19,7 @@ BUFFER = 1 << 19
 # Runs merged into one when there are this many: open files stay few at any size.
 FAN_IN = 16
 _SEPARATOR = "\0"  # neither a path nor a digest can hold a NUL
-_CHUNK = 1 << 16  # bytes read at once from a run
+_CHUNK = 1 << 14  # bytes read at once from a run (16 runs are read at once by a merge)
 
 Folder = str | os.PathLike[str] | None
 
