@@ -5,9 +5,10 @@ Each size runs in a fresh process under GNU time (`/usr/bin/time -v`); "Maximum 
 set size" is that of the largest single process (the CLI or one of its forked workers),
 not their sum. The CLI runs under a small wrapper that also reports, at exit, its own peak
 (`getrusage(RUSAGE_SELF)`: the parent, which reads the spec) and that of the largest child
-it waited for (`RUSAGE_CHILDREN`: the pool's workers), so each can be told apart. `--generator DIR` runs another checkout's generator (its `generator/`
-folder) for a side-by-side comparison; `--legacy-spec` leaves out `alertmanager:` for a
-checkout from before receivers were required.
+it waited for (`RUSAGE_CHILDREN`: the pool's workers), so each can be told apart.
+`--generator DIR` runs another checkout's generator (its `generator/` folder) for a
+side-by-side comparison; `--legacy-spec` leaves out `alertmanager:` for a checkout from
+before receivers were required.
 
 `--warm` also times a second run over the same output (nothing changed: every service's
 files reused from the build record).
@@ -109,7 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     generators = [g.resolve() for g in args.generator or [REPO / "generator"]]
     print(f"{'generator':>28} {'format':>6} {'services':>9} {'peak RSS MiB':>13} {'parent':>7} "
-          f"{'workers':>8} {'wall':>9} {'output MB':>10}" + (f" {'warm: peak RSS MiB':>19} {'wall':>9}" if args.warm else ""))
+          f"{'workers':>8} {'wall':>9} {'output MB':>10}"
+          + (f" {'warm: peak RSS MiB':>19} {'wall':>9}" if args.warm else ""))
     with tempfile.TemporaryDirectory(prefix="wk-bench-mem-") as workdir:
         for size in args.sizes:
             for form in args.format or ["json"]:
