@@ -4,7 +4,6 @@ back to the caller (in memory) or, as soon as each file exists, to a `sink` that
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import itertools
@@ -300,16 +299,6 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
 SERVICES_PER_POOL = 1000
 
 
-def _release_free_memory() -> None:
-    """Give the C allocator's free pages back to the system (glibc's `malloc_trim`; a
-    no-op elsewhere) before forking more workers: they would count the pages this process
-    freed (spill buffers, results taken) in their own resident memory."""
-    import ctypes
-
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
-
-
 class _Recycled:
     """The results of `_run_range` over every service, in order, from one pool of forked
     workers per `SERVICES_PER_POOL` services, one pool after the other (a new pool is
@@ -335,8 +324,6 @@ class _Recycled:
     def _start(self) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
         """A new pool for the next slice of services, its first tasks submitted."""
         start, stop = self._slices.popleft()
-        if start:
-            _release_free_memory()
         self._pool = ProcessPoolExecutor(
             self._workers, mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_start, initargs=self._initargs)
