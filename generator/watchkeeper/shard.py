@@ -20,7 +20,6 @@ from watchkeeper import naming
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
 
 
-
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` (1-based) of ``count``."""
