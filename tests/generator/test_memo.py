@@ -130,17 +130,74 @@ def test_placeholder_in_the_spec_name_turns_the_memo_off(bases) -> None:
     assert table.hits == table.misses == 0
 
 
+def _budgets(base: Service, index: int, name: str) -> Service:
+    """`base` called `name`, with the `index`-th set of budgets (a rate window of its own)."""
+    return dataclasses.replace(base, name=name, rate_window=60.0 + index)
+
+
+def _big(service: Service) -> dict[str, str]:
+    """Files of ~10,000 characters that show which service they came from."""
+    return {f"{service.name}.yaml": f"{service.name} {service.rate_window}" + "x" * 10_000}
+
+
 def test_memo_is_bounded_and_gives_up_when_services_do_not_repeat(bases) -> None:
-    table = memo.Memo("spec.yaml", max_entries=3)
-    for base in bases[:5]:
-        table.files(base, render)
-    assert len(table._texts) == 3
+    table = memo.Memo("spec.yaml", max_chars=41_000)
+    for i in range(5):
+        table.files(_budgets(bases[0], i, f"svc-{i}"), _big)
+        assert table.chars <= table.max_chars
+    assert len(table._held) == 3  # ~13,300 characters each with the key
     shown = 0
     for i in range(memo.PROBE + 5):  # every service with budgets of its own
-        service = dataclasses.replace(bases[0], name=f"svc-{i}", rate_window=60.0 + i)
+        service = _budgets(bases[0], 10 + i, f"svc-{i}")
         shown += table.files(service, lambda s: {"f": s.name}) == {"f": f"svc-{i}"}
     assert shown == memo.PROBE + 5
-    assert not table.on and not table._texts
+    assert not table.on and not table._held and table.chars == 0
+
+
+@pytest.mark.parametrize("sets", [40, 100])
+def test_budgets_taken_in_turn_hit_though_more_than_the_memo_holds(bases, sets) -> None:
+    """Services taking more sets of budgets in turn than the memo holds (16 entries used to
+    be its bound: each was dropped just before it came round again, no hit ever): the
+    entries held from the first round hit in every later one, the rest take turns in one
+    place, the memo never holds more than its bound and does not give up."""
+    table = memo.Memo("spec.yaml", max_chars=20 * 13_600)
+    built: list[str] = []
+
+    def render(service: Service) -> dict[str, str]:
+        built.append(service.name)
+        return _big(service)
+
+    rounds = 4
+    for turn in range(rounds):
+        for index in range(sets):
+            name = f"svc-{turn}-{index}"
+            assert table.files(_budgets(bases[0], index, name), render) == _big(
+                _budgets(bases[0], index, name))
+            assert table.chars <= table.max_chars
+    held = len(table._held)
+    assert 15 <= held <= 20
+    assert table.on
+    # every round after the first: all but the one place taken in turn hit
+    assert table.hits == (rounds - 1) * (held - 1)
+    assert table.misses == len(built) == rounds * sets - table.hits
+
+
+def test_services_grouped_by_budgets_hit_while_their_group_lasts(bases) -> None:
+    """In a spec sorted by budgets a group's first service is built, the others hit, even
+    once the memo is full of groups that will not come again."""
+    table = memo.Memo("spec.yaml", max_chars=5 * 13_600)
+    for index in range(30):
+        for copy in range(4):
+            table.files(_budgets(bases[0], index, f"svc-{index}-{copy}"), _big)
+    assert table.misses == 30 and table.hits == 30 * 3
+
+
+def test_texts_bigger_than_the_memo_are_built_each_time(bases) -> None:
+    table = memo.Memo("spec.yaml", max_chars=5_000)
+    for copy in range(3):
+        service = _budgets(bases[0], 0, f"svc-{copy}")
+        assert table.files(service, _big) == _big(service)
+    assert table.misses == 3 and not table._held and table.chars == 0
 
 
 @pytest.mark.parametrize("budget_sets", [0, 3])
