@@ -9,6 +9,7 @@ import copy
 import itertools
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -185,6 +186,16 @@ def test_runs_below_the_buffer_stay_in_memory_and_read_the_same(tmp_path, monkey
         spill.Run([("a\n", "1")], tmp_path)
 
 
+def _named_copies(tmp_path: Path, count: int) -> Path:
+    """A JSON spec of `count` copies of SPEC's first service named svc-0, svc-1, ..."""
+    many = copy.deepcopy(SPEC)
+    many["services"] = [{**SPEC["services"][0], "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
+                        for i in range(count)]
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(many))
+    return path
+
+
 def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_path,
                                                                              monkeypatch):
     """The process pool over a spec whose services are on disk (what the CLI loads): the
@@ -192,11 +203,7 @@ def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_
     what the in-memory rendering gives, with tasks submitted a few at a time."""
     from watchkeeper import generate as generation
 
-    many = copy.deepcopy(SPEC)
-    many["services"] = [{**SPEC["services"][0], "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
-                        for i in range(30)]
-    path = tmp_path / "spec.json"
-    path.write_text(json.dumps(many))
+    path = _named_copies(tmp_path, 30)
     expected = generation.generate(load_spec(path), "spec.json")
     stored = load_spec(path, store=True)
     monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
@@ -231,11 +238,7 @@ def test_workers_are_replaced_by_fresh_forks_every_slice_of_services(tmp_path, m
     files are byte for byte the in-memory rendering's."""
     from watchkeeper import generate as generation
 
-    many = copy.deepcopy(SPEC)
-    many["services"] = [{**SPEC["services"][0], "name": f"svc-{i}", "selector": {"job": f"svc-{i}"}}
-                        for i in range(23)]
-    path = tmp_path / "spec.json"
-    path.write_text(json.dumps(many))
+    path = _named_copies(tmp_path, 23)
     expected = generation.generate(load_spec(path), "spec.json")
     monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
     monkeypatch.setattr(generation, "CHUNK_MAX", 2)
