@@ -19,6 +19,7 @@ from watchkeeper import alertmanager, naming
 from watchkeeper.build_cache import Reuse
 from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
+from watchkeeper.parts import Parts
 from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
@@ -37,7 +38,7 @@ PARALLEL_MIN_SERVICES = 64
 CHUNK_MAX, CHUNK_MIN = 50, 4
 
 
-def service_alert_files(service: Service, header: str) -> Files:
+def service_alert_files(service: Service, header: str, parts: Parts | None = None) -> Files:
     """A rule file per rule group of the service, ``alerts/<service>.<section>.rules.yml``,
     and promtool test files ``alerts/tests/<service>.<section>[+<section>...].test.yml``
     (and ``<service>.<section>.with-<section>.test.yml`` for a group's scenarios that also
@@ -50,12 +51,21 @@ def service_alert_files(service: Service, header: str) -> Files:
     test groups, see `rule_tests.layout`). A group reads another's recordings only where
     it says so (`Piece.needs`: the SLO report reads the SLO rates); its tests then list
     that group's rule file too.
+
+    With `parts` (one per run, see `parts.Parts`), signals' pieces and rule groups with
+    the same inputs as an earlier service's are taken from it, and so is a held group's
+    rule file.
     """
     files: Files = {}
-    groups = build_groups(service)
+    groups = build_groups(service, parts)
     name = {id(g): naming.group_stem(service.name, g.group) for g in groups}
+    # held groups are the same objects for every service with their inputs (not when links
+    # were added: those are copies, see `build_groups`)
+    held = parts is not None and not (service.runbook_url or service.grafana_url)
     for group in groups:
-        files[naming.rules_path(name[id(group)])] = rule_file([group], header)
+        files[naming.rules_path(name[id(group)])] = parts.text(
+            group, header, functools.partial(rule_file, [group], header)) if held \
+            else rule_file([group], header)
     for members in layout(groups, test_step(service)):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
@@ -100,8 +110,8 @@ def _groups_checked(group: Piece, groups: list[Piece], service: str) -> list[Pie
             or any(r.record in exprs for r in g.recordings if "\n" not in r.record)]
 
 
-def _service_alerts(service: Service, spec_name: str) -> Files:
-    return service_alert_files(service, HEADER.format(spec=spec_name))
+def _service_alerts(service: Service, spec_name: str, parts: Parts | None = None) -> Files:
+    return service_alert_files(service, HEADER.format(spec=spec_name), parts)
 
 
 def _shared_alerts(spec: Spec, spec_name: str) -> Files:
@@ -114,11 +124,11 @@ class Output:
     """One output folder: the files each service has alone (rendered in parallel) and the
     files drawn from every service."""
 
-    per_service: Callable[[Service, str], Files]
+    per_service: Callable[[Service, str, Parts | None], Files]
     shared: Callable[[Spec, str], Files]
 
 
-def _service_dashboards(service: Service, spec_name: str) -> Files:
+def _service_dashboards(service: Service, spec_name: str, parts: Parts | None = None) -> Files:
     from watchkeeper.dashboards import build  # grafanalib: not for `--only alerts`
 
     return build.service_dashboard_files(service, spec_name)  # type: ignore[return-value]
@@ -145,13 +155,15 @@ def _emit(files: Files, sink: Sink | None) -> dict[str, str]:
     return {path: sink(path, text) for path, text in files.items()}
 
 
-def _service_job(builds: Sequence[Callable[[Service, str], Files]], spec_name: str,
+def _service_job(builds: Sequence[Callable[[Service, str, Parts | None], Files]],
+                 spec_name: str,
                  sink: Sink | None, reuse: Reuse | None, memo: Memo | None,
                  service: Service) -> tuple[str | None, dict[str, str]]:
     """Every selected output of one service (the unit of work of a worker process), with
     the service's key when `reuse` is given: its files as recorded there when they are
     still in place (see build_cache), else built (or, with `memo`, had from a service
-    rendered before that differs only by name)."""
+    rendered before that differs only by name, or from parts of services rendered before
+    with the same inputs: see parts.Parts)."""
     key = None
     if reuse is not None:
         key = reuse.key(service)
@@ -160,8 +172,8 @@ def _service_job(builds: Sequence[Callable[[Service, str], Files]], spec_name: s
             return key, found
 
     def render(service: Service) -> dict[str, str]:
-        return {path: text for build in builds
-                for path, text in _emit(build(service, spec_name), None).items()}
+        return {path: text for build in builds for path, text in _emit(
+            build(service, spec_name, None if memo is None else memo.parts), None).items()}
 
     files = render(service) if memo is None else memo.files(service, render)
     return key, files if sink is None else {path: sink(path, text)

@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 from watchkeeper.model import Service
 from watchkeeper.naming import UID_MAX, UID_PREFIX
+from watchkeeper.parts import Parts
 from watchkeeper.writers import value_text
 
 # A name no service has (`z` occurs once, so two copies cannot overlap and text around a
@@ -116,7 +117,10 @@ class Memo:
 
     def __init__(self, spec_name: str, max_chars: int = MAX_CHARS) -> None:
         # the spec's file name is in every file's header: it must not hold the placeholder
-        self.on = PLACEHOLDER not in spec_name
+        self.usable = self.on = PLACEHOLDER not in spec_name
+        # signals' pieces and rule groups of services with other budgets (parts.py); kept
+        # when whole services turn out not to repeat
+        self.parts = Parts()
         self.max_chars = max_chars
         self.chars = 0  # of keys and texts held
         self._held: dict[bytes, _Entry] = {}
@@ -124,13 +128,20 @@ class Memo:
 
     def files(self, service: Service, render: Render) -> dict[str, str]:
         """`render(service)`, or the same files from a service rendered before with the
-        same budgets."""
-        shape = abstract(service) if self.on else None
+        same budgets. Rendered under the placeholder wherever `abstract` allows, also once
+        whole services stopped being looked up: `render` then reuses parts of services
+        with other budgets (`self.parts`), which must not carry a name."""
+        shape = abstract(service) if self.usable else None
         if shape is None:
             return render(service)
-        key = _dump(shape)
-        entry = self._held.get(key)
-        if entry is None:
+        key = _dump(shape) if self.on else b""
+        entry = self._held.get(key) if self.on else None
+        if not self.on:
+            try:
+                texts = render(shape)
+            except Exception:  # raised again, naming the service itself
+                return render(service)
+        elif entry is None:
             self.misses += 1
             try:
                 texts = render(shape)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from watchkeeper import naming
 from watchkeeper.model import Alert, Piece, Recording, Service
+from watchkeeper.parts import Parts
 from watchkeeper.signals import SIGNALS, charts, joint_scenarios
+from watchkeeper.signals.base import Signal
 from watchkeeper.units import prometheus_duration
 from watchkeeper.writers import emit_entry, open_list, value_text
 
 
-def build_groups(service: Service) -> list[Piece]:
+def build_groups(service: Service, parts: Parts | None = None) -> list[Piece]:
     """Run every registered signal and merge their pieces into one rule group per section
     (a Piece named ``<service>-<section>``), in registry order, then add the links
     (runbook, dashboard panel) to every alert in one pass.
@@ -18,20 +22,44 @@ def build_groups(service: Service) -> list[Piece]:
     rate); identical recordings are kept once, since a series written twice per evaluation
     would be a duplicate sample. Cases on a shared event count (`Piece.joints`) are built
     together once the group is complete (`signals.joint_scenarios`).
+
+    With `parts`, a signal's pieces and a group assembled from the same pieces come from an
+    earlier service with the same inputs where there is one (see `parts.Parts`): such
+    pieces are shared, so nothing here changes them (the links go on copies).
     """
-    groups: dict[str, Piece] = {}
-    joints_at: dict[str, int] = {}  # where a group's joint scenarios go: at its first joint
+    seen = parts.service(service) if parts is not None else None
+    sections: dict[str, list[tuple[Signal, Piece]]] = {}
     for signal in SIGNALS:
-        for piece in signal.build(service):
-            group = groups.setdefault(piece.group, Piece(f"{service.name}-{piece.group}"))
-            if piece.joints:
-                joints_at.setdefault(piece.group, len(group.scenarios))
-            _merge(group, piece)
-    for key, at in joints_at.items():
-        groups[key].scenarios[at:at] = joint_scenarios(groups[key].joints, service)
-    pieces = list(groups.values())
-    naming.annotate(service, pieces, charts(service) if service.grafana_url else ())
+        for piece in signal.build(service) if seen is None else seen.build(signal):
+            sections.setdefault(piece.group, []).append((signal, piece))
+    pieces = []
+    for section, members in sections.items():
+        def assemble(view: Service, section=section, members=members) -> Piece:
+            return _assemble(view, section, [piece for _, piece in members])
+
+        pieces.append(assemble(service) if seen is None else seen.group(section, members,
+                                                                          assemble))
+    if service.runbook_url or service.grafana_url:
+        if seen is not None:  # held groups are shared: the links go on copies
+            pieces = [replace(p, recordings=list(p.recordings), alerts=list(p.alerts),
+                              scenarios=list(p.scenarios), joints=list(p.joints))
+                      for p in pieces]
+        naming.annotate(service, pieces, charts(service) if service.grafana_url else ())
     return pieces
+
+
+def _assemble(service: Service, section: str, members: list[Piece]) -> Piece:
+    """One rule group from its signals' pieces, in registry order, its joint scenarios at
+    its first joint."""
+    group = Piece(f"{service.name}-{section}")
+    at = None
+    for piece in members:
+        if piece.joints and at is None:
+            at = len(group.scenarios)
+        _merge(group, piece)
+    if at is not None:
+        group.scenarios[at:at] = joint_scenarios(group.joints, service)
+    return group
 
 
 def _merge(group: Piece, piece: Piece) -> None:

@@ -40,9 +40,9 @@ def built(monkeypatch) -> list[str]:
     names: list[str] = []
     real = generation.OUTPUTS["alerts"].per_service
 
-    def spy(service, spec_name):
+    def spy(service, spec_name, parts=None):
         names.append(service.name)
-        return real(service, spec_name)
+        return real(service, spec_name, parts)
 
     monkeypatch.setitem(generation.OUTPUTS, "alerts",
                         generation.Output(spy, generation.OUTPUTS["alerts"].shared))

@@ -39,6 +39,9 @@ def always_exposed(service: Service) -> list[str]:
     Histograms with labels appear only after their first observation, so an idle service
     legitimately lacks them; signals leave those out to keep this alert free of noise.
     """
+    known = getattr(service.budgets, "exposed", None)
+    if known is not None:  # one signal's view of the service (parts.Declared): drawn already
+        return list(known)
     from watchkeeper.signals import SIGNALS  # the registry lists this module too
 
     return list(dict.fromkeys(m for signal in SIGNALS for m in signal.exposed(service)))

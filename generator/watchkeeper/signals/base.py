@@ -57,3 +57,7 @@ class Signal:
     # Validation across keys of one *input* service (pydantic model), run after its keys
     # validated: raise ValueError naming the key (an SLO that needs the `http` section).
     check: Callable[[Any], None] | None = None
+    # Budgets (spec paths) `build` reads besides its own `keys` (the leak reads the runtime
+    # counts' `leak` blocks); None: every budget. `parts.Parts` keys what `build` made by
+    # exactly these and fails any other read, so a part is reused only for equal inputs.
+    reads: tuple[str, ...] | None = ()

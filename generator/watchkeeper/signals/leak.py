@@ -26,7 +26,7 @@ from watchkeeper.model import (
 )
 from watchkeeper.signals import common
 from watchkeeper.signals.base import Signal
-from watchkeeper.signals.runtime import Gauge, declared, gauge_signal
+from watchkeeper.signals.runtime import GAUGES, Gauge, declared, gauge_signal
 from watchkeeper.signals.threshold import (
     alert_labels,
     expected_alert,
@@ -224,4 +224,4 @@ def build(service: Service) -> list[Piece]:
 
 # The leak reads the `leak` block of the runtime counts (keys declared by runtime.py) and
 # is drawn on their panels, which name its alerts.
-SIGNAL = Signal("leak", (), build)
+SIGNAL = Signal("leak", (), build, reads=tuple(gauge.path for gauge in GAUGES))

@@ -1,0 +1,257 @@
+"""Parts of services that repeat are built once per run, even when the services differ.
+
+`memo.Memo` reuses a whole service's files only when every budget repeats. Specs whose
+services each combine a few presets per signal (latency budgets from one of five, error
+ratios from one of three, ...) rarely repeat whole services but repeat each signal's part
+often. `Parts` keeps, per run, what one signal built and what one rule group assembled, and
+gives them again to a later service with the same inputs; `rules.py` renders a rule group
+held here once. Services reach it named `memo.PLACEHOLDER` (see `memo.Memo.files`), so a
+part built for one service is the part of the next with the same inputs; the name is put
+in the texts at the end, as for whole services.
+
+Inputs are explicit. A signal's part is keyed by:
+
+- the signal, and the value of exactly the budgets it declares (`Signal.keys` and
+  `Signal.reads`; `reads` None: every budget);
+- everything about the service that is not a budget (name, selector, profile, labels,
+  URLs, windows, `for`, settings): the pickle of the service without its budgets;
+- what is drawn from every budget and that builders may use: the test steps
+  (`common.test_step`, `common.leak_test_step`) and the metrics always exposed
+  (`absent.always_exposed`).
+
+The builder gets a view of the service whose budgets are a `Declared` mapping: reading a
+budget outside the declared ones, or walking all of them, raises `UndeclaredRead`, so a
+builder that starts reading something new fails every test instead of giving a silently
+wrong file from a part built for other budgets. The derived facts come with the view
+(`Declared.test_step`, ...), computed from the whole service.
+
+A rule group is keyed by the identity of the signals' pieces it is assembled from (which,
+held here, stand for their inputs) and by the rest of the service as above; its joint
+scenarios (`signals.joint_scenarios`) see the union of its signals' declared budgets.
+
+Bounded: every table holds at most `MAX_ENTRIES` entries whose input pickle is at most
+`MAX_KEY` bytes (a builder's output grows with its input, so each entry is bounded too),
+whatever the number of services; the entry with the fewest hits makes room. A table whose
+look-ups turn out not to repeat (`PROBE`) stops looking, so a spec where every signal's
+budgets differ pays for `PROBE` keys per signal only. One `Parts` per run, never shared
+between runs (no global state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from watchkeeper.model import Piece, Service
+
+# Entries per table (one table per signal, one for rule groups, one for rendered texts).
+MAX_ENTRIES = 128
+# Inputs (pickled budgets read, bytes) above this are built each time and not held.
+MAX_KEY = 16 * 1024
+# Look-ups after which a table with fewer than one hit in `PROBE_HITS` stops looking.
+PROBE, PROBE_HITS = 256, 8
+
+
+class UndeclaredRead(AssertionError):
+    """A signal's builder read a budget it does not declare (see the module's docstring)."""
+
+
+def dump(value: object) -> bytes:
+    """`value`'s pickle without shared references: equal values give equal bytes."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(value)
+    return out.getvalue()
+
+
+class Declared(Mapping[str, Any]):
+    """A service's budgets as one signal may read them: only the `paths` it declares
+    (None: every one); anything else raises `UndeclaredRead`. Carries what is derived
+    from every budget (`test_step`, `leak_test_step`, `exposed`), which `signals.common`
+    and `signals.absent` take from here rather than walking the budgets."""
+
+    def __init__(self, reader: str, budgets: Mapping[str, Any], paths: frozenset[str] | None,
+                 facts: Facts) -> None:
+        self._reader, self._budgets, self._paths = reader, budgets, paths
+        self.test_step, self.leak_test_step = facts.test_step, facts.leak_test_step
+        self.exposed = facts.exposed
+
+    def _allowed(self, path: str) -> None:
+        if self._paths is not None and path not in self._paths:
+            raise UndeclaredRead(
+                f"{self._reader} read the budget {path!r} without declaring it "
+                f"(Signal.keys / Signal.reads): parts built for other budgets would be reused")
+
+    def __getitem__(self, path: str) -> Any:
+        self._allowed(path)
+        return self._budgets[path]
+
+    def get(self, path: str, default: Any = None) -> Any:
+        self._allowed(path)
+        return self._budgets.get(path, default)
+
+    def __iter__(self) -> Iterator[str]:
+        if self._paths is not None:
+            raise UndeclaredRead(f"{self._reader} walked every budget without declaring "
+                                 f"them (Signal.reads = None)")
+        return iter(self._budgets)
+
+    def __len__(self) -> int:
+        if self._paths is not None:
+            raise UndeclaredRead(f"{self._reader} counted the budgets without declaring them")
+        return len(self._budgets)
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What builders may use that is drawn from every budget of the service."""
+
+    test_step: float
+    leak_test_step: float
+    exposed: tuple[str, ...] | None  # None while it is being drawn
+
+
+@dataclasses.dataclass
+class _Entry:
+    value: Any
+    hits: int = 0
+
+
+class _Table:
+    """Values by key, bounded (`MAX_ENTRIES`, the entry with the fewest hits of those the
+    newest makes room), giving up once look-ups do not repeat (`PROBE`)."""
+
+    def __init__(self, size: int = MAX_ENTRIES) -> None:
+        self.size, self.on = size, True
+        self.hits = self.misses = 0
+        self._held: dict[Any, _Entry] = {}
+
+    def get(self, key: Any) -> Any:
+        entry = self._held.get(key)
+        if entry is None:
+            self.misses += 1
+            if self.hits + self.misses >= PROBE and self.hits * PROBE_HITS < self.misses:
+                self.on = False
+                self._held.clear()
+            return None
+        self.hits += 1
+        entry.hits += 1
+        return entry.value
+
+    def put(self, key: Any, value: Any) -> None:
+        if not self.on:
+            return
+        if len(self._held) >= self.size:
+            fewest = min(entry.hits for entry in self._held.values())
+            victim = next(k for k, e in reversed(self._held.items()) if e.hits == fewest)
+            del self._held[victim]
+        self._held[key] = _Entry(value)
+
+
+class Parts:
+    """One run's signal parts, rule groups and rendered rule texts (see the module)."""
+
+    def __init__(self) -> None:
+        self._signals: dict[str, _Table] = {}
+        self._groups = _Table()
+        self._texts = _Table()
+
+    def service(self, service: Service) -> Seen:
+        """The look-ups for one service's parts (its key without budgets made once)."""
+        return Seen(self, service)
+
+    def text(self, piece: Piece, header: str, render: Callable[[], str]) -> str:
+        """`render()`, the rule file of `piece` (a rule group held here) after `header`,
+        rendered once while the group is held (the entry keeps `piece` alive, so its id
+        stands for it)."""
+        table = self._texts
+        if not table.on:
+            return render()
+        key = (id(piece), header)
+        held = table.get(key)
+        if held is not None and held[0] is piece:
+            return held[1]
+        text = render()
+        table.put(key, (piece, text))
+        return text
+
+
+class Seen:
+    """One service as `Parts` sees it: its key without budgets, and the facts derived from
+    every budget."""
+
+    def __init__(self, parts: Parts, service: Service) -> None:
+        from watchkeeper.signals import SIGNALS
+        from watchkeeper.signals.common import leak_test_step, test_step
+
+        self._parts, self.service = parts, service
+        try:
+            self._base: bytes | None = dump(dataclasses.replace(service, budgets={}))
+        except (pickle.PicklingError, TypeError, ValueError, AttributeError):
+            self._base = None  # parts no pickle holds: everything built directly
+        steps = Facts(test_step(service), leak_test_step(service), None)
+        exposed = tuple(dict.fromkeys(
+            metric for signal in SIGNALS
+            for metric in signal.exposed(self.view(signal.name, _paths(signal), steps))))
+        self.facts = dataclasses.replace(steps, exposed=exposed)
+
+    def view(self, reader: str, paths: frozenset[str] | None,
+             facts: Facts | None = None) -> Service:
+        """The service with only `paths` of its budgets readable (see `Declared`)."""
+        return dataclasses.replace(self.service, budgets=Declared(
+            reader, self.service.budgets, paths, facts or self.facts))
+
+    def build(self, signal: Any) -> list[Piece]:
+        """`signal.build` of the service, or the pieces built for an earlier service with
+        the same inputs (never to be changed: they are shared)."""
+        paths = _paths(signal)
+        view = self.view(f"signal {signal.name!r}", paths)
+        table = self._parts._signals.setdefault(signal.name, _Table())
+        if self._base is None or not table.on:
+            return signal.build(view)
+        budgets = self.service.budgets
+        chosen = sorted(budgets) if paths is None else sorted(paths)
+        try:
+            read = dump(tuple((path, budgets.get(path)) for path in chosen))
+        except (pickle.PicklingError, TypeError, ValueError, AttributeError):
+            return signal.build(view)
+        if len(read) > MAX_KEY:
+            return signal.build(view)
+        key = (self._base, self.facts, read)
+        pieces = table.get(key)
+        if pieces is None:
+            pieces = signal.build(view)
+            table.put(key, pieces)
+        return pieces
+
+    def group(self, section: str, members: Sequence[tuple[Any, Piece]],
+              assemble: Callable[[Service], Piece]) -> Piece:
+        """`assemble(view)`: the rule group `section` from its signals' pieces (`members`,
+        in order), with a view of the union of those signals' budgets, or the group
+        assembled before from the same pieces (never to be changed: it is shared)."""
+        signals = {signal.name: signal for signal, _ in members}
+        wanted = [_paths(signal) for signal in signals.values()]
+        paths = None if None in wanted else frozenset().union(*wanted)
+        view = self.view(f"rule group {section!r} of signals {', '.join(signals)}", paths)
+        table = self._parts._groups
+        if self._base is None or not table.on:
+            return assemble(view)
+        key = (section, self._base, self.facts, tuple(id(piece) for _, piece in members))
+        held = table.get(key)
+        if held is not None and all(a is b for a, (_, b) in zip(held[0], members, strict=True)):
+            return held[1]
+        group = assemble(view)
+        # the entry keeps the pieces alive, so their ids in the key stand for them
+        table.put(key, (tuple(piece for _, piece in members), group))
+        return group
+
+
+def _paths(signal: Any) -> frozenset[str] | None:
+    """The budgets `signal` declares it reads: its keys and `reads` (None: every one)."""
+    if signal.reads is None:
+        return None
+    return frozenset(key.path for key in signal.keys) | frozenset(signal.reads)
