@@ -20,10 +20,12 @@ from watchkeeper.build_cache import Reuse
 from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.parts import Parts
-from watchkeeper.rule_tests import lanes_apart, layout, own_part, test_file
+from watchkeeper.rule_tests import _File, estimate, lanes_apart, layout, own_part, test_file
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
 from watchkeeper.writers import HEADER
+
+T = TypeVar("T")
 
 # Relative path → text; a file drawn from every service (the overview) may come as an
 # iterable of pieces, so that it never has to be in memory whole.
@@ -59,40 +61,62 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
     files: Files = {}
     groups = build_groups(service, parts)
     name = {id(g): naming.group_stem(service.name, g.group) for g in groups}
+    step = test_step(service)
     # held groups are the same objects for every service with their inputs (not when links
-    # were added: those are copies, see `build_groups`)
-    held = parts is not None and not (service.runbook_url or service.grafana_url)
+    # were added: those are copies, see `build_groups`), so what is made from them alone
+    # is made once
+    same = parts.same if parts is not None and not (
+        service.runbook_url or service.grafana_url) else _direct
     for group in groups:
-        files[naming.rules_path(name[id(group)])] = parts.text(
-            group, header, functools.partial(rule_file, [group], header)) if held \
-            else rule_file([group], header)
-    for members in layout(groups, test_step(service)):
+        files[naming.rules_path(name[id(group)])] = same(
+            "rules", (group,), header, functools.partial(rule_file, [group], header))
+    estimate = functools.partial(_estimate, same)
+    for members in layout(groups, step, estimate):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
         checked = [g for g in groups if id(g) in needed]
-        listed = [naming.listed_rules(name[id(g)]) for g in checked]
-        stem = naming.shared_test_stem([name[id(m)] for m in members])
-        own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
-        if own is not None:  # its scenarios reading only its own rules, in a file apart
-            files[naming.test_path(stem)] = test_file(
-                service, [own], [naming.listed_rules(name[id(members[0])])], header=header)
-            members = [replace(members[0], scenarios=[s for s in members[0].scenarios
-                                                      if s not in own.scenarios])]
-            stem = naming.with_stem(stem, [name[id(g)] for g in checked
-                                           if g is not own and name[id(g)] != stem])
-        if len(members) == 1:
-            files[naming.test_path(stem)] = test_file(service, members, listed, checked,
-                                                      header)
-            continue
-        for scenarios, reading in lanes_apart(members, checked):
-            # test groups reading only some of the file's rule groups: a file listing those
-            part = stem if len(reading) == len(checked) else naming.shared_test_stem(
-                [name[id(g)] for g in reading])
-            if part != stem and any(all(g is not m for m in members) for g in reading):
-                part = naming.apart_stem(part)  # a name no other group's file can take
-            files[naming.test_path(part)] = test_file(
-                service, [replace(members[0], scenarios=scenarios)],
-                [naming.listed_rules(name[id(g)]) for g in reading], reading, header)
+        files.update(same("tests", (*members, None, *checked), (service.name, step, header),
+                          functools.partial(_test_files, service, members, checked, name,
+                                            header)))
+    return files
+
+
+def _direct(kind: str, objects: tuple, extra: object, make: Callable[[], T]) -> T:
+    """`parts.Parts.same` without parts: made each time."""
+    return make()
+
+
+def _estimate(same: Callable, group: Piece, step: float) -> _File:
+    return same("estimate", (group,), step, functools.partial(estimate, group, step))
+
+
+def _test_files(service: Service, members: list[Piece], checked: list[Piece],
+                name: dict[int, str], header: str) -> dict[str, str]:
+    """The test files of `members` (groups laid out in one file, see `layout`), which
+    check `checked` (see `service_alert_files`)."""
+    files: dict[str, str] = {}
+    listed = [naming.listed_rules(name[id(g)]) for g in checked]
+    stem = naming.shared_test_stem([name[id(m)] for m in members])
+    own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
+    if own is not None:  # its scenarios reading only its own rules, in a file apart
+        files[naming.test_path(stem)] = test_file(
+            service, [own], [naming.listed_rules(name[id(members[0])])], header=header)
+        members = [replace(members[0], scenarios=[s for s in members[0].scenarios
+                                                  if s not in own.scenarios])]
+        stem = naming.with_stem(stem, [name[id(g)] for g in checked
+                                       if g is not own and name[id(g)] != stem])
+    if len(members) == 1:
+        files[naming.test_path(stem)] = test_file(service, members, listed, checked, header)
+        return files
+    for scenarios, reading in lanes_apart(members, checked):
+        # test groups reading only some of the file's rule groups: a file listing those
+        part = stem if len(reading) == len(checked) else naming.shared_test_stem(
+            [name[id(g)] for g in reading])
+        if part != stem and any(all(g is not m for m in members) for g in reading):
+            part = naming.apart_stem(part)  # a name no other group's file can take
+        files[naming.test_path(part)] = test_file(
+            service, [replace(members[0], scenarios=scenarios)],
+            [naming.listed_rules(name[id(g)]) for g in reading], reading, header)
     return files
 
 

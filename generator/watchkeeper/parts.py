@@ -42,10 +42,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import pickle
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from watchkeeper.model import Piece, Service
+
+T = TypeVar("T")
 
 # Entries per table (one table per signal, one for rule groups, one for rendered texts).
 MAX_ENTRIES = 128
@@ -158,26 +160,28 @@ class Parts:
     def __init__(self) -> None:
         self._signals: dict[str, _Table] = {}
         self._groups = _Table()
-        self._texts = _Table()
+        self._same: dict[str, _Table] = {}
 
     def service(self, service: Service) -> Seen:
         """The look-ups for one service's parts (its key without budgets made once)."""
         return Seen(self, service)
 
-    def text(self, piece: Piece, header: str, render: Callable[[], str]) -> str:
-        """`render()`, the rule file of `piece` (a rule group held here) after `header`,
-        rendered once while the group is held (the entry keeps `piece` alive, so its id
-        stands for it)."""
-        table = self._texts
+    def same(self, kind: str, objects: tuple[object, ...], extra: Hashable,
+             make: Callable[[], T]) -> T:
+        """`make()`, which depends on `objects` (held here: rule groups, or pieces) and
+        `extra` alone, made once while they are held: a rule group's rule file, its
+        estimate, the test files of a set of groups. The entry keeps `objects` alive, so
+        their ids in the key stand for them."""
+        table = self._same.setdefault(kind, _Table())
         if not table.on:
-            return render()
-        key = (id(piece), header)
+            return make()
+        key = (tuple(map(id, objects)), extra)
         held = table.get(key)
-        if held is not None and held[0] is piece:
+        if held is not None and all(a is b for a, b in zip(held[0], objects, strict=True)):
             return held[1]
-        text = render()
-        table.put(key, (piece, text))
-        return text
+        made = make()
+        table.put(key, (objects, made))
+        return made
 
 
 class Seen:
@@ -202,29 +206,31 @@ class Seen:
     def view(self, reader: str, paths: frozenset[str] | None,
              facts: Facts | None = None) -> Service:
         """The service with only `paths` of its budgets readable (see `Declared`)."""
-        return dataclasses.replace(self.service, budgets=Declared(
-            reader, self.service.budgets, paths, facts or self.facts))
+        view = object.__new__(Service)  # `replace` without __init__: views are many
+        view.__dict__.update(self.service.__dict__)
+        object.__setattr__(view, "budgets", Declared(reader, self.service.budgets, paths,
+                                                     facts or self.facts))
+        return view
 
     def build(self, signal: Any) -> list[Piece]:
         """`signal.build` of the service, or the pieces built for an earlier service with
         the same inputs (never to be changed: they are shared)."""
         paths = _paths(signal)
-        view = self.view(f"signal {signal.name!r}", paths)
         table = self._parts._signals.setdefault(signal.name, _Table())
-        if self._base is None or not table.on:
-            return signal.build(view)
         budgets = self.service.budgets
-        chosen = sorted(budgets) if paths is None else sorted(paths)
-        try:
-            read = dump(tuple((path, budgets.get(path)) for path in chosen))
-        except (pickle.PicklingError, TypeError, ValueError, AttributeError):
-            return signal.build(view)
-        if len(read) > MAX_KEY:
-            return signal.build(view)
+        read = None
+        if self._base is not None and table.on:
+            chosen = sorted(budgets) if paths is None else sorted(paths)
+            try:
+                read = dump(tuple((path, budgets.get(path)) for path in chosen))
+            except (pickle.PicklingError, TypeError, ValueError, AttributeError):
+                read = None
+        if read is None or len(read) > MAX_KEY:
+            return signal.build(self.view(f"signal {signal.name!r}", paths))
         key = (self._base, self.facts, read)
         pieces = table.get(key)
         if pieces is None:
-            pieces = signal.build(view)
+            pieces = signal.build(self.view(f"signal {signal.name!r}", paths))
             table.put(key, pieces)
         return pieces
 

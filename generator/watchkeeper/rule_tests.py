@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
@@ -345,12 +345,15 @@ class _File:
         return _File(self.members + other.members, lanes, self.rules + other.rules)
 
 
-def layout(groups: Sequence[Piece], step: float) -> list[list[Piece]]:
+def layout(groups: Sequence[Piece], step: float,
+           estimate: Callable[[Piece, float], _File] | None = None) -> list[list[Piece]]:
     """`groups` with scenarios, in test files: each group joins the earlier file of the
     same test step where that saves the most estimated promtool work, or starts one.
     The estimate packs each group's scenarios alone and puts its i-th test group beside
     the i-th of the file's (as `pack` does when nothing is shared between them). `step`
-    is the service's test step (for `Piece.test_step` None)."""
+    is the service's test step (for `Piece.test_step` None); `estimate` (default
+    `estimate`) may give a held group's estimate made before (parts.Parts)."""
+    estimate = estimate or globals()["estimate"]
     files: list[_File] = []
     for group in groups:
         if not group.scenarios:
@@ -362,11 +365,12 @@ def layout(groups: Sequence[Piece], step: float) -> list[list[Piece]]:
         if not same:  # nothing to join: no need to estimate
             files.append(_File([group], [], 0))
             continue
-        alone = _estimate(group, at)
+        alone = estimate(group, at)  # may be shared: changed only through a copy
+        alone = _File(list(alone.members), list(alone.lanes), alone.rules)
         best, saving = None, 0.0
         for candidate in same:
             if not candidate.lanes:
-                candidate.lanes, candidate.rules = _estimate(candidate.members[0], at).lanes, \
+                candidate.lanes, candidate.rules = estimate(candidate.members[0], at).lanes, \
                     _rules(candidate.members[0])
             saved = candidate.cost() + alone.cost() - candidate.joined(alone).cost()
             if saved > saving:
@@ -382,7 +386,9 @@ def _rules(group: Piece) -> int:
     return len(group.recordings) + len(group.alerts)
 
 
-def _estimate(group: Piece, step: float) -> _File:
+def estimate(group: Piece, step: float) -> _File:
+    """`group`'s scenarios packed alone: the steps of each test group, and its rules
+    (never changed by `layout`, which joins copies: see `_File.joined`)."""
     return _File([group], [_lane_steps(g, step) for g in _pack(group.scenarios, reads([group]))],
                  _rules(group))
 
