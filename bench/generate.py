@@ -71,6 +71,32 @@ GC_PAUSE = [("50ms", "200ms"), ("20ms", "100ms"), ("80ms", "300ms"), ("30ms", "1
             ("70ms", "280ms"), ("45ms", "180ms"), ("35ms", "140ms")]
 
 
+def unique_service(index: int) -> dict:
+    """`SERVICE` named by `index` whose every budget differs from every other service's
+    (each value moves with the index): the worst case for any reuse across services, even
+    per signal (parts.py), which must then cost about nothing."""
+    base = service(index)
+    i = index
+    return {
+        **base,
+        "http": {"latency": {"p50": {"warning": f"{50 + i}ms", "critical": f"{2000 + i}ms"},
+                             "p99": {"warning": f"{200 + i}ms", "critical": f"{4000 + i}ms"}},
+                 "error_ratio": {"warning": f"{0.1 + i / 10000:g}%",
+                                 "critical": f"{2 + i / 1000:g}%"}},
+        "database": {"latency": {"p99": {"warning": f"{10 + i}ms", "critical": f"{2000 + i}ms"}},
+                     "pool": {"utilization": {"warning": f"{60 + i / 100:g}%",
+                                              "critical": f"{90 + i / 1000:g}%"}}},
+        "caches": [{"name": "wallets", "hit_ratio": {"warning": f"{80 + i / 100:g}%",
+                                                     "critical": f"{40 + i / 100:g}%"}}],
+        "runtime": {"memory": {"warning": f"{256 + i}MiB", "critical": f"{4096 + i}MiB"},
+                    "goroutines": {**base["runtime"]["goroutines"], "warning": 5000 + i,
+                                   "critical": 20000 + i},
+                    "threads": {**base["runtime"]["threads"], "warning": 200 + i,
+                                "critical": 2000 + i},
+                    "gc_pause": {"warning": f"{50 + i}ms", "critical": f"{2000 + i}ms"}},
+    }
+
+
 def service(index: int, budgets: int | None = None) -> dict:
     """`SERVICE` named by `index` with budgets chosen by `budgets` (default: `index`;
     deterministic; index 0 has `SERVICE`'s own budgets)."""
@@ -99,13 +125,15 @@ def service(index: int, budgets: int | None = None) -> dict:
     }
 
 
-def spec(count: int, changed: bool = False, budget_sets: int = 0) -> dict:
+def spec(count: int, changed: bool = False, budget_sets: int = 0,
+         unique: bool = False) -> dict:
     """`count` services declaring every signal, budgets varied by index (`service`): every
     service's set of budgets differs from the others' (up to 4,620 services); with
     `budget_sets`, services take the first `budget_sets` sets in turn instead, as services
     sharing presets do (svc-0, svc-N, svc-2N, ... have equal budgets). `changed` moves one
-    budget of svc-0."""
-    services = [service(index, index % budget_sets if budget_sets else None)
+    budget of svc-0; `unique`: every budget of every service differs (`unique_service`)."""
+    services = [unique_service(index) if unique else
+                service(index, index % budget_sets if budget_sets else None)
                 for index in range(count)]
     if changed:
         runtime = {**services[0]["runtime"], "memory": {"warning": "600MiB",
@@ -116,8 +144,9 @@ def spec(count: int, changed: bool = False, budget_sets: int = 0) -> dict:
             "services": services}
 
 
-def write_spec(path: Path, count: int, changed: bool = False, budget_sets: int = 0) -> None:
-    path.write_text(yaml.safe_dump(spec(count, changed, budget_sets), sort_keys=False),
+def write_spec(path: Path, count: int, changed: bool = False, budget_sets: int = 0,
+               unique: bool = False) -> None:
+    path.write_text(yaml.safe_dump(spec(count, changed, budget_sets, unique), sort_keys=False),
                     encoding="utf-8")
 
 
@@ -176,14 +205,16 @@ def generate_command(generator: Path | None, spec_file: Path, out: Path) -> list
 
 
 def bench_generate(work: Path, sizes: list[int], repeat: int,
-                   generators: list[Path] | None = None, budget_sets: int = 0) -> None:
+                   generators: list[Path] | None = None, budget_sets: int = 0,
+                   unique: bool = False) -> None:
     """Per size and generator (interleaved): `generate` into an empty folder (cold), again
     over its own unchanged output (warm: a re-run after no change), then of the spec with
     one service's budget changed over that output (edit: `make` after editing one service),
     and `promtool check rules` of the rule files, each in a fresh process. `budget_sets`:
     see `spec`."""
     print("\n## watchkeeper generate (all outputs) vs promtool check rules of its rule files"
-          + (f"; services take {budget_sets} sets of budgets in turn" if budget_sets else
+          + ("; every budget of every service differs" if unique else
+             f"; services take {budget_sets} sets of budgets in turn" if budget_sets else
              "; every service's budgets differ"))
     print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
           f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
@@ -192,10 +223,10 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
     for size in sizes:
         folder = work / f"gen-{size}"
         folder.mkdir()
-        write_spec(folder / "spec.yaml", size, budget_sets=budget_sets)
+        write_spec(folder / "spec.yaml", size, budget_sets=budget_sets, unique=unique)
         (folder / "edited").mkdir()
         write_spec(folder / "edited" / "spec.yaml", size, changed=True,  # same file name
-                   budget_sets=budget_sets)
+                   budget_sets=budget_sets, unique=unique)
         rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": []}
                       for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
@@ -307,6 +338,9 @@ def main() -> None:
     parser.add_argument("--budget-sets", type=int, default=0,
                         help="generate: services take this many sets of budgets in turn "
                         "(default 0: every service's set differs)")
+    parser.add_argument("--unique-budgets", action="store_true",
+                        help="generate: every budget of every service differs (the worst "
+                        "case for reuse across services)")
     parser.add_argument("--only", action="append",
                         choices=["generate", "test", "test-rules"])
     parser.add_argument("--generator", type=Path, action="append",
@@ -326,7 +360,7 @@ def main() -> None:
         if "generate" in sections:
             bench_generate(work, args.sizes, args.repeat,
                            [g.resolve() for g in args.generator] if args.generator else None,
-                           args.budget_sets)
+                           args.budget_sets, args.unique_budgets)
         generators = [g.resolve() for g in args.generator] if args.generator else None
         if "test" in sections:
             bench_test(work, args.test_services, args.repeat, generators)
