@@ -155,7 +155,7 @@ class Output:
 def _service_dashboards(service: Service, spec_name: str, parts: Parts | None = None) -> Files:
     from watchkeeper.dashboards import build  # grafanalib: not for `--only alerts`
 
-    return build.service_dashboard_files(service, spec_name)  # type: ignore[return-value]
+    return build.service_dashboard_files(service, spec_name, parts)  # type: ignore[return-value]
 
 
 def _shared_dashboards(spec: Spec, spec_name: str) -> Files:

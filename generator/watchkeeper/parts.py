@@ -45,7 +45,7 @@ import pickle
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from watchkeeper.model import Piece, Service
+from watchkeeper.model import Chart, Piece, Service
 
 T = TypeVar("T")
 
@@ -161,10 +161,14 @@ class Parts:
         self._signals: dict[str, _Table] = {}
         self._groups = _Table()
         self._same: dict[str, _Table] = {}
+        self._last: Seen | None = None
 
     def service(self, service: Service) -> Seen:
-        """The look-ups for one service's parts (its key without budgets made once)."""
-        return Seen(self, service)
+        """The look-ups for one service's parts (its key without budgets made once; the
+        last service's kept for its other outputs)."""
+        if self._last is None or self._last.service is not service:
+            self._last = Seen(self, service)
+        return self._last
 
     def same(self, kind: str, objects: tuple[object, ...], extra: Hashable,
              make: Callable[[], T]) -> T:
@@ -193,6 +197,7 @@ class Seen:
         from watchkeeper.signals.common import leak_test_step, test_step
 
         self._parts, self.service = parts, service
+        self._reads: dict[str, bytes | None] = {}
         try:
             self._base: bytes | None = dump(dataclasses.replace(service, budgets={}))
         except (pickle.PicklingError, TypeError, ValueError, AttributeError):
@@ -215,24 +220,37 @@ class Seen:
     def build(self, signal: Any) -> list[Piece]:
         """`signal.build` of the service, or the pieces built for an earlier service with
         the same inputs (never to be changed: they are shared)."""
+        return self._made(signal, "build")
+
+    def charts(self, signal: Any) -> list[Chart]:
+        """`signal.charts` of the service, likewise."""
+        return self._made(signal, "charts")
+
+    def _made(self, signal: Any, what: str) -> Any:
         paths = _paths(signal)
-        table = self._parts._signals.setdefault(signal.name, _Table())
-        budgets = self.service.budgets
-        read = None
-        if self._base is not None and table.on:
-            chosen = sorted(budgets) if paths is None else sorted(paths)
-            try:
-                read = dump(tuple((path, budgets.get(path)) for path in chosen))
-            except (pickle.PicklingError, TypeError, ValueError, AttributeError):
-                read = None
+        make = getattr(signal, what)
+        table = self._parts._signals.setdefault(f"{signal.name} {what}", _Table())
+        read = self._read(signal.name, paths) if self._base is not None and table.on else None
         if read is None or len(read) > MAX_KEY:
-            return signal.build(self.view(f"signal {signal.name!r}", paths))
+            return make(self.view(f"signal {signal.name!r}", paths))
         key = (self._base, self.facts, read)
         pieces = table.get(key)
         if pieces is None:
-            pieces = signal.build(self.view(f"signal {signal.name!r}", paths))
+            pieces = make(self.view(f"signal {signal.name!r}", paths))
             table.put(key, pieces)
         return pieces
+
+    def _read(self, name: str, paths: frozenset[str] | None) -> bytes | None:
+        """The pickle of the budgets a signal declares (once per service and signal), or
+        None when no pickle holds them."""
+        if name not in self._reads:
+            budgets = self.service.budgets
+            chosen = sorted(budgets) if paths is None else sorted(paths)
+            try:
+                self._reads[name] = dump(tuple((path, budgets.get(path)) for path in chosen))
+            except (pickle.PicklingError, TypeError, ValueError, AttributeError):
+                self._reads[name] = None
+        return self._reads[name]
 
     def group(self, section: str, members: Sequence[tuple[Any, Piece]],
               assemble: Callable[[Service], Piece]) -> Piece:

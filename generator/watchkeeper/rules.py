@@ -44,7 +44,7 @@ def build_groups(service: Service, parts: Parts | None = None) -> list[Piece]:
             pieces = [replace(p, recordings=list(p.recordings), alerts=list(p.alerts),
                               scenarios=list(p.scenarios), joints=list(p.joints))
                       for p in pieces]
-        naming.annotate(service, pieces, charts(service) if service.grafana_url else ())
+        naming.annotate(service, pieces, charts(service, seen) if service.grafana_url else ())
     return pieces
 
 

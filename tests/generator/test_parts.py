@@ -62,10 +62,12 @@ def test_every_spec_gives_the_files_building_gives(path: Path) -> None:
 def test_bench_services_reuse_parts_and_give_the_same_files(bench) -> None:
     made = _same_in_turn(bench)
     # a test that always built directly would prove nothing
-    latency = made.parts._signals["latency"]
+    latency = made.parts._signals["latency build"]
     assert latency.hits >= len(bench) - 5 and latency.misses <= 5
     assert made.parts._groups.hits > 0
     assert made.parts._same["rules"].hits > 0 and made.parts._same["estimate"].hits > 0
+    assert made.parts._signals["latency charts"].hits >= len(bench) - 5
+    assert made.parts._same["panel"].hits > 0
 
 
 @pytest.mark.parametrize("budget_sets", [0, 3])

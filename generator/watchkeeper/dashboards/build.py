@@ -8,8 +8,9 @@ the API). Layout is computed, never stored, so output is byte-stable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from grafanalib import core
@@ -18,6 +19,9 @@ from watchkeeper.dashboards import fleet, grafana
 from watchkeeper.model import Chart, Row, Service, Spec
 from watchkeeper.signals import charts
 from watchkeeper.writers import to_yaml
+
+if TYPE_CHECKING:
+    from watchkeeper.parts import Parts
 
 WIDTH, HEIGHT = 12, 8  # two charts per line on Grafana's 24-column grid
 STAT_WIDTH, STAT_HEIGHT = 4, 4
@@ -124,12 +128,15 @@ def _row(row: Row, y: int) -> core.RowPanel:
     return core.RowPanel(id=row.base, title=row.title, gridPos=core.GridPos(h=1, w=24, x=0, y=y))
 
 
-def layout(service: Service) -> list[tuple[Row | None, list[Chart]]]:
+def layout(service: Service, parts: Parts | None = None
+           ) -> list[tuple[Row | None, list[Chart]]]:
     """The service's charts by row: charts above every row first, then rows by base id,
-    each in panel-id order. Two charts claiming one panel id is a bug in a signal."""
+    each in panel-id order. Two charts claiming one panel id is a bug in a signal. With
+    `parts`, signals' charts for the same inputs as an earlier service's are taken from
+    it (`parts.Parts`)."""
     by_row: dict[Row | None, list[Chart]] = {}
     seen: dict[int, Chart] = {}
-    for chart in charts(service):
+    for chart in charts(service, None if parts is None else parts.service(service)):
         panel = naming.panel_id(chart)
         if panel in seen:
             raise ValueError(f"panel id {panel} claimed by {seen[panel].title!r} and "
@@ -140,13 +147,17 @@ def layout(service: Service) -> list[tuple[Row | None, list[Chart]]]:
     return [(row, sorted(by_row[row], key=naming.panel_id)) for row in order]
 
 
-def _grid(charts: Sequence[Chart], y: int) -> tuple[list[core.Panel], int]:
-    """Two panels per line; an odd last panel takes the whole line instead of leaving a hole."""
+def _grid(charts: Sequence[Chart], y: int, parts: Parts | None = None
+          ) -> tuple[list[core.Panel], int]:
+    """Two panels per line; an odd last panel takes the whole line instead of leaving a
+    hole. With `parts`, a panel of a held chart at the same place is made once (panels
+    are only read once made)."""
     panels = []
     for i, chart in enumerate(charts):
         alone = i == len(charts) - 1 and i % 2 == 0
-        panels.append(_panel(chart, (i % 2) * WIDTH, y + (i // 2) * HEIGHT,
-                             2 * WIDTH if alone else WIDTH))
+        place = ((i % 2) * WIDTH, y + (i // 2) * HEIGHT, 2 * WIDTH if alone else WIDTH)
+        panels.append(_panel(chart, *place) if parts is None else parts.same(
+            "panel", (chart,), place, functools.partial(_panel, chart, *place)))
     return panels, y + ((len(charts) + 1) // 2) * HEIGHT
 
 
@@ -155,14 +166,14 @@ def service_dashboard(service: Service) -> dict[str, Any]:
     return grafana.render(_service_dashboard(service))
 
 
-def _service_dashboard(service: Service) -> core.Dashboard:
+def _service_dashboard(service: Service, parts: Parts | None = None) -> core.Dashboard:
     panels: list[Any] = []
     y = 0
-    for row, row_charts in layout(service):
+    for row, row_charts in layout(service, parts):
         if row is not None:
             panels.append(_row(row, y))
             y += 1
-        grid, y = _grid(row_charts, y)
+        grid, y = _grid(row_charts, y, parts)
         panels.extend(grid)
     up = service.metric("up") + promql.matchers(service.selector)
     dashboard = core.Dashboard(
@@ -326,9 +337,11 @@ def to_json(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
-def service_dashboard_files(service: Service, spec_name: str) -> dict[str, str]:
-    """The files of `dashboards/` that depend on one service alone."""
-    text = grafana.to_text(grafana.dashboard_data(_service_dashboard(service))) + "\n"
+def service_dashboard_files(service: Service, spec_name: str, parts: Parts | None = None
+                            ) -> dict[str, str]:
+    """The files of `dashboards/` that depend on one service alone (`parts`: see
+    `_service_dashboard`)."""
+    text = grafana.to_text(grafana.dashboard_data(_service_dashboard(service, parts))) + "\n"
     return {f"dashboards/{service.name}.json": text}
 
 

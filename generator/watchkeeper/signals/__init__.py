@@ -7,6 +7,8 @@ docs/architecture.md). Adding a signal is one module plus one line here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from watchkeeper.model import Chart, Scenario, Service
 from watchkeeper.signals import (
     absent,
@@ -26,6 +28,9 @@ from watchkeeper.signals import (
 )
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.signals.threshold import Joint, build_joint
+
+if TYPE_CHECKING:
+    from watchkeeper.parts import Seen
 
 SIGNALS: tuple[Signal, ...] = (
     latency.SIGNAL,
@@ -60,15 +65,17 @@ def metric_defaults() -> dict[str, str]:
     return {key: name for signal in SIGNALS for key, name in signal.metrics.items()}
 
 
-def charts(service: Service) -> list[Chart]:
+def charts(service: Service, seen: Seen | None = None) -> list[Chart]:
     """Every chart the signals ask for, once per place (row and slot).
 
     Signals may ask for the same panel: latency and errors both show the request rate.
-    Where one of them draws a budget on it (throughput), that one takes the place.
+    Where one of them draws a budget on it (throughput), that one takes the place. With
+    `seen` (`parts.Parts.service`), a signal's charts come from an earlier service with the
+    same inputs where there is one.
     """
     placed: dict[tuple, Chart] = {}
     for signal in SIGNALS:
-        for chart in signal.charts(service):
+        for chart in signal.charts(service) if seen is None else seen.charts(signal):
             place = (chart.row, chart.slot)
             if place not in placed or (placed[place].budget is None and chart.budget):
                 placed[place] = chart
