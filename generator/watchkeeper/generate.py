@@ -20,7 +20,16 @@ from watchkeeper.build_cache import Reuse
 from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.parts import Parts
-from watchkeeper.rule_tests import _File, estimate, lanes_apart, layout, own_part, test_file
+from watchkeeper.rule_tests import (
+    Leaf,
+    _File,
+    _made,
+    estimate,
+    lanes_apart,
+    layout,
+    own_part,
+    test_file,
+)
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
 from watchkeeper.writers import HEADER
@@ -71,13 +80,14 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
         files[naming.rules_path(name[id(group)])] = same(
             "rules", (group,), header, functools.partial(rule_file, [group], header))
     estimate = functools.partial(_estimate, same)
+    leaf = parts.leaf if same is not _direct else _made
     for members in layout(groups, step, estimate):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
         checked = [g for g in groups if id(g) in needed]
         files.update(same("tests", (*members, None, *checked), (service.name, step, header),
                           functools.partial(_test_files, service, members, checked, name,
-                                            header)))
+                                            header, leaf)))
     return files
 
 
@@ -91,7 +101,7 @@ def _estimate(same: Callable, group: Piece, step: float) -> _File:
 
 
 def _test_files(service: Service, members: list[Piece], checked: list[Piece],
-                name: dict[int, str], header: str) -> dict[str, str]:
+                name: dict[int, str], header: str, leaf: Leaf) -> dict[str, str]:
     """The test files of `members` (groups laid out in one file, see `layout`), which
     check `checked` (see `service_alert_files`)."""
     files: dict[str, str] = {}
@@ -100,13 +110,15 @@ def _test_files(service: Service, members: list[Piece], checked: list[Piece],
     own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
     if own is not None:  # its scenarios reading only its own rules, in a file apart
         files[naming.test_path(stem)] = test_file(
-            service, [own], [naming.listed_rules(name[id(members[0])])], header=header)
+            service, [own], [naming.listed_rules(name[id(members[0])])], header=header,
+            leaf=leaf)
         members = [replace(members[0], scenarios=[s for s in members[0].scenarios
                                                   if s not in own.scenarios])]
         stem = naming.with_stem(stem, [name[id(g)] for g in checked
                                        if g is not own and name[id(g)] != stem])
     if len(members) == 1:
-        files[naming.test_path(stem)] = test_file(service, members, listed, checked, header)
+        files[naming.test_path(stem)] = test_file(service, members, listed, checked, header,
+                                                  leaf)
         return files
     for scenarios, reading in lanes_apart(members, checked):
         # test groups reading only some of the file's rule groups: a file listing those
@@ -116,7 +128,7 @@ def _test_files(service: Service, members: list[Piece], checked: list[Piece],
             part = naming.apart_stem(part)  # a name no other group's file can take
         files[naming.test_path(part)] = test_file(
             service, [replace(members[0], scenarios=scenarios)],
-            [naming.listed_rules(name[id(g)]) for g in reading], reading, header)
+            [naming.listed_rules(name[id(g)]) for g in reading], reading, header, leaf)
     return files
 
 

@@ -51,6 +51,8 @@ T = TypeVar("T")
 
 # Entries per table (one table per signal, one for rule groups, one for rendered texts).
 MAX_ENTRIES = 128
+# Texts of test series and checks held (a few hundred characters each, see `Parts.leaf`).
+MAX_LEAVES = 8192
 # Inputs (pickled budgets read, bytes) above this are built each time and not held.
 MAX_KEY = 16 * 1024
 # Look-ups after which a table with fewer than one hit in `PROBE_HITS` stops looking.
@@ -162,6 +164,7 @@ class Parts:
         self._groups = _Table()
         self._same: dict[str, _Table] = {}
         self._last: Seen | None = None
+        self._leaves: dict[int, tuple[Any, str]] = {}
 
     def service(self, service: Service) -> Seen:
         """The look-ups for one service's parts (its key without budgets made once; the
@@ -186,6 +189,21 @@ class Parts:
         made = make()
         table.put(key, (objects, made))
         return made
+
+
+    def leaf(self, thing: T, make: Callable[[T], str]) -> str:
+        """`make(thing)` (a test file's series or check, see `rule_tests.Leaf`), or its
+        text made before for this same object: one held in a part stands for every service
+        with that part's inputs. At most `MAX_LEAVES` are kept (all dropped when full);
+        each entry keeps its object alive, so its id stands for it."""
+        held = self._leaves.get(id(thing))
+        if held is not None and held[0] is thing:
+            return held[1]
+        text = make(thing)
+        if len(self._leaves) >= MAX_LEAVES:
+            self._leaves.clear()
+        self._leaves[id(thing)] = (thing, text)
+        return text
 
 
 class Seen:

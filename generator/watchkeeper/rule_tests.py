@@ -7,21 +7,26 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
-from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Service
+from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Series, Service
 from watchkeeper.promql import matchers
 from watchkeeper.signals.common import test_step
 from watchkeeper.units import prometheus_duration
 from watchkeeper.writers import emit_entry, open_list, value_text
 
+T = TypeVar("T")
 
-def _alert_test(check: AlertCheck, out: list[str]) -> None:
+
+def _alert_test(check: AlertCheck) -> str:
+    out: list[str] = []
     out.append(f"  - eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n"
                f"    alertname: {value_text(check.alert, '    ')}\n")
     open_list(out, "    exp_alerts", check.expected)
     for alert in check.expected:
         emit_entry(out, "    - ", "exp_labels", alert.labels, "      ")
         emit_entry(out, "      ", "exp_annotations", alert.annotations, "      ")
+    return "".join(out)
 
 
 # promtool 2.42 compares sample values exactly, and float sums in Go and Python differ in
@@ -36,33 +41,46 @@ def promql_round(value: float, to_nearest: float = ROUND_TO) -> float:
     return math.floor(value * inverse + 0.5) / inverse
 
 
-def _expr_test(check: ExprCheck, out: list[str]) -> None:
+def _expr_test(check: ExprCheck) -> str:
+    out: list[str] = []
     out.append(f"  - expr: {value_text(f'round({check.expr}, {ROUND_TO!r})', '    ')}\n"
                f"    eval_time: {value_text(prometheus_duration(check.eval_time), '    ')}\n")
     open_list(out, "    exp_samples", check.samples)
     for labels, value in check.samples:
         out.append(f"    - labels: {value_text(matchers(dict(sorted(labels.items()))), '      ')}\n"
                    f"      value: {value_text(promql_round(value), '      ')}\n")
+    return "".join(out)
 
 
-def _test_group(scenario: Scenario, interval: str, out: list[str]) -> None:
+def _series(series: Series) -> str:
+    return (f"  - series: {value_text(series.selector, '    ')}\n"
+            f"    values: {value_text(series.values, '    ')}\n")
+
+
+def _made(thing: T, make: Callable[[T], str]) -> str:
+    return make(thing)
+
+
+# Gives the text `make` makes of a thing (a series or check): `_made`, or the text made
+# before of that same object (`parts.Parts.leaf`).
+Leaf = Callable[[T, Callable[[T], str]], str]
+
+
+def _test_group(scenario: Scenario, interval: str, out: list[str], leaf: Leaf) -> None:
     """One entry of `tests:`, written straight from the scenario (no intermediate dicts:
-    test files are about half of the YAML generated; see `writers.value_text`)."""
+    test files are about half of the YAML generated; see `writers.value_text`), each
+    series and check as `leaf` gives its text."""
     every = prometheus_duration(scenario.interval) if scenario.interval else interval
     out.append(f"- name: {value_text(scenario.name, '  ')}\n"
                f"  interval: {value_text(every, '  ')}\n")
     open_list(out, "  input_series", scenario.series)
-    for s in scenario.series:
-        out.append(f"  - series: {value_text(s.selector, '    ')}\n"
-                   f"    values: {value_text(s.values, '    ')}\n")
+    out.extend(leaf(s, _series) for s in scenario.series)
     if scenario.alert_checks:
         out.append("  alert_rule_test:\n")
-        for check in scenario.alert_checks:
-            _alert_test(check, out)
+        out.extend(leaf(check, _alert_test) for check in scenario.alert_checks)
     if scenario.expr_checks:
         out.append("  promql_expr_test:\n")
-        for expr_check in scenario.expr_checks:
-            _expr_test(expr_check, out)
+        out.extend(leaf(check, _expr_test) for check in scenario.expr_checks)
 
 
 def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
@@ -72,7 +90,8 @@ def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
 
 
 def test_file(service: Service, groups: list[Piece], rule_files: list[str],
-              rules: Sequence[Piece] | None = None, header: str = "") -> str:
+              rules: Sequence[Piece] | None = None, header: str = "",
+              leaf: Leaf = _made) -> str:
     """The text of a promtool test file (after `header`) proving `groups`' alerts, loading
     only `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
     scenarios were built for. Independent scenarios share a test group (see `pack`)."""
@@ -92,7 +111,7 @@ def test_file(service: Service, groups: list[Piece], rule_files: list[str],
     packed = pack(scenarios, loaded)
     open_list(out, "tests", packed)
     for scenario in packed:
-        _test_group(scenario, interval, out)
+        _test_group(scenario, interval, out, leaf)
     return "".join(out)
 
 

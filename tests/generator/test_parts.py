@@ -68,6 +68,7 @@ def test_bench_services_reuse_parts_and_give_the_same_files(bench) -> None:
     assert made.parts._same["rules"].hits > 0 and made.parts._same["estimate"].hits > 0
     assert made.parts._signals["latency charts"].hits >= len(bench) - 5
     assert made.parts._same["panel"].hits > 0
+    assert len(made.parts._leaves) <= parts.MAX_LEAVES
 
 
 @pytest.mark.parametrize("budget_sets", [0, 3])
