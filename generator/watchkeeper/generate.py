@@ -209,7 +209,8 @@ def _service_job(builds: Sequence[Callable[[Service, str, Parts | None], Files]]
 
     def render(service: Service) -> dict[str, str]:
         return {path: text for build in builds for path, text in _emit(
-            build(service, spec_name, None if memo is None else memo.parts), None).items()}
+            build(service, spec_name, memo.parts if memo is not None and memo.parts.on else None),
+            None).items()}
 
     files = render(service) if memo is None else memo.files(service, render)
     return key, files if sink is None else {path: sink(path, text)

@@ -131,7 +131,7 @@ class Memo:
         same budgets. Rendered under the placeholder wherever `abstract` allows, also once
         whole services stopped being looked up: `render` then reuses parts of services
         with other budgets (`self.parts`), which must not carry a name."""
-        shape = abstract(service) if self.usable else None
+        shape = abstract(service) if self.usable and (self.on or self.parts.on) else None
         if shape is None:
             return render(service)
         key = _dump(shape) if self.on else b""

@@ -56,7 +56,7 @@ MAX_LEAVES = 8192
 # Inputs (pickled budgets read, bytes) above this are built each time and not held.
 MAX_KEY = 16 * 1024
 # Look-ups after which a table with fewer than one hit in `PROBE_HITS` stops looking.
-PROBE, PROBE_HITS = 256, 8
+PROBE, PROBE_HITS = 64, 4
 
 
 class UndeclaredRead(AssertionError):
@@ -126,8 +126,9 @@ class _Entry:
 
 
 class _Table:
-    """Values by key, bounded (`MAX_ENTRIES`, the entry with the fewest hits of those the
-    newest makes room), giving up once look-ups do not repeat (`PROBE`)."""
+    """Values by key, bounded (`MAX_ENTRIES`: when full, the half with the fewest hits, of
+    equals the newer, makes room, in one pass: what was held first and hits stays), giving
+    up once look-ups do not repeat (`PROBE`)."""
 
     def __init__(self, size: int = MAX_ENTRIES) -> None:
         self.size, self.on = size, True
@@ -150,9 +151,9 @@ class _Table:
         if not self.on:
             return
         if len(self._held) >= self.size:
-            fewest = min(entry.hits for entry in self._held.values())
-            victim = next(k for k, e in reversed(self._held.items()) if e.hits == fewest)
-            del self._held[victim]
+            # sorted is stable: of equal hits the older (put in earlier) stay
+            kept = sorted(self._held.items(), key=lambda item: -item[1].hits)[:self.size // 2]
+            self._held = dict(kept)
         self._held[key] = _Entry(value)
 
 
@@ -165,6 +166,14 @@ class Parts:
         self._same: dict[str, _Table] = {}
         self._last: Seen | None = None
         self._leaves: dict[int, tuple[Any, str]] = {}
+        self._leaves_on, self._leaf_hits, self._leaf_misses = True, 0, 0
+
+    @property
+    def on(self) -> bool:
+        """Whether parts are still worth looking up: while rule groups repeat (a group is
+        assembled from every signal of its section, so when groups stop repeating the
+        signals' parts mostly do too, and looking them up would only cost)."""
+        return self._groups.on
 
     def service(self, service: Service) -> Seen:
         """The look-ups for one service's parts (its key without budgets made once; the
@@ -196,12 +205,21 @@ class Parts:
         text made before for this same object: one held in a part stands for every service
         with that part's inputs. At most `MAX_LEAVES` are kept (all dropped when full);
         each entry keeps its object alive, so its id stands for it."""
+        if not self._leaves_on:
+            return make(thing)
         held = self._leaves.get(id(thing))
         if held is not None and held[0] is thing:
+            self._leaf_hits += 1
             return held[1]
         text = make(thing)
+        self._leaf_misses += 1
         if len(self._leaves) >= MAX_LEAVES:
             self._leaves.clear()
+        if self._leaf_hits * PROBE_HITS < self._leaf_misses and \
+                self._leaf_hits + self._leaf_misses >= PROBE * 64:
+            self._leaves_on = False  # texts are not met again: stop looking
+            self._leaves.clear()
+            return text
         self._leaves[id(thing)] = (thing, text)
         return text
 
