@@ -165,8 +165,16 @@ class Parts:
         self._groups = _Table()
         self._same: dict[str, _Table] = {}
         self._last: Seen | None = None
+        self._paths: dict[int, tuple[Any, frozenset[str] | None]] = {}
         self._leaves: dict[int, tuple[Any, str]] = {}
         self._leaves_on, self._leaf_hits, self._leaf_misses = True, 0, 0
+
+    def paths(self, signal: Any) -> frozenset[str] | None:
+        """`_paths(signal)`, once per signal object (held, so its id stands for it)."""
+        known = self._paths.get(id(signal))
+        if known is None or known[0] is not signal:
+            known = self._paths[id(signal)] = (signal, _paths(signal))
+        return known[1]
 
     @property
     def on(self) -> bool:
@@ -241,7 +249,7 @@ class Seen:
         steps = Facts(test_step(service), leak_test_step(service), None)
         exposed = tuple(dict.fromkeys(
             metric for signal in SIGNALS
-            for metric in signal.exposed(self.view(signal.name, _paths(signal), steps))))
+            for metric in signal.exposed(self.view(signal.name, parts.paths(signal), steps))))
         self.facts = dataclasses.replace(steps, exposed=exposed)
 
     def view(self, reader: str, paths: frozenset[str] | None,
@@ -263,7 +271,7 @@ class Seen:
         return self._made(signal, "charts")
 
     def _made(self, signal: Any, what: str) -> Any:
-        paths = _paths(signal)
+        paths = self._parts.paths(signal)
         make = getattr(signal, what)
         table = self._parts._signals.setdefault(f"{signal.name} {what}", _Table())
         read = self._read(signal.name, paths) if self._base is not None and table.on else None
@@ -293,21 +301,23 @@ class Seen:
         """`assemble(view)`: the rule group `section` from its signals' pieces (`members`,
         in order), with a view of the union of those signals' budgets, or the group
         assembled before from the same pieces (never to be changed: it is shared)."""
-        signals = {signal.name: signal for signal, _ in members}
-        wanted = [_paths(signal) for signal in signals.values()]
-        paths = None if None in wanted else frozenset().union(*wanted)
-        view = self.view(f"rule group {section!r} of signals {', '.join(signals)}", paths)
         table = self._parts._groups
         if self._base is None or not table.on:
-            return assemble(view)
+            return assemble(self._group_view(section, members))
         key = (section, self._base, self.facts, tuple(id(piece) for _, piece in members))
         held = table.get(key)
         if held is not None and all(a is b for a, (_, b) in zip(held[0], members, strict=True)):
             return held[1]
-        group = assemble(view)
+        group = assemble(self._group_view(section, members))
         # the entry keeps the pieces alive, so their ids in the key stand for them
         table.put(key, (tuple(piece for _, piece in members), group))
         return group
+
+    def _group_view(self, section: str, members: Sequence[tuple[Any, Piece]]) -> Service:
+        signals = {signal.name: signal for signal, _ in members}
+        wanted = [self._parts.paths(signal) for signal in signals.values()]
+        paths = None if None in wanted else frozenset().union(*wanted)
+        return self.view(f"rule group {section!r} of signals {', '.join(signals)}", paths)
 
 
 def _paths(signal: Any) -> frozenset[str] | None:
