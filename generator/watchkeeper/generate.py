@@ -21,12 +21,12 @@ from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.parts import Parts
 from watchkeeper.rule_tests import (
+    Estimate,
     Leaf,
-    _File,
-    _made,
     estimate,
     lanes_apart,
     layout,
+    made_directly,
     own_part,
     test_file,
 )
@@ -80,7 +80,7 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
         files[naming.rules_path(name[id(group)])] = same(
             "rules", (group,), header, functools.partial(rule_file, [group], header))
     estimate = functools.partial(_estimate, same)
-    leaf = parts.leaf if same is not _direct else _made
+    leaf = parts.leaf if same is not _direct else made_directly
     for members in layout(groups, step, estimate):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
@@ -96,7 +96,7 @@ def _direct(kind: str, objects: tuple, extra: object, make: Callable[[], T]) -> 
     return make()
 
 
-def _estimate(same: Callable, group: Piece, step: float) -> _File:
+def _estimate(same: Callable, group: Piece, step: float) -> Estimate:
     return same("estimate", (group,), step, functools.partial(estimate, group, step))
 
 

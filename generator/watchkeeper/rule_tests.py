@@ -57,11 +57,11 @@ def _series(series: Series) -> str:
             f"    values: {value_text(series.values, '    ')}\n")
 
 
-def _made(thing: T, make: Callable[[T], str]) -> str:
+def made_directly(thing: T, make: Callable[[T], str]) -> str:
     return make(thing)
 
 
-# Gives the text `make` makes of a thing (a series or check): `_made`, or the text made
+# Gives the text `make` makes of a thing (a series or check): `made_directly`, or the text made
 # before of that same object (`parts.Parts.leaf`).
 Leaf = Callable[[T, Callable[[T], str]], str]
 
@@ -91,7 +91,7 @@ def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
 
 def test_file(service: Service, groups: list[Piece], rule_files: list[str],
               rules: Sequence[Piece] | None = None, header: str = "",
-              leaf: Leaf = _made) -> str:
+              leaf: Leaf = made_directly) -> str:
     """The text of a promtool test file (after `header`) proving `groups`' alerts, loading
     only `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
     scenarios were built for. Independent scenarios share a test group (see `pack`)."""
@@ -364,8 +364,12 @@ class _File:
         return _File(self.members + other.members, lanes, self.rules + other.rules)
 
 
+# What `estimate` gives: `layout` may be given a function returning one made before.
+Estimate = _File
+
+
 def layout(groups: Sequence[Piece], step: float,
-           estimate: Callable[[Piece, float], _File] | None = None) -> list[list[Piece]]:
+           estimate: Callable[[Piece, float], Estimate] | None = None) -> list[list[Piece]]:
     """`groups` with scenarios, in test files: each group joins the earlier file of the
     same test step where that saves the most estimated promtool work, or starts one.
     The estimate packs each group's scenarios alone and puts its i-th test group beside
@@ -405,7 +409,7 @@ def _rules(group: Piece) -> int:
     return len(group.recordings) + len(group.alerts)
 
 
-def estimate(group: Piece, step: float) -> _File:
+def estimate(group: Piece, step: float) -> Estimate:
     """`group`'s scenarios packed alone: the steps of each test group, and its rules
     (never changed by `layout`, which joins copies: see `_File.joined`)."""
     return _File([group], [_lane_steps(g, step) for g in _pack(group.scenarios, reads([group]))],
