@@ -17,7 +17,18 @@ $(BIN)/.installed: generator/pyproject.toml exporters/pyproject.toml
 	$(BIN)/pip install --quiet -e 'generator[dev,report]' -e 'exporters[dev]'
 	touch $@
 
-setup: $(BIN)/.installed
+## Bytecode of our own packages, rebuilt when a source changes: pip compiles the libraries it
+## installs but not an editable install, and with PYTHONDONTWRITEBYTECODE set (or a read-only
+## tree) every command would compile ~60 modules again (~0.1 CPU-s a run). __pycache__/ is
+## git-ignored and Python checks each .pyc against its source, so a stale one is never used.
+SOURCES := $(shell find generator/watchkeeper exporters/watchkeeper_exporters -name '*.py')
+COMPILED := generator/watchkeeper/__pycache__/.compiled
+
+$(COMPILED): $(BIN)/.installed $(SOURCES)
+	$(BIN)/python -m compileall -q generator/watchkeeper exporters/watchkeeper_exporters
+	touch $@
+
+setup: $(BIN)/.installed $(COMPILED)
 
 generate: setup
 	$(WATCHKEEPER) generate $(SPEC)
