@@ -14,15 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watchkeeper import promtool, shard
+from watchkeeper import promtool
 from watchkeeper.results_cache import CacheError, ResultsCache
 
 if TYPE_CHECKING:
-    from watchkeeper import writers
+    from watchkeeper import shard, writers
 
 # Imported by the commands that use them, not here: the spec models (pydantic), grafanalib
 # and requests cost ~0.3 s of start-up that `watchkeeper test` and `check` never need;
-# `check` (its module) and `writers` are not needed by `test` either (~0.1 s).
+# `check` (its module) and `writers` are not needed by `test` either (~0.1 s), nor `shard`
+# (it loads the model) or the backtest's modules (urllib, http.client) to parse arguments.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
@@ -56,6 +57,8 @@ def _load(args: argparse.Namespace, store: bool = False):
 
 
 def _shard(text: str) -> shard.Shard:
+    from watchkeeper import shard
+
     try:
         return shard.parse(text)
     except ValueError as error:
@@ -72,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Render into staging folders as each file is ready, then move into place only the
     files watchkeeper owns (see writers.commit); a problem there changes nothing."""
-    from watchkeeper import build_cache, writers
+    from watchkeeper import build_cache, shard, writers
     from watchkeeper.generate import generate
     from watchkeeper.model import service_names
 
@@ -124,36 +127,39 @@ def _open_cache(args: argparse.Namespace) -> ResultsCache | None:
         return None
 
 
-def _promtool_cached(label: str, run: Callable[..., promtool.Result], files: list[Path],
-                     key_of: Callable[[Path], str | None] | None,
-                     cache: ResultsCache | None,
-                     args: argparse.Namespace) -> tuple[int, int, int]:
-    """Run `run` over the files without a remembered pass; print one line per file.
+class _Cached:
+    """Files of one kind of promtool run (`label`): their cache keys, and which passed
+    before with the same key (not run again unless --all)."""
 
-    Returns (passed, failed, from cache).
-    """
-    keys = {file: key_of(file) if cache and key_of else None for file in files}
-    cached = {file for file in files if cache and not args.all and cache.hit(keys[file])}
-    result = run([f for f in files if f not in cached], jobs=args.jobs)
-    outcome = {f.file: f for f in result.files}
-    passed = failed = 0
-    for file in files:
-        if file in cached:
-            print(f"ok   {label}: {file} (cached)")
-            passed += 1
-            continue
-        found = outcome.get(str(file))
-        ok = found is not None and found.ok
-        if cache:
-            cache.record(keys[file], ok)
-        print(f"{'ok  ' if ok else 'FAIL'} {label}: {file}")
-        for line in found.details if found and not ok else ():
-            print(f"       {line}")
-        passed, failed = passed + ok, failed + (not ok)
-    if not result.ok and len(result.files) < len(files) - len(cached):
-        print(result.output.rstrip())  # promtool failed before naming some files
-        failed = max(failed, 1)
-    return passed, failed, len(cached)
+    def __init__(self, label: str, files: list[Path], key_of: Callable[[Path], str | None]
+                 | None, cache: ResultsCache | None, args: argparse.Namespace) -> None:
+        self.label, self.files, self.cache = label, files, cache
+        self.keys = {file: key_of(file) if cache and key_of else None for file in files}
+        self.cached = {file for file in files
+                       if cache and not args.all and cache.hit(self.keys[file])}
+        self.to_run = [f for f in files if f not in self.cached]
+
+    def report(self, result: promtool.Result) -> tuple[int, int, int]:
+        """Print one line per file and remember passes; (passed, failed, from cache)."""
+        outcome = {f.file: f for f in result.files}
+        passed = failed = 0
+        for file in self.files:
+            if file in self.cached:
+                print(f"ok   {self.label}: {file} (cached)")
+                passed += 1
+                continue
+            found = outcome.get(str(file))
+            ok = found is not None and found.ok
+            if self.cache:
+                self.cache.record(self.keys[file], ok)
+            print(f"{'ok  ' if ok else 'FAIL'} {self.label}: {file}")
+            for line in found.details if found and not ok else ():
+                print(f"       {line}")
+            passed, failed = passed + ok, failed + (not ok)
+        if not result.ok and len(result.files) < len(self.to_run):
+            print(result.output.rstrip())  # promtool failed before naming some files
+            failed = max(failed, 1)
+        return passed, failed, len(self.cached)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -165,11 +171,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     cache = _open_cache(args) if not args.no_cache else None
-    totals = [_promtool_cached("check rules", promtool.check_rules, rule_files,
-                               cache and cache.check_key, cache, args)]
-    if test_files:
-        totals.append(_promtool_cached("test rules", promtool.test_rules, test_files,
-                                       cache and cache.test_key, cache, args))
+    checks = _Cached("check rules", rule_files, cache and cache.check_key, cache, args)
+    tests = _Cached("test rules", test_files, cache and cache.test_key, cache, args)
+    # one pool for both: the checks run beside the tests' last batches, not before them
+    checked, tested = promtool.check_and_test(checks.to_run, tests.to_run, jobs=args.jobs)
+    totals = [checks.report(checked)] + ([tests.report(tested)] if test_files else [])
     passed, failed, reused = (sum(column) for column in zip(*totals, strict=True))
     if cache:
         try:
@@ -277,6 +283,16 @@ class _VersionAction(argparse.Action):
 
 
 class _Parser(argparse.ArgumentParser):
+    # A command whose arguments come from a module worth importing only when that command
+    # runs (or its help is asked for): called with this parser before it parses.
+    add_arguments_later: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.add_arguments_later is not None:
+            add, self.add_arguments_later = self.add_arguments_later, None
+            add(self)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its one-line style
         self.print_usage(sys.stderr)
         print(f"watchkeeper: error: {message}", file=sys.stderr)
@@ -353,13 +369,17 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="the Sloth or OpenSLO YAML file")
     imp.add_argument("-o", "--output", help="write the spec here instead of stdout")
     imp.set_defaults(handler=cmd_import)
-    from watchkeeper.backtest.command import add_arguments as backtest_arguments
-
-    backtest_arguments(spec_command(
-        "backtest", "replay the spec's alerts over a Prometheus' history", cmd_backtest))
+    spec_command("backtest", "replay the spec's alerts over a Prometheus' history",
+                 cmd_backtest).add_arguments_later = _backtest_arguments
     schema = commands.add_parser("schema", help="print the spec's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     return root
+
+
+def _backtest_arguments(command: argparse.ArgumentParser) -> None:
+    from watchkeeper.backtest.command import add_arguments
+
+    add_arguments(command)
 
 
 def _lazy_error(module: str, name: str) -> type[BaseException]:

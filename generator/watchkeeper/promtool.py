@@ -165,35 +165,72 @@ def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | N
     batch does not leave a core idle at the end; one where each file's work is about its
     size).
     """
-    if not files:
-        return Result(True, [], "")
+    return run_together([Run(args, files, weights, per_job)], jobs, cwd)[0]
+
+
+@dataclass
+class Run:
+    """One kind of promtool run (`args`, e.g. ["test", "rules"]) over `files`, split into
+    `per_job` batches per process, by `weights` where given (else by size)."""
+
+    args: Sequence[str]
+    files: Sequence[Path | str]
+    weights: dict[str, float] | None = None
+    per_job: int = 3
+
+
+def run_together(runs: Sequence[Run], jobs: int | None = None,
+                 cwd: Path | None = None) -> list[Result]:
+    """Every run's batches in one pool of `jobs` processes (default: one per core): the
+    biggest batches of the first run first, the next runs' after them, so no run waits for
+    another to finish and the last to finish are small. One merged Result per run."""
     jobs = jobs or cores()
-    parts = batches(files, jobs * per_job if jobs > 1 else 1, cwd, weights)
+    plans = [_plan(each, jobs, cwd) for each in runs]
+    tasks = [(index, part) for index, parts in enumerate(plans) for part in parts]
+    results: list[list[Result]] = [[] for _ in runs]
     with scratch_env() as scratch:
-        env = go_env(scratch, parallel=min(jobs, len(parts)) > 1)
-        if len(parts) == 1:
-            return run([*args, *parts[0]], cwd, env)
-        # The biggest batches first, so the last to finish are small ones.
-        load = {str(f): (weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
-                for f in files}
-        parts.sort(key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
-        with ThreadPoolExecutor(jobs) as pool:
-            results = list(pool.map(lambda part: run([*args, *part], cwd, env), parts))
+        env = go_env(scratch, parallel=min(jobs, len(tasks)) > 1)
+        if len(tasks) <= 1 or jobs == 1:
+            outcomes = [run([*runs[i].args, *part], cwd, env) for i, part in tasks]
+        else:
+            with ThreadPoolExecutor(jobs) as pool:
+                outcomes = list(pool.map(lambda task: run([*runs[task[0]].args, *task[1]],
+                                                          cwd, env), tasks))
+    for (index, _), outcome in zip(tasks, outcomes, strict=True):
+        results[index].append(outcome)
+    return [_merge(done, each.files) for done, each in zip(results, runs, strict=True)]
+
+
+def _plan(job: Run, jobs: int, cwd: Path | None) -> list[list[str]]:
+    """`job`'s batches, the biggest (by weight, else size) first."""
+    if not job.files:
+        return []
+    parts = batches(job.files, jobs * job.per_job if jobs > 1 else 1, cwd, job.weights)
+    load = {str(f): (job.weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
+            for f in job.files}
+    return sorted(parts, key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
+
+
+def _merge(results: Sequence[Result], files: Sequence[Path | str]) -> Result:
+    """The results of one run's batches as one, its files in the order given."""
+    if len(results) == 1:
+        return results[0]
     order = {str(f): index for index, f in enumerate(files)}
     merged = sorted((f for r in results for f in r.files),
                     key=lambda f: order.get(f.file, len(order)))
-    return Result(all(r.ok for r in results), merged,
-                  "".join(r.output for r in results))
+    return Result(all(r.ok for r in results), merged, "".join(r.output for r in results))
 
 
 def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
                 jobs: int | None = None) -> Result:
-    """`promtool check rules`: syntax, PromQL parsing, duplicate rules.
+    """`promtool check rules`: syntax, PromQL parsing, duplicate rules (see CHECK)."""
+    return run_parallel(CHECK.args, files, jobs, cwd, per_job=CHECK.per_job)
 
-    One size-balanced batch per process: checking costs about the same per byte of rules,
-    and a promtool process costs ~10 ms of CPU to start, about as much as checking the
-    example spec's 21 rule files (six batches were ~0.07 of its ~0.1 CPU-s)."""
-    return run_parallel(["check", "rules"], files, jobs, cwd, per_job=1)
+
+# One size-balanced batch per process: checking costs about the same per byte of rules,
+# and a promtool process costs ~10 ms of CPU to start, about as much as checking the
+# example spec's 21 rule files (six batches were ~0.07 of its ~0.1 CPU-s).
+CHECK = Run(["check", "rules"], (), per_job=1)
 
 
 def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
@@ -206,15 +243,25 @@ def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
     files (its groups split in order, in a temporary folder, rule files named by absolute
     path) across the processes, and reported as the one file it is.
     """
+    return check_and_test([], files, cwd, jobs)[1]
+
+
+def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path | str],
+                   cwd: Path | None = None, jobs: int | None = None) -> tuple[Result, Result]:
+    """`check_rules(rule_files)` and `test_rules(test_files)` in one pool of processes:
+    the checks (small) fill the cores as the tests' last batches finish, rather than
+    running on their own before them (`watchkeeper test` runs both)."""
     jobs = jobs or cores()
-    if jobs < 2 or not files:
-        return run_parallel(["test", "rules"], files, jobs, cwd)
+    check = Run(CHECK.args, rule_files, per_job=CHECK.per_job)
+    if jobs < 2 or not test_files:
+        return tuple(run_together([check, Run(["test", "rules"], test_files)], jobs, cwd))
     with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
                                      dir=RAM_TMP if RAM_TMP.is_dir() else None) as folder:
-        parts, weights = split_big(files, jobs, cwd, Path(folder))
-        result = run_parallel(["test", "rules"], [p for ps in parts.values() for p in ps],
-                              jobs, cwd, weights)
-    return rejoin(result, parts)
+        parts, weights = split_big(test_files, jobs, cwd, Path(folder))
+        tested, checked = run_together(
+            [Run(["test", "rules"], [p for ps in parts.values() for p in ps], weights), check],
+            jobs, cwd)
+    return checked, rejoin(tested, parts)
 
 
 def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
