@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -129,6 +130,16 @@ def cores() -> int:
         os.cpu_count() or 1
 
 
+def default_jobs() -> int:
+    """promtool processes at once unless the user says: two per core. Quietly that costs
+    nothing (the same batches, time-sliced); on a machine shared with other work, the
+    scheduler shares the cores by runnable thread, so one process per core got a third of
+    the machine next to four busy processes instead of half (`make test-rules` 2.1 → 1.7 s
+    there, docs/benchmarks.md). Each batch is one process, so more batches would cost
+    start-ups (~25 ms of CPU each); the batches stay one per job."""
+    return 2 * cores()
+
+
 def batches(files: Sequence[Path | str], count: int, cwd: Path | None = None,
             weights: dict[str, float] | None = None) -> list[list[str]]:
     """Split `files` into at most `count` batches of similar total size (or `weights`,
@@ -156,35 +167,35 @@ def _size(file: Path) -> int:
 
 def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | None = None,
                  cwd: Path | None = None, weights: dict[str, float] | None = None,
-                 per_job: int = 3) -> Result:
-    """`promtool *args files...` split over `jobs` processes (default: one per core).
+                 batch_bytes: int | None = None) -> Result:
+    """`promtool *args files...` split over `jobs` processes (default: `default_jobs`).
 
     promtool checks and tests one file at a time on one core; batches keep its start-up
     cost small, and the report of each batch is still parsed per file. The merged result
-    lists files in the order given. `per_job` batches per process (a few, so one slow
-    batch does not leave a core idle at the end; one where each file's work is about its
-    size).
+    lists files in the order given. One batch per process, or one per `batch_bytes` of
+    files where that is fewer.
     """
-    return run_together([Run(args, files, weights, per_job)], jobs, cwd)[0]
+    return run_together([Run(args, files, weights, batch_bytes)], jobs, cwd)[0]
 
 
 @dataclass
 class Run:
-    """One kind of promtool run (`args`, e.g. ["test", "rules"]) over `files`, split into
-    `per_job` batches per process, by `weights` where given (else by size)."""
+    """One kind of promtool run (`args`, e.g. ["test", "rules"]) over `files`, split into a
+    batch per process (or one per `batch_bytes` of files, where fewer), balanced by
+    `weights` where given (else by size)."""
 
     args: Sequence[str]
     files: Sequence[Path | str]
     weights: dict[str, float] | None = None
-    per_job: int = 3
+    batch_bytes: int | None = None
 
 
 def run_together(runs: Sequence[Run], jobs: int | None = None,
                  cwd: Path | None = None) -> list[Result]:
-    """Every run's batches in one pool of `jobs` processes (default: one per core): the
+    """Every run's batches in one pool of `jobs` processes (default: `default_jobs`): the
     biggest batches of the first run first, the next runs' after them, so no run waits for
     another to finish and the last to finish are small. One merged Result per run."""
-    jobs = jobs or cores()
+    jobs = jobs or default_jobs()
     plans = [_plan(each, jobs, cwd) for each in runs]
     tasks = [(index, part) for index, parts in enumerate(plans) for part in parts]
     results: list[list[Result]] = [[] for _ in runs]
@@ -205,9 +216,12 @@ def _plan(job: Run, jobs: int, cwd: Path | None) -> list[list[str]]:
     """`job`'s batches, the biggest (by weight, else size) first."""
     if not job.files:
         return []
-    parts = batches(job.files, jobs * job.per_job if jobs > 1 else 1, cwd, job.weights)
     load = {str(f): (job.weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
             for f in job.files}
+    count = jobs if job.batch_bytes is None else \
+        min(jobs, math.ceil(sum(map(_size, (Path(cwd or ".") / f for f in job.files)))
+                            / job.batch_bytes))
+    parts = batches(job.files, count, cwd, job.weights)
     return sorted(parts, key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
 
 
@@ -224,13 +238,13 @@ def _merge(results: Sequence[Result], files: Sequence[Path | str]) -> Result:
 def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
                 jobs: int | None = None) -> Result:
     """`promtool check rules`: syntax, PromQL parsing, duplicate rules (see CHECK)."""
-    return run_parallel(CHECK.args, files, jobs, cwd, per_job=CHECK.per_job)
+    return run_parallel(CHECK.args, files, jobs, cwd, batch_bytes=CHECK.batch_bytes)
 
 
-# One size-balanced batch per process: checking costs about the same per byte of rules,
-# and a promtool process costs ~10 ms of CPU to start, about as much as checking the
-# example spec's 21 rule files (six batches were ~0.07 of its ~0.1 CPU-s).
-CHECK = Run(["check", "rules"], (), per_job=1)
+# Size-balanced batches, one per ~0.5 MB of rules (~0.3 CPU-s of checking): checking costs
+# about the same per byte, and a promtool process costs 10-25 ms of CPU to start, about as
+# much as checking the example spec's 21 rule files (120 KB: one batch).
+CHECK = Run(["check", "rules"], (), batch_bytes=512 * 1024)
 
 
 def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
@@ -251,8 +265,8 @@ def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path |
     """`check_rules(rule_files)` and `test_rules(test_files)` in one pool of processes:
     the checks (small) fill the cores as the tests' last batches finish, rather than
     running on their own before them (`watchkeeper test` runs both)."""
-    jobs = jobs or cores()
-    check = Run(CHECK.args, rule_files, per_job=CHECK.per_job)
+    jobs = jobs or default_jobs()
+    check = Run(CHECK.args, rule_files, batch_bytes=CHECK.batch_bytes)
     if jobs < 2 or not test_files:
         return tuple(run_together([check, Run(["test", "rules"], test_files)], jobs, cwd))
     with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
@@ -266,17 +280,17 @@ def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path |
 
 def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
               folder: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
-    """Each test file → the files to run for it: itself, or, when it is more than half a
-    process' fair share of the bytes and holds several groups, part files in `folder`;
-    and a weight per part (its share of the file's bytes, by estimated work)."""
+    """Each test file → the files to run for it: itself, or, when it is more than a
+    process' fair share of the bytes (of `jobs`) and holds several groups, up to `jobs`
+    part files in `folder`; and a weight per part (its share of the file's bytes, by
+    estimated work)."""
     root = Path(cwd or ".")
     sizes = {str(f): _size(root / f) for f in files}
     share = sum(sizes.values()) / jobs
     parts: dict[str, list[str]] = {}
     weights: dict[str, float] = {}
     for index, (name, size) in enumerate(sizes.items()):
-        split = _split(root / name, jobs * 2, folder / str(index)) if size > share / 2 \
-            else None
+        split = _split(root / name, jobs, folder / str(index)) if size > share else None
         parts[name] = [part for part, _ in split] if split else [name]
         total = sum(cost for _, cost in split or ())
         weights.update((part, max(1.0, size * cost / total)) for part, cost in split or ())
