@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,11 +171,21 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise UsageError(f"no rule files in {alerts}/; run `watchkeeper generate` first")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    cache = _open_cache(args) if not args.no_cache else None
-    checks = _Cached("check rules", rule_files, cache and cache.check_key, cache, args)
-    tests = _Cached("test rules", test_files, cache and cache.test_key, cache, args)
+    def plan() -> tuple[ResultsCache | None, _Cached, _Cached]:
+        cache = _open_cache(args) if not args.no_cache else None
+        return (cache, _Cached("check rules", rule_files, cache and cache.check_key, cache, args),
+                _Cached("test rules", test_files, cache and cache.test_key, cache, args))
+
     # one pool for both: the checks run beside the tests' last batches, not before them
-    checked, tested = promtool.check_and_test(checks.to_run, tests.to_run, jobs=args.jobs)
+    if args.all:  # every file runs: promtool starts first, the keys to record meanwhile
+        with ThreadPoolExecutor(1) as background:
+            running = background.submit(promtool.check_and_test, rule_files, test_files,
+                                        jobs=args.jobs)
+            cache, checks, tests = plan()
+            checked, tested = running.result()
+    else:
+        cache, checks, tests = plan()
+        checked, tested = promtool.check_and_test(checks.to_run, tests.to_run, jobs=args.jobs)
     totals = [checks.report(checked)] + ([tests.report(tested)] if test_files else [])
     passed, failed, reused = (sum(column) for column in zip(*totals, strict=True))
     if cache:
