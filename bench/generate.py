@@ -316,6 +316,8 @@ def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> 
     trees = generators or [None]
     cold: dict[int, list[float]] = {i: [] for i in range(len(trees))}
     warm: dict[int, list[float]] = {i: [] for i in range(len(trees))}
+    cpu: dict[int, list[float]] = {i: [] for i in range(len(trees))}
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     prefix = Path(sys.executable).parent.parent
     # `-o`: the venv counts as installed; another tree's `make setup` would otherwise
     # re-install it (its pyproject.toml newer than the stamp), pointing this venv's
@@ -325,13 +327,17 @@ def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> 
         for index, generator in enumerate(trees):
             tree = generator.parent if generator else ROOT
             env = _env(generator)
-            cold[index].append(run(["make", "-s", "test-rules", full_flag, *venv], cwd=tree,
-                                   env=env)[0])
+            wall, _, used = run_usage(["make", "-s", "test-rules", full_flag, *venv], cwd=tree,
+                                      env=env)
+            cold[index].append(wall)
+            cpu[index].append(used)
             warm[index].append(run(["make", "-s", "test-rules", *venv], cwd=tree, env=env)[0])
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for index, generator in enumerate(trees):
         print(f"{_label(generator)}: cold ({full_flag}) {statistics.median(cold[index]):.2f} s "
-              f"(runs {', '.join(f'{t:.2f}' for t in cold[index])}) | warm (cache as left by "
-              f"the previous run) {statistics.median(warm[index]):.2f} s")
+              f"(runs {', '.join(f'{t:.2f}' for t in cold[index])}), CPU "
+              f"{statistics.median(cpu[index]):.2f} s (user+sys, children included) | warm "
+              f"(cache as left by the previous run) {statistics.median(warm[index]):.2f} s")
 
 
 def main() -> None:
