@@ -343,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     test.add_argument("--all", action="store_true",
                       help="re-run every check and test, even those that passed unchanged")
     test.add_argument("--jobs", "-j", type=int, metavar="N",
-                      help="promtool processes at once (default: two per core)")
+                      help="promtool processes at once (default: one per core)")
     test.add_argument("--cache-dir", metavar="DIR",
                       help=f"where passes are remembered (default DIR/{CACHE_DIR})")
     test.add_argument("--no-cache", action="store_true",

@@ -128,13 +128,12 @@ def cores() -> int:
 
 
 def default_jobs() -> int:
-    """promtool processes at once unless the user says: two per core. Quietly that costs
-    nothing (the same batches, time-sliced); on a machine shared with other work, the
-    scheduler shares the cores by runnable thread, so one process per core got a third of
-    the machine next to four busy processes instead of half (`make test-rules` 2.1 → 1.7 s
-    there, docs/benchmarks.md). Each batch is one process, so more batches would cost
-    start-ups (~25 ms of CPU each); the batches stay one per job."""
-    return 2 * cores()
+    """promtool processes at once unless the user says: one per core, one batch each.
+    Each batch is one process, and a promtool start costs ~25 ms of CPU. Two per core
+    gets more of a machine shared with other work (the scheduler shares cores by runnable
+    thread) but costs ~0.15 CPU-s more on the example spec, quiet or not (more starts,
+    time slicing): `--jobs` chooses (docs/benchmarks.md, rule tests seventh pass)."""
+    return cores()
 
 
 def batches(files: Sequence[Path | str], count: int, cwd: Path | None = None,
