@@ -393,6 +393,10 @@ class Piece:
     # Sections (`group` of other pieces of the same service) whose recordings this one's
     # rules read: their rule files are listed in this group's tests too.
     needs: tuple[str, ...] = ()
+    # The group's own evaluation interval (seconds, written as the group's `interval:`);
+    # None: Prometheus' global one. promtool's tests evaluate every group at the test step
+    # whatever this says.
+    interval: float | None = None
 
 
 # --- Output model: dashboard charts ------------------------------------------------------

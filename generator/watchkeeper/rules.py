@@ -70,6 +70,9 @@ def _merge(group: Piece, piece: Piece) -> None:
     group.scenarios.extend(piece.scenarios)
     group.joints.extend(piece.joints)
     group.needs += tuple(n for n in piece.needs if n not in group.needs)
+    if piece.interval is not None:
+        assert group.interval in (None, piece.interval), f"{group.group}: two intervals"
+        group.interval = piece.interval
     if piece.test_step is not None:
         assert group.test_step in (None, piece.test_step), f"{group.group}: two test steps"
         group.test_step = piece.test_step
@@ -102,6 +105,8 @@ def rule_file(groups: list[Piece], header: str = "") -> str:
     open_list(out, "groups", groups)
     for group in groups:
         out.append(f"- name: {value_text(group.group, '  ')}\n")
+        if group.interval is not None:
+            out.append(f"  interval: {value_text(prometheus_duration(group.interval), '  ')}\n")
         open_list(out, "  rules", group.recordings or group.alerts)
         for recording in group.recordings:
             _recording_rule(recording, out)

@@ -145,6 +145,7 @@ def shop_alerts(tmp_path_factory) -> Path:
 @needs_promtool
 def test_generated_slo_tests_pass(shop_alerts):
     check = promtool.check_rules([shop_alerts / "shop.slo.rules.yml",
+                                  shop_alerts / "shop.slo-hourly.rules.yml",
                                   shop_alerts / "shop.slo-report.rules.yml"])
     assert check.ok, check.output
     result = promtool.test_rules([shop_alerts / "tests" / "shop.slo.test.yml",
@@ -163,13 +164,21 @@ def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(t
                     {**EXAMPLE, **fast},
                     defaults={"prometheus": {"evaluation_interval": "1s"}})
     alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
-    groups = [g for name in ("shop.slo.rules.yml", "shop.slo-report.rules.yml")
+    groups = [g for name in ("shop.slo.rules.yml", "shop.slo-hourly.rules.yml",
+                             "shop.slo-report.rules.yml")
               for g in yaml.safe_load((alerts / name).read_text())["groups"]]
     rules = [r for g in groups for r in g["rules"]]
     records = {r["record"] for r in rules if "record" in r}
     assert {"slo:events:rate5s", "slo:sli_error:ratio_rate1m",
             "slo:sli_error:ratio_rate1h12m", "slo:sli_error:ratio_rate12h"} <= records
     assert not {r for r in records if r.endswith(("rate5m", "rate1h", "rate3d"))}
+    # the hourly means (of a minute here) every 5s, and the 12h ratio reads them
+    assert [(g["name"], g.get("interval")) for g in groups] == [
+        ("shop-slo", None), ("shop-slo-hourly", "5s"), ("shop-slo-report", None)]
+    assert {r["record"] for r in groups[1]["rules"]} == {"slo:bad_events:rate1m",
+                                                         "slo:events:rate1m"}
+    window = next(r for r in rules if r.get("record") == "slo:sli_error:ratio_rate12h")
+    assert "slo:events:rate1m{" in window["expr"] and "[12h]" in window["expr"]
     page = next(r for r in rules if r.get("labels", {}).get("burn_tier") == "page-1h")
     assert "ratio_rate1m{" in page["expr"] and "ratio_rate5s{" in page["expr"]
     assert "(14.4 * 0.001)" in page["expr"] and page["for"] == "2s"
@@ -253,27 +262,36 @@ def test_generated_tests_catch_a_page_6h_firing_with_ticket_1d(shop_alerts, tmp_
 
 
 @needs_promtool
-@pytest.mark.parametrize("name, old, new", [
-    ("remaining budget over twice the budget", "/ 0.001", "/ 0.002"),
-    ("burn rate over 6h instead of 1h", 'ratio_rate1h{service="shop",slo="availability"} /',
+@pytest.mark.parametrize("name, section, old, new", [
+    ("remaining budget over twice the budget", "slo-report", "/ 0.001", "/ 0.002"),
+    ("burn rate over 6h instead of 1h", "slo-report",
+     'ratio_rate1h{service="shop",slo="availability"} /',
      'ratio_rate6h{service="shop",slo="availability"} /'),
-    ("exhaustion over a 7d window", "* 2592000 /", "* 604800 /"),
+    ("exhaustion over a 7d window", "slo-report", "* 2592000 /", "* 604800 /"),
+    ("30d ratio from the 5m rates, not the hourly means", "slo-report",
+     'slo:bad_events:rate1h{service="shop",slo="availability"}[30d]',
+     'slo:bad_events:rate5m{service="shop",slo="availability"}[30d]'),
+    ("hourly mean over 30m", "slo-hourly",
+     'slo:bad_events:rate5m{service="shop",slo="availability"}[1h]',
+     'slo:bad_events:rate5m{service="shop",slo="availability"}[30m]'),
 ])
-def test_report_recordings_have_a_short_test_of_their_own(shop_alerts, tmp_path, name, old,
-                                                          new):
-    """The report recordings (read by dashboards, no alert) are in a file the alerts'
-    tests do not list, and a test of a few steps of their own catches a broken one."""
+def test_report_recordings_have_a_short_test_of_their_own(shop_alerts, tmp_path, name, section,
+                                                          old, new):
+    """The report recordings (read by dashboards, no alert) and the hourly means the 30d
+    ratio reads are in files the alerts' tests do not list, and a test of a few steps of
+    their own catches a broken one."""
     tests = shop_alerts / "tests"
     assert yaml.safe_load((tests / "shop.slo.test.yml").read_text())["rule_files"] == \
         ["../shop.slo.rules.yml"]
     report = yaml.safe_load((tests / "shop.slo-report.test.yml").read_text())
-    assert report["rule_files"] == ["../shop.slo.rules.yml", "../shop.slo-report.rules.yml"]
-    # without an order promtool evaluated the two groups either way round, and the report
-    # then read the burn rates of the step before in some runs
-    assert report["group_eval_order"] == ["shop-slo", "shop-slo-report"]
+    assert report["rule_files"] == ["../shop.slo.rules.yml", "../shop.slo-hourly.rules.yml",
+                                    "../shop.slo-report.rules.yml"]
+    # without an order promtool evaluated the groups in any order, and the report then
+    # read the burn rates of the step before in some runs
+    assert report["group_eval_order"] == ["shop-slo", "shop-slo-hourly", "shop-slo-report"]
     copy = tmp_path / "alerts"
     shutil.copytree(shop_alerts, copy)
-    rules = copy / "shop.slo-report.rules.yml"
+    rules = copy / f"shop.{section}.rules.yml"
     text = rules.read_text()
     assert old in text
     rules.write_text(text.replace(old, new))
@@ -292,7 +310,8 @@ def test_budget_recordings_stay_numbers_without_traffic_and_read_python_le(shop_
     NaN); the latency SLO reads a bucket the Python client spells ``le="0.5"``... and a
     Prometheus 3 ``le="1.0"`` style spelling is matched for a 1s threshold."""
     test = {
-        "rule_files": ["../shop.slo.rules.yml", "../shop.slo-report.rules.yml"],
+        "rule_files": ["../shop.slo.rules.yml", "../shop.slo-hourly.rules.yml",
+                       "../shop.slo-report.rules.yml"],
         "evaluation_interval": "1m",
         "tests": [{
             "name": "idle", "interval": "1m",

@@ -6,6 +6,13 @@ a 5m rate; every longer window is the ratio of their averages over it,
 weighs a quiet night like a busy day). A 30d window then reads one recorded series instead
 of every raw series of the service.
 
+The SLO's own window (30d; read by dashboards, never by an alert) would still read 43,200
+samples of each 5m rate per evaluation, most of the SLO rules' cost. From 7 days on it reads
+hourly means instead: ``slo:bad_events:rate1h`` = ``avg_over_time(slo:bad_events:rate5m[1h])``
+(and ``slo:events:rate1h``), recorded every 5m by a group of their own (`HOURLY_GROUP`), 8,640
+samples per 30 days. The mean of those means weighs every minute of the window alike except
+at its two ends (see `hourly_recordings`); the recordings users read keep their names.
+
 Every ratio divides by ``clamp_min(total, 1e-12)``: with no traffic the error ratio is 0,
 not NaN, so budget recordings stay plottable and nothing fires on an idle service. An
 errors query returning nothing counts as zero errors (a service that never failed has no
@@ -61,6 +68,11 @@ GROUP = "slo"
 # the alerts' promtool tests, hundreds of steps, then skip them at every step, and a short
 # test of their own proves their values.
 REPORT_GROUP = "slo-report"
+# Hourly means of the 5m rates, read only through the SLO window's range (never instantly),
+# so a group evaluated every HOURLY_INTERVAL loses nothing; see `hourly_recordings`.
+HOURLY_GROUP = "slo-hourly"
+HOURLY_INTERVAL = 300.0  # divided by the SLO's time_scale, as every window
+HOURLY_FROM = 7 * 86400.0  # SLO windows (at time_scale 1) from which the ratio reads them
 ERROR_CODES = "5.."
 ABSENT_ALERT = "SloDataMissing"
 ROW = Row("slos", "SLOs (error budgets)", 500)
@@ -147,18 +159,46 @@ def alert_windows(slo: Slo) -> set[float]:
     return {w for tier, _ in slo.tiers() for w in (tier.long, tier.short)}
 
 
-def recordings(service: Service, slo: Slo) -> tuple[list[Recording], list[Recording]]:
+def recordings(service: Service,
+               slo: Slo) -> tuple[list[Recording], list[Recording], list[Recording]]:
     """The SLO group's recordings (the 5m bad and total rates and the ratio of every window
-    an alert reads) and the report's (the ratios of windows no alert reads: the SLO's own
-    window, for the dashboards' compliance and the remaining budget; then
-    `meta_recordings`)."""
+    an alert reads), the hourly group's (`hourly_recordings`) and the report's (the ratios
+    of windows no alert reads: the SLO's own window, for the dashboards' compliance and the
+    remaining budget; then `meta_recordings`)."""
     read = alert_windows(slo) | {slo.raw_window}
     unread = {ratio_record(w) for w in slo.windows() if w not in read}
     alerting: list[Recording] = []
     report: list[Recording] = []
     for recording in window_recordings(service, slo):
         (report if recording.record in unread else alerting).append(recording)
-    return alerting, report + meta_recordings(service, slo)
+    return alerting, hourly_recordings(service, slo), report + meta_recordings(service, slo)
+
+
+def uses_hourly(slo: Slo) -> bool:
+    """Does the SLO window's ratio read the hourly means? From HOURLY_FROM on (at time_scale
+    1): shorter windows cost little read whole, and the means' ends would weigh more."""
+    return slo.window * slo.time_scale >= HOURLY_FROM
+
+
+def hourly_recordings(service: Service, slo: Slo) -> list[Recording]:
+    """The hour's (`hour`) mean of the 5m bad and total rates, for the SLO window's ratio;
+    none when it does not use them (`uses_hourly`).
+
+    Recorded every HOURLY_INTERVAL, the means of 12 overlapping hours cover each minute, so
+    the window's mean of them weighs every minute alike but the last hour's (a minute `a`
+    ago counts a/1h: recent events enter the ratio over an hour) and the hour before the
+    window (which counts as much as the last hour misses). A 5m mean every 5m would tile the
+    minutes instead, but counts a minute twice or never whenever the two groups'
+    evaluations fall on the same instant (ranges are closed) and loses every minute of an
+    evaluation missed; here a missed one only removes one of 12 overlapping means.
+    """
+    if not uses_hourly(slo):
+        return []
+    labels = slo_labels(service, slo)
+    raw, window = slo.raw_window, span(hour(slo))
+    return [Recording(record(hour(slo)),
+                      f"avg_over_time({selector(record(raw), service, slo)}[{window}])", labels)
+            for record in (bad_record, total_record)]
 
 
 def window_recordings(service: Service, slo: Slo) -> list[Recording]:
@@ -170,13 +210,17 @@ def window_recordings(service: Service, slo: Slo) -> list[Recording]:
     total_raw = selector(total_record(raw_window), service, slo)
     out = [Recording(bad_record(raw_window), bad, labels),
            Recording(total_record(raw_window), total, labels)]
+    bad_hourly = selector(bad_record(hour(slo)), service, slo)
+    total_hourly = selector(total_record(hour(slo)), service, slo)
     for w in slo.windows():
         if w == raw_window:
             ratio = f"{bad_raw} / clamp_min({total_raw}, {TINY_RATE!r})"
         else:
             d = span(w)
-            ratio = (f"avg_over_time({bad_raw}[{d}])\n/\n"
-                     f"clamp_min(avg_over_time({total_raw}[{d}]), {TINY_RATE!r})")
+            bad, total = ((bad_hourly, total_hourly) if w == slo.window and uses_hourly(slo)
+                          else (bad_raw, total_raw))
+            ratio = (f"avg_over_time({bad}[{d}])\n/\n"
+                     f"clamp_min(avg_over_time({total}[{d}]), {TINY_RATE!r})")
         out.append(Recording(ratio_record(w), ratio, labels))
     return out
 
@@ -722,15 +766,21 @@ def build(service: Service) -> list[Piece]:
         return []
     step = TEST_INTERVAL / time_scale(service)
     piece = Piece(group=GROUP, test_step=step)
-    report = Piece(group=REPORT_GROUP, test_step=step, needs=(GROUP,))
+    hourly = Piece(group=HOURLY_GROUP, needs=(GROUP,),
+                   interval=HOURLY_INTERVAL / time_scale(service))
+    report = Piece(group=REPORT_GROUP, test_step=step, needs=(GROUP, HOURLY_GROUP))
     for slo in slos_of(service):
-        alerting, reported = recordings(service, slo)
+        alerting, means, reported = recordings(service, slo)
         piece.recordings.extend(alerting)
         piece.alerts.extend(alerts(service, slo))
+        hourly.recordings.extend(means)
         report.recordings.extend(reported)
     piece.scenarios.extend(scenarios(service))
     report.scenarios.extend(report_scenarios(service))
-    return [piece, report]
+    if not hourly.recordings:
+        report.needs = (GROUP,)
+        return [piece, report]
+    return [piece, hourly, report]
 
 
 # --- The report's test -----------------------------------------------------------------------
@@ -743,9 +793,7 @@ def report_scenarios(service: Service) -> list[Scenario]:
     """Steady traffic burning every availability and latency SLO at REPORT_BURN× its
     budget for REPORT_MINUTES, and each report recording's value at the end, worked out
     from the SLO's numbers: objective and budget as declared; burn rate (1h) = share /
-    budget; the full-window ratio averages every evaluation so far, where an availability
-    SLO's bad events are 0 rather than absent at the very first one (no rate yet, and its
-    errors query reads nothing as 0: one zero more in that average); remaining budget =
+    budget; the full-window ratio as `report_ratio` works it out; remaining budget =
     1 - ratio / budget; time to exhaustion = remaining × window / burn rate, at most the
     window. Few steps: the alerts' scenarios (hundreds of steps) do not evaluate these."""
     slos = [slo for slo in slos_of(service) if slo.signal != "slo"]
@@ -755,13 +803,11 @@ def report_scenarios(service: Service) -> list[Scenario]:
     scale = time_scale(service)
     shares = bad_shares(ref, REPORT_BURN)
     at = REPORT_MINUTES * 60.0 / scale
-    ticks = REPORT_MINUTES // STEP_MINUTES  # evaluations holding a 5m rate
     checks = []
     for slo in slos:
         share = shares[indicator_key(slo)]
-        zeros = 1 if slo.signal == "availability" else 0
         burn = share / slo.budget
-        remaining = 1 - share * ticks / (ticks + zeros) / slo.budget
+        remaining = 1 - report_ratio(slo, share) / slo.budget
         exhaustion = min(max(remaining, 0.0) * slo.window / burn, slo.window)
         labels = slo_labels(service, slo)
         # time to exhaustion as a share of the window: seconds rounded to a micro-unit
@@ -778,6 +824,33 @@ def report_scenarios(service: Service) -> list[Scenario]:
     return [Scenario(f"{service.name} SLO report: {REPORT_BURN:g}x burn for "
                      f"{REPORT_MINUTES} minutes", input_series(service, slos, profile),
                      expr_checks=tuple(checks), interval=SAMPLE / scale)]
+
+
+def report_ratio(slo: Slo, share: float) -> float:
+    """The SLO window's error ratio at the end of the report's test (`share` of the traffic
+    bad at every step), as promtool evaluates its rules: every group at every step
+    (TEST_INTERVAL, whatever a group's own `interval`), so the window averages the 5m rates
+    of every step so far, or, where it reads the hourly means (`uses_hourly`), the mean of
+    those, each the mean of the rates of the steps within the hour before it (ranges
+    include both ends). An availability SLO's bad rate is 0 rather than absent at the very
+    first step (no rate yet, and its errors query reads nothing as 0: one zero more in
+    its averages); every total is absent there."""
+    ticks = REPORT_MINUTES // STEP_MINUTES
+    bad: list[float | None] = [0.0 if slo.signal == "availability" else None, *[share] * ticks]
+    total: list[float | None] = [None, *[1.0] * ticks]
+    if uses_hourly(slo):
+        inside = round(3600.0 / TEST_INTERVAL)  # steps within an hour (at time_scale 1)
+        bad, total = ([_present_mean(x[max(0, k - inside):k + 1]) for k in range(len(x))]
+                      for x in (bad, total))
+    mean_bad, mean_total = _present_mean(bad), _present_mean(total)
+    assert mean_bad is not None and mean_total is not None
+    return mean_bad / mean_total
+
+
+def _present_mean(values: list[float | None]) -> float | None:
+    """avg_over_time: the mean of the samples present, none if there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 # --- Dashboard -------------------------------------------------------------------------------
