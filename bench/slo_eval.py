@@ -7,7 +7,14 @@ same data, each by a Prometheus of its own, one after the other:
 - ours: the rules `watchkeeper import sloth` + `watchkeeper generate` write for it;
 - Sloth: the rules Sloth itself generated for it (tests/slo/fixtures/sloth_gen/);
 - naive: the 30-day error ratio read straight from the raw series, ``rate(x[30d])``;
-- none: no rules (the Prometheus' own cost of scraping and serving, subtracted).
+- none: no rules (the Prometheus' own cost of scraping and serving, subtracted);
+- base (with ``--baseline DIR``): ours as an older generator writes them (DIR holds its
+  ``generator/`` tree, e.g. ``git archive main generator | tar -x -C DIR``), side by side.
+
+Time runs 60/``--interval`` times faster than in production: rules evaluate every
+``--interval`` seconds where Prometheus' default is 1m, so a group's own ``interval`` (ours'
+hourly means: 5m) is scaled alike (5m -> 20s at 4s), and its duration counts once per its
+own interval in the wall time per evaluation.
 
 Why one Prometheus per set: loaded into one Prometheus, the sets' groups evaluate at the
 same moment on a 2-core machine, and a group's duration is wall time, so each set's figure
@@ -128,15 +135,19 @@ def write_history(path: Path, start: float, end: float) -> Counters:
         sloth = ('{cmd="examplesgen.sh",owner="myteam",repo="myorg/myservice",'
                  'sloth_id="myservice-requests-availability",sloth_service="myservice",'
                  'sloth_slo="requests-availability",sloth_window="5m",tier="2"}')
-        for name, labels, value in (
-                ("slo:bad_events:rate5m", ours, lambda _: ERRORS * INSTANCES),
-                ("slo:events:rate5m", ours, lambda t: requests(t) * INSTANCES),
-                ("slo:sli_error:ratio_rate5m", sloth, lambda t: ERRORS / requests(t))):
+        for name, labels, value, first, every in (
+                ("slo:bad_events:rate5m", ours, lambda _: ERRORS * INSTANCES, 300, 60),
+                ("slo:events:rate5m", ours, lambda t: requests(t) * INSTANCES, 300, 60),
+                ("slo:sli_error:ratio_rate5m", sloth, lambda t: ERRORS / requests(t), 300, 60),
+                # ours' hourly means (every 5m) of the 5m rates above (61 minutes, both ends)
+                ("slo:bad_events:rate1h", ours, lambda _: ERRORS * INSTANCES, 3900, 300),
+                ("slo:events:rate1h", ours, lambda t: statistics.fmean(
+                    requests(t - 60 * k) for k in range(61)) * INSTANCES, 3900, 300)):
             out.write(f"# TYPE {name} unknown\n")
-            t = start + 300
+            t = start + first
             while t <= end:
                 out.write(f"{name}{labels} {value(t):.9g} {t:.0f}\n")
-                t += 60
+                t += every
         out.write("# EOF\n")
     return counters
 
@@ -180,17 +191,38 @@ def own_metrics(port: int) -> tuple[dict[str, float], float]:
     return durations, cpu
 
 
-def our_rules(folder: Path) -> list[Path]:
-    """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs):
-    the SLO's two rule files, its alerts' group and the report group holding the 30-day
-    ratio (not the service's up/absent alerts, which Sloth does not write)."""
+def our_rules(folder: Path, interval: int, source: Path | None = None) -> list[Path]:
+    """Import Sloth's example and generate watchkeeper's rules for it (the CLI a user runs),
+    with this checkout's generator or the one under `source`: the SLO's rule files (its
+    alerts' group, the hourly means where there are some, the report group holding the
+    30-day ratio; not the service's up/absent alerts, which Sloth does not write), each
+    group's own interval scaled to the benchmark's pace (`scaled`)."""
     spec = folder / "spec.yaml"
     cli = [sys.executable, "-m", "watchkeeper.cli"]
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source / "generator")
     subprocess.run([*cli, "import", "sloth", str(SLOTH_SPEC), "-o", str(spec)], check=True,
-                   capture_output=True)
+                   capture_output=True, env=env)
     subprocess.run([*cli, "generate", str(spec), "--out", str(folder), "--only", "alerts"],
-                   check=True, capture_output=True)
-    return sorted((folder / "alerts").glob("myservice.slo*.rules.yml"))
+                   check=True, capture_output=True, env=env)
+    paths = sorted((folder / "alerts").glob("myservice.slo*.rules.yml"))
+    for path in paths:
+        document = yaml.safe_load(path.read_text())
+        for group in document["groups"]:
+            if "interval" in group:
+                group["interval"] = f"{scaled(group['interval'], interval):g}s"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return paths
+
+
+def scaled(duration: str, interval: int) -> float:
+    """A group's own interval at the benchmark's pace: `interval` seconds stand for 1m."""
+    return seconds(duration) * interval / 60
+
+
+def seconds(duration: str) -> float:
+    return {"s": 1, "m": 60, "h": 3600}[duration[-1]] * float(duration[:-1])
 
 
 def sloth_rules(folder: Path) -> list[Path]:
@@ -209,6 +241,12 @@ def main() -> int:
                         help="evaluations measured per Prometheus run")
     parser.add_argument("--interval", type=int, default=4, help="rule evaluation interval (s)")
     parser.add_argument("--days", type=int, default=30, help="days of history (smoke: 1)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run `base`: ours as written by the generator under DIR "
+                             "(DIR/generator), side by side")
+    parser.add_argument("--sets", default=None,
+                        help="comma-separated rule sets to run (default: all; `none` is "
+                             "always run)")
     args = parser.parse_args()
     for tool in ("prometheus", "promtool"):
         if shutil.which(tool) is None:
@@ -230,7 +268,8 @@ def main() -> int:
         server = http.server.ThreadingHTTPServer((HOST, 0), Exporter)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            runs = run_rounds(folder, rule_sets(folder), server.server_address[1], args)
+            sets = rule_sets(folder, args)
+            runs = run_rounds(folder, sets, server.server_address[1], args)
         except RuntimeError as error:
             print(error, file=sys.stderr)
             return 1
@@ -239,13 +278,21 @@ def main() -> int:
     return report(runs, args)
 
 
-def rule_sets(folder: Path) -> dict[str, list[Path]]:
+def rule_sets(folder: Path, args: argparse.Namespace) -> dict[str, list[Path]]:
     """Each rule set's files, plus `none` (no rules): the Prometheus' own cost of
     scraping and serving, subtracted from the others' CPU."""
     naive = folder / "naive.rules.yml"
     naive.write_text(yaml.safe_dump(NAIVE))
-    return {"ours": our_rules(folder), "sloth": sloth_rules(folder), "naive": [naive],
-            "none": []}
+    sets = {}
+    if args.baseline is not None:
+        (folder / "base").mkdir()
+        sets["base"] = our_rules(folder / "base", args.interval, args.baseline)
+    sets.update({"ours": our_rules(folder, args.interval), "sloth": sloth_rules(folder),
+                 "naive": [naive], "none": []})
+    if args.sets:
+        wanted = {*args.sets.split(","), "none"}
+        sets = {name: paths for name, paths in sets.items() if name in wanted}
+    return sets
 
 
 @dataclasses.dataclass
@@ -257,6 +304,7 @@ class Run:
     durations: list[float]  # summed group durations (wall), one per evaluation
     load: float  # 1-minute load average when the run began
     ratio: float | None  # the set's 30-day error ratio at the end of the run
+    rules: dict[str, float]  # per rule: median evaluationTime (s) over the samples
 
 
 def run_rounds(folder: Path, sets: dict[str, list[Path]], exporter: int,
@@ -280,7 +328,9 @@ def run_one(folder: Path, name: str, rules: list[Path], exporter: int,
             args: argparse.Namespace) -> Run:
     work = folder / f"run-{name}"
     shutil.copytree(folder / "data", work / "data")
-    groups = [g["name"] for p in rules for g in yaml.safe_load(p.read_text())["groups"]]
+    # each group's duration counts once per its own interval (ours' hourly group: 1/5)
+    groups = {g["name"]: args.interval / seconds(g.get("interval", f"{args.interval}s"))
+              for p in rules for g in yaml.safe_load(p.read_text())["groups"]}
     config = {"global": {"scrape_interval": f"{SCRAPE}s",
                          "evaluation_interval": f"{args.interval}s"},
               "rule_files": [str(p) for p in rules],
@@ -306,10 +356,11 @@ def run_one(folder: Path, name: str, rules: list[Path], exporter: int,
         shutil.rmtree(work)
 
 
-def measure(port: int, name: str, groups: list[str], load: float,
+def measure(port: int, name: str, groups: dict[str, float], load: float,
             args: argparse.Namespace) -> Run:
-    """CPU per evaluation interval and each evaluation's wall time, over `--samples`
-    intervals after the first evaluations (cold caches) have passed."""
+    """CPU per evaluation interval and each evaluation's wall time (each group's last
+    duration times its weight: evaluations per interval), over `--samples` intervals after
+    the first evaluations (cold caches) have passed; and each rule's evaluationTime."""
     deadline = time.monotonic() + 600
     while not all(own_metrics(port)[0].get(g, 0) > 0 for g in groups):
         if time.monotonic() > deadline:
@@ -319,18 +370,38 @@ def measure(port: int, name: str, groups: list[str], load: float,
     _, cpu0 = own_metrics(port)
     t0 = time.monotonic()
     durations = []
+    per_rule: dict[str, list[float]] = {}
     for _ in range(args.samples):
         time.sleep(args.interval)
         values, _ = own_metrics(port)
         if groups:
-            durations.append(sum(values[g] for g in groups))
+            durations.append(sum(values[g] * weight for g, weight in groups.items()))
+            for rule, seconds in rule_times(port).items():
+                per_rule.setdefault(rule, []).append(seconds)
     values, cpu1 = own_metrics(port)
     evaluations = (time.monotonic() - t0) / args.interval
-    result = query(port, {"ours": 'slo:sli_error:ratio_rate30d{service="myservice"}',
+    ours = 'slo:sli_error:ratio_rate30d{service="myservice"}'
+    result = query(port, {"ours": ours, "base": ours,
                           "sloth": 'slo:sli_error:ratio_rate30d{sloth_service="myservice"}',
                           "naive": "naive:sli_error:ratio_rate30d"}.get(name, "vector(0)"))
     ratio = float(result[0]["value"][1]) if result and name != "none" else None
-    return Run(name, (cpu1 - cpu0) / evaluations, durations, load, ratio)
+    return Run(name, (cpu1 - cpu0) / evaluations, durations, load, ratio,
+               {rule: statistics.median(times) for rule, times in per_rule.items()})
+
+
+def rule_times(port: int) -> dict[str, float]:
+    """Each rule's last evaluationTime (s) from /api/v1/rules, keyed by group and name
+    (rules sharing both, such as the burn tiers' alerts, summed). A group with its own
+    interval reports its last evaluation's: per its evaluation, not per interval."""
+    url = f"http://{HOST}:{port}/api/v1/rules"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        groups = json.load(response)["data"]["groups"]
+    out: dict[str, float] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            key = f"{group['name']}: {rule['name']}"
+            out[key] = out.get(key, 0.0) + rule.get("evaluationTime", 0.0)
+    return out
 
 
 def report(runs: list[Run], args: argparse.Namespace) -> int:
@@ -355,9 +426,20 @@ def report(runs: list[Run], args: argparse.Namespace) -> int:
         print(f"  {n:6} CPU {net[n] * 1000:7.1f} ms/eval net ({cpu[n] * 1000:.1f} raw), "
               f"wall {wall[n] * 1000:7.1f} ms; 30d error ratio {ratio:.6f} "
               f"(true {true_ratio():.6f})")
-    for other in ("sloth", "naive"):
-        print(f"  {other} / ours: CPU {net[other] / net['ours']:.1f}x, "
-              f"wall {wall[other] / wall['ours']:.1f}x")
+    for other in ("base", "sloth", "naive"):
+        if other in net and "ours" in net:
+            print(f"  {other} / ours: CPU {net[other] / net['ours']:.1f}x, "
+                  f"wall {wall[other] / wall['ours']:.1f}x")
+    for n in wall:
+        times: dict[str, list[float]] = {}
+        for r in runs:
+            if r.name == n:
+                for rule, seconds in r.rules.items():
+                    times.setdefault(rule, []).append(seconds)
+        ranked = sorted(((statistics.median(v), k) for k, v in times.items()), reverse=True)
+        print(f"  {n:6} rules, evaluationTime (median over rounds; all "
+              f"{sum(t for t, _ in ranked) * 1000:.1f} ms): " + "; ".join(
+                  f"{k} {t * 1000:.1f} ms" for t, k in ranked[:3]))
     return 0
 
 
