@@ -136,3 +136,25 @@ def test_a_burst_in_the_last_half_hour_enters_the_30d_ratio_partly(generated):
     ratio = f"({window_ratio(generated)})"
     result = run(generated, burst, f"({ratio} > bool {low!r}) * ({ratio} < bool {half!r})")
     assert result.ok, f"30d ratio not between {low!r} and {half!r}:\n{result.output}"
+
+
+@needs_promtool
+def test_a_window_under_7_days_reads_the_5m_rates_and_has_no_hourly_group(tmp_path):
+    """5 days (ticket-3d off: its window is not shorter): the ratio reads the 5m rates as
+    before, no hourly file is written, and the generated report test passes."""
+    document = {"version": 1, "defaults": {"alertmanager": {"receivers": "none"}},
+                "services": [{"name": "shop", "selector": {"job": "shop"}, "language": "go",
+                              "http": {}, "slos": [{
+                                  "name": "availability", "objective": "99.9%",
+                                  "indicator": "availability", "window": "5d",
+                                  "alerting": {"tiers": {"ticket-3d": False}}}]}]}
+    alerts = generate_alerts(write_spec(tmp_path, document), tmp_path)
+    assert not (alerts / "shop.slo-hourly.rules.yml").exists()
+    rules = yaml.safe_load((alerts / "shop.slo-report.rules.yml").read_text())
+    expr = next(r["expr"] for r in rules["groups"][0]["rules"]
+                if r.get("record") == "slo:sli_error:ratio_rate5d")
+    assert f"slo:events:rate5m{LABELS}[5d]" in expr and "rate1h" not in expr
+    report = yaml.safe_load((alerts / "tests" / "shop.slo-report.test.yml").read_text())
+    assert report["rule_files"] == ["../shop.slo.rules.yml", "../shop.slo-report.rules.yml"]
+    result = promtool.test_rules([alerts / "tests" / "shop.slo-report.test.yml"])
+    assert result.ok, result.output
