@@ -39,14 +39,13 @@ repeating as well (`Parts.on`): then services are rendered directly.
 from __future__ import annotations
 
 import dataclasses
-import io
 import pickle
 import re
 from collections.abc import Callable
 
 from watchkeeper.model import Service
 from watchkeeper.naming import UID_MAX, UID_PREFIX
-from watchkeeper.parts import Parts
+from watchkeeper.parts import Parts, dump
 from watchkeeper.writers import value_text
 
 # A name no service has (`z` occurs once, so two copies cannot overlap and text around a
@@ -64,17 +63,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 PROBE, PROBE_HITS = 256, 8
 
 Render = Callable[[Service], dict[str, str]]
-
-
-def _dump(service: Service) -> bytes:
-    """The service's pickle without shared references (`fast`), so equal services give
-    equal bytes however their parts happen to be shared in memory, and each string is
-    written out where it occurs."""
-    out = io.BytesIO()
-    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
-    pickler.fast = True
-    pickler.dump(service)
-    return out.getvalue()
 
 
 def _name_ok(name: str) -> bool:
@@ -95,10 +83,10 @@ def abstract(service: Service) -> Service | None:
     example = {k: PLACEHOLDER if v == name else v for k, v in selector.example.items()}
     expected = 1 + sum(m.value == name for m in selector.matchers) + sum(
         v == name for v in selector.example.values())
-    # every string of the service is in its pickle as written (see `_dump`): the name
+    # every string of the service is in its pickle as written (see `parts.dump`): the name
     # must be nowhere else, not even inside another text
     try:
-        dumped = _dump(service)
+        dumped = dump(service)
     except (pickle.PicklingError, TypeError, ValueError, AttributeError):
         return None  # a service made in memory with parts no pickle holds: built directly
     if dumped.count(name.encode()) != expected or PLACEHOLDER.encode() in dumped:
@@ -139,7 +127,7 @@ class Memo:
         shape = abstract(service) if self.usable and (self.on or self.parts.on) else None
         if shape is None:
             return render(service)
-        key = _dump(shape) if self.on else b""
+        key = dump(shape) if self.on else b""
         entry = self._held.get(key) if self.on else None
         if not self.on:
             try:

@@ -64,7 +64,9 @@ class UndeclaredRead(AssertionError):
 
 
 def dump(value: object) -> bytes:
-    """`value`'s pickle without shared references: equal values give equal bytes."""
+    """`value`'s pickle without shared references (`fast`): equal values give equal bytes
+    however their parts happen to be shared in memory, each string written out where it
+    occurs (`memo` relies on that to find a service's name in its pickle)."""
     out = io.BytesIO()
     pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
     pickler.fast = True
@@ -206,7 +208,6 @@ class Parts:
         made = make()
         table.put(key, (objects, made))
         return made
-
 
     def leaf(self, thing: T, make: Callable[[T], str]) -> str:
         """`make(thing)` (a test file's series or check, see `rule_tests.Leaf`), or its
