@@ -353,8 +353,9 @@ def _pieces(text: str) -> Pieces | None:
     `rule_files` and `tests` (JSON-compatible scalars), its rule files, its evaluation
     interval, and each test group's text with its check times. Such a file is block YAML
     with `rule_files` and `tests` as sequences at column 0 and plain scalars as rule file
-    names; in block YAML nothing inside an entry starts at column 0, so an entry runs to
-    the next line that does. Anything else (a file edited, or not ours): None, and the
+    names; in block YAML nothing inside an entry starts at column 0 but the empty lines
+    of a `|` block (a text of several paragraphs), so an entry runs to the next line that
+    does. Anything else (a file edited, or not ours): None, and the
     file is parsed (`_parsed_pieces`)."""
     if not text.startswith(_GENERATED):
         return None
@@ -364,9 +365,9 @@ def _pieces(text: str) -> Pieces | None:
     interval = 0.0
     key = None
     for line in text.splitlines(keepends=True):
-        if line.startswith(("#", "\n")):
+        if line.startswith("#") or (line == "\n" and not (key == "tests" and groups)):
             continue
-        if line.startswith(" "):
+        if line.startswith(" ") or line == "\n":  # an empty line of a `|` block is text
             if key != "tests" or not groups:
                 return None
             groups[-1].append(line)

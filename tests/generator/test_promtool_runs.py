@@ -264,3 +264,25 @@ def test_other_test_files_are_split_by_parsing_them(out, edit):
               key=lambda path: len(load_yaml(path)["tests"]))
     assert promtool._pieces(big.read_text()) is not None
     assert promtool._pieces(edit(big.read_text())) is None
+
+
+def test_a_blank_line_inside_a_generated_text_survives_the_cut(tmp_path):
+    """An annotation of several paragraphs is written as a `|` block with an empty line
+    inside; the cut keeps it, so the parts expect the annotation as written (dropping it
+    made the alert's test fail only when run in parts)."""
+    slo = {"name": "availability", "objective": "99.9%", "indicator": "availability",
+           "alerting": {"annotations": {"description": "First paragraph.\n\nSecond.\n"}}}
+    spec = write_spec(tmp_path, {"version": 1, "services": [
+        {"name": "shop", "selector": {"job": "shop"}, "language": "python",
+         "http": {"error_ratio": {"warning": "0.1%", "critical": "1%"}}, "slos": [slo]}]})
+    big = generate_alerts(spec, tmp_path / "out") / "tests" / "shop.slo.test.yml"
+    text = big.read_text()
+    assert "\n\n" in text.split("tests:\n", 1)[1]
+    pieces = promtool._pieces(text)
+    assert pieces is not None
+    head, names, interval, groups = pieces
+    base = big.resolve().parent
+    assert _as_data((head, [str(base / n) for n in names], interval, groups)) == \
+        _as_data(promtool._parsed_pieces(text, base))
+    result = promtool.test_rules([big], jobs=2)
+    assert result.ok, result.output
