@@ -212,12 +212,12 @@ def _plan(job: Run, jobs: int, cwd: Path | None) -> list[list[str]]:
     """`job`'s batches, the biggest (by weight, else size) first."""
     if not job.files:
         return []
-    load = {str(f): (job.weights or {}).get(str(f)) or _size(Path(cwd or ".") / f)
-            for f in job.files}
+    root = Path(cwd or ".")
+    sizes = {str(f): _size(root / f) for f in job.files}  # each file stat'ed once
+    load = {name: (job.weights or {}).get(name) or size for name, size in sizes.items()}
     count = jobs if job.batch_bytes is None else \
-        min(jobs, math.ceil(sum(map(_size, (Path(cwd or ".") / f for f in job.files)))
-                            / job.batch_bytes))
-    parts = batches(job.files, count, cwd, job.weights)
+        min(jobs, math.ceil(sum(sizes.values()) / job.batch_bytes))
+    parts = batches(job.files, count, cwd, load)  # `load` is what `batches` would work out
     return sorted(parts, key=lambda part: sum(map(load.__getitem__, part)), reverse=True)
 
 
