@@ -79,15 +79,15 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
     for group in groups:
         files[naming.rules_path(name[id(group)])] = same(
             "rules", (group,), header, functools.partial(rule_file, [group], header))
-    estimate = functools.partial(_estimate, same)
+    estimate_of = functools.partial(_estimate, same)
     leaf = parts.leaf if same is not _direct else made_directly
-    for members in layout(groups, step, estimate):
+    for members in layout(groups, step, estimate_of):
         needed = {id(g) for member in members
                   for g in _groups_checked(member, groups, service.name)}
         checked = [g for g in groups if id(g) in needed]
         files.update(same("tests", (*members, None, *checked), (service.name, step, header),
                           functools.partial(_test_files, service, members, checked, name,
-                                            header, leaf)))
+                                            header, leaf, step)))
     return files
 
 
@@ -101,13 +101,13 @@ def _estimate(same: Callable, group: Piece, step: float) -> Estimate:
 
 
 def _test_files(service: Service, members: list[Piece], checked: list[Piece],
-                name: dict[int, str], header: str, leaf: Leaf) -> dict[str, str]:
+                name: dict[int, str], header: str, leaf: Leaf, step: float) -> dict[str, str]:
     """The test files of `members` (groups laid out in one file, see `layout`), which
-    check `checked` (see `service_alert_files`)."""
+    check `checked` (see `service_alert_files`); `step`: the service's `test_step`."""
     files: dict[str, str] = {}
     listed = [naming.listed_rules(name[id(g)]) for g in checked]
     stem = naming.shared_test_stem([name[id(m)] for m in members])
-    own = own_part(members[0], checked, test_step(service)) if len(members) == 1 else None
+    own = own_part(members[0], checked, step) if len(members) == 1 else None
     if own is not None:  # its scenarios reading only its own rules, in a file apart
         files[naming.test_path(stem)] = test_file(
             service, [own], [naming.listed_rules(name[id(members[0])])], header=header,

@@ -369,14 +369,15 @@ Estimate = _File
 
 
 def layout(groups: Sequence[Piece], step: float,
-           estimate: Callable[[Piece, float], Estimate] | None = None) -> list[list[Piece]]:
+           estimate_of: Callable[[Piece, float], Estimate] | None = None
+           ) -> list[list[Piece]]:
     """`groups` with scenarios, in test files: each group joins the earlier file of the
     same test step where that saves the most estimated promtool work, or starts one.
     The estimate packs each group's scenarios alone and puts its i-th test group beside
     the i-th of the file's (as `pack` does when nothing is shared between them). `step`
-    is the service's test step (for `Piece.test_step` None); `estimate` (default
+    is the service's test step (for `Piece.test_step` None); `estimate_of` (default
     `estimate`) may give a held group's estimate made before (parts.Parts)."""
-    estimate = estimate or globals()["estimate"]
+    estimate_of = estimate_of or estimate
     files: list[_File] = []
     for group in groups:
         if not group.scenarios:
@@ -388,12 +389,12 @@ def layout(groups: Sequence[Piece], step: float,
         if not same:  # nothing to join: no need to estimate
             files.append(_File([group], [], 0))
             continue
-        alone = estimate(group, at)  # may be shared: changed only through a copy
+        alone = estimate_of(group, at)  # may be shared: changed only through a copy
         alone = _File(list(alone.members), list(alone.lanes), alone.rules)
         best, saving = None, 0.0
         for candidate in same:
             if not candidate.lanes:
-                candidate.lanes, candidate.rules = estimate(candidate.members[0], at).lanes, \
+                candidate.lanes, candidate.rules = estimate_of(candidate.members[0], at).lanes, \
                     _rules(candidate.members[0])
             saved = candidate.cost() + alone.cost() - candidate.joined(alone).cost()
             if saved > saving:
