@@ -127,25 +127,22 @@ class Memo:
         shape = abstract(service) if self.usable and (self.on or self.parts.on) else None
         if shape is None:
             return render(service)
-        key = dump(shape) if self.on else b""
-        entry = self._held.get(key) if self.on else None
-        if not self.on:
-            try:
-                texts = render(shape)
-            except Exception:  # raised again, naming the service itself
-                return render(service)
-        elif entry is None:
-            self.misses += 1
-            try:
-                texts = render(shape)
-            except Exception:  # raised again, naming the service itself
-                return render(service)
-            self._hold(key, texts)
-            self._give_up()
-        else:
+        looked_up = self.on  # whole services still looked up (else only parts are reused)
+        key = dump(shape) if looked_up else b""
+        entry = self._held.get(key) if looked_up else None
+        if entry is not None:
             self.hits += 1
             entry.hits += 1
             texts = entry.texts
+        else:
+            self.misses += 1 if looked_up else 0
+            try:
+                texts = render(shape)
+            except Exception:  # raised again, naming the service itself
+                return render(service)
+            if looked_up:
+                self._hold(key, texts)
+                self._give_up()
         name = service.name
         return {path.replace(PLACEHOLDER, name): text.replace(PLACEHOLDER, name)
                 for path, text in texts.items()}
