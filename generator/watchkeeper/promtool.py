@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 INSTALL_HINT = (
@@ -161,19 +161,6 @@ def _size(file: Path) -> int:
         return 0
 
 
-def run_parallel(args: Sequence[str], files: Sequence[Path | str], jobs: int | None = None,
-                 cwd: Path | None = None, weights: dict[str, float] | None = None,
-                 batch_bytes: int | None = None) -> Result:
-    """`promtool *args files...` split over `jobs` processes (default: `default_jobs`).
-
-    promtool checks and tests one file at a time on one core; batches keep its start-up
-    cost small, and the report of each batch is still parsed per file. The merged result
-    lists files in the order given. One batch per process, or one per `batch_bytes` of
-    files where that is fewer.
-    """
-    return run_together([Run(args, files, weights, batch_bytes)], jobs, cwd)[0]
-
-
 @dataclass
 class Run:
     """One kind of promtool run (`args`, e.g. ["test", "rules"]) over `files`, split into a
@@ -190,7 +177,11 @@ def run_together(runs: Sequence[Run], jobs: int | None = None,
                  cwd: Path | None = None) -> list[Result]:
     """Every run's batches in one pool of `jobs` processes (default: `default_jobs`): the
     biggest batches of the first run first, the next runs' after them, so no run waits for
-    another to finish and the last to finish are small. One merged Result per run."""
+    another to finish and the last to finish are small. One merged Result per run, its
+    files in the order given.
+
+    promtool checks and tests one file at a time on one core; batches keep its start-up
+    cost small, and the report of each batch is still parsed per file."""
     jobs = jobs or default_jobs()
     plans = [_plan(each, jobs, cwd) for each in runs]
     tasks = [(index, part) for index, parts in enumerate(plans) for part in parts]
@@ -234,7 +225,7 @@ def _merge(results: Sequence[Result], files: Sequence[Path | str]) -> Result:
 def check_rules(files: Sequence[Path | str], cwd: Path | None = None,
                 jobs: int | None = None) -> Result:
     """`promtool check rules`: syntax, PromQL parsing, duplicate rules (see CHECK)."""
-    return run_parallel(CHECK.args, files, jobs, cwd, batch_bytes=CHECK.batch_bytes)
+    return run_together([replace(CHECK, files=files)], jobs, cwd)[0]
 
 
 # Size-balanced batches, one per ~0.5 MB of rules (~0.3 CPU-s of checking): checking costs
@@ -262,7 +253,7 @@ def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path |
     the checks (small) fill the cores as the tests' last batches finish, rather than
     running on their own before them (`watchkeeper test` runs both)."""
     jobs = jobs or default_jobs()
-    check = Run(CHECK.args, rule_files, batch_bytes=CHECK.batch_bytes)
+    check = replace(CHECK, files=rule_files)
     if jobs < 2 or not test_files:
         return tuple(run_together([check, Run(["test", "rules"], test_files)], jobs, cwd))
     with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
