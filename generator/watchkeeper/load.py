@@ -161,7 +161,7 @@ def _stream_read(text: str) -> object:
         if loader.check_event(yaml.StreamEndEvent):
             return None
         loader.get_event()  # document start
-        data = _event_value(loader, {})
+        data = _Events(loader).value()
         loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
             raise _Doubt  # several documents: the careful read words the error
@@ -170,16 +170,42 @@ def _stream_read(text: str) -> object:
         loader.dispose()
 
 
-def _event_value(loader: yaml.SafeLoader, anchors: dict[str, object]) -> object:
-    """The value starting at the loader's next event (aliases share the anchored object,
-    as PyYAML's do)."""
-    event = loader.get_event()
-    kind = type(event)
-    if kind is yaml.AliasEvent:
-        if event.anchor not in anchors:
-            raise _Doubt
-        return anchors[event.anchor]
-    if kind is yaml.ScalarEvent:
+class _Events:
+    """The values of a YAML parser's events, one value at a time (aliases share the
+    anchored object, as PyYAML's do). Plain scalars without tag or anchor (nearly every
+    key and value of a spec) are resolved once per text: the same text always resolves
+    and constructs to the same immutable value (null, bool, int, float, timestamp, str),
+    so each distinct one pays for PyYAML's resolver and constructor once, not per use."""
+
+    def __init__(self, loader: yaml.SafeLoader) -> None:
+        self._loader = loader
+        self._get = loader.get_event
+        self._anchors: dict[str, object] = {}
+        self._plain: dict[str, object] = {}
+
+    def value(self) -> object:
+        """The value starting at the loader's next event."""
+        return self._of(self._get())
+
+    def _of(self, event: yaml.Event) -> object:
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            if event.tag is None and event.anchor is None:
+                if not event.implicit[0]:  # quoted, untagged: always a string
+                    return event.value
+                found = self._plain.get(event.value, self)
+                return self._scalar(event, self._plain) if found is self else found
+            return self._scalar(event, None)
+        if kind is yaml.AliasEvent:
+            if event.anchor not in self._anchors:
+                raise _Doubt
+            return self._anchors[event.anchor]
+        return self._collection(event, kind)
+
+    def _scalar(self, event: yaml.ScalarEvent, plain: dict[str, object] | None) -> object:
+        """A scalar resolved and constructed exactly as `yaml.safe_load` does (kept in
+        `plain` by its text when given)."""
+        loader = self._loader
         tag = event.tag
         if tag is None or tag == "!":
             tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -188,32 +214,38 @@ def _event_value(loader: yaml.SafeLoader, anchors: dict[str, object]) -> object:
         value: object = event.value if tag == _TAG + "str" else loader.yaml_constructors[tag](
             loader, yaml.ScalarNode(tag, event.value, style=event.style))
         if event.anchor is not None:
-            anchors[event.anchor] = value
+            self._anchors[event.anchor] = value
+        if plain is not None:
+            plain[event.value] = value
         return value
-    node_kind, end, plain = ((yaml.SequenceNode, yaml.SequenceEndEvent, _TAG + "seq")
-                             if kind is yaml.SequenceStartEvent else
-                             (yaml.MappingNode, yaml.MappingEndEvent, _TAG + "map"))
-    tag = event.tag
-    if tag is None or tag == "!":
-        tag = loader.resolve(node_kind, None, event.implicit)
-    if tag != plain:
-        raise _Doubt
-    collection: list | dict = [] if node_kind is yaml.SequenceNode else {}
-    if event.anchor is not None:
-        anchors[event.anchor] = collection
-    while not loader.check_event(end):
-        if type(collection) is list:
-            collection.append(_event_value(loader, anchors))
-            continue
-        key = _event_value(loader, anchors)
-        try:
-            if key in collection or key == "<<":  # a key twice; a merge key: careful read
-                raise _Doubt
-        except TypeError:  # a key that is itself a collection
-            raise _Doubt from None
-        collection[key] = _event_value(loader, anchors)
-    loader.get_event()
-    return collection
+
+    def _collection(self, event: yaml.Event, kind: type) -> list | dict:
+        is_list = kind is yaml.SequenceStartEvent
+        node_kind, end, plain = ((yaml.SequenceNode, yaml.SequenceEndEvent, _TAG + "seq")
+                                 if is_list else
+                                 (yaml.MappingNode, yaml.MappingEndEvent, _TAG + "map"))
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._loader.resolve(node_kind, None, event.implicit)
+        if tag != plain:
+            raise _Doubt
+        collection: list | dict = [] if is_list else {}
+        if event.anchor is not None:
+            self._anchors[event.anchor] = collection
+        get, of = self._get, self._of
+        if is_list:
+            while type(event := get()) is not end:
+                collection.append(of(event))
+            return collection
+        while type(event := get()) is not end:
+            key = of(event)
+            try:
+                if key in collection or key == "<<":  # a key twice; a merge key: careful read
+                    raise _Doubt
+            except TypeError:  # a key that is itself a collection
+                raise _Doubt from None
+            collection[key] = of(get())
+        return collection
 
 
 def _unique_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -549,9 +581,9 @@ def _yaml_services(file: typing.TextIO, top: dict) -> Items:
         if type(start) is not yaml.MappingStartEvent or start.anchor is not None \
                 or start.tag not in (None, "!") or not start.implicit:
             raise _Doubt
-        anchors: dict[str, object] = {}
+        events = _Events(loader)
         while not loader.check_event(yaml.MappingEndEvent):
-            key = _event_value(loader, anchors)
+            key = events.value()
             if type(key) is not str or key in top or key == "<<" \
                     or (later is not None and key == "services"):
                 raise _Doubt
@@ -562,10 +594,10 @@ def _yaml_services(file: typing.TextIO, top: dict) -> Items:
                 later = []
                 loader.get_event()
                 while not loader.check_event(yaml.SequenceEndEvent):
-                    yield _event_value(loader, anchors)
+                    yield events.value()
                 loader.get_event()
             else:
-                top[key] = _event_value(loader, anchors)
+                top[key] = events.value()
         loader.get_event()  # mapping end
         loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
