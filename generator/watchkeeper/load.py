@@ -225,7 +225,9 @@ class _Events:
                                  if is_list else
                                  (yaml.MappingNode, yaml.MappingEndEvent, _TAG + "map"))
         tag = event.tag
-        if tag is None or tag == "!":
+        if tag is None and not self._loader.yaml_path_resolvers:
+            tag = plain  # what the resolver answers for any untagged collection then
+        elif tag is None or tag == "!":
             tag = self._loader.resolve(node_kind, None, event.implicit)
         if tag != plain:
             raise _Doubt
