@@ -170,6 +170,12 @@ def _stream_read(text: str) -> object:
         loader.dispose()
 
 
+# Distinct plain scalars kept by `_Events` at most: repeated budgets and keys hit within any
+# window; the spec's own distinct texts (service names, selectors) must not be held all at
+# once, or the parent's memory would grow with the number of services.
+_PLAIN_HELD = 4096
+
+
 class _Events:
     """The values of a YAML parser's events, one value at a time (aliases share the
     anchored object, as PyYAML's do). Plain scalars without tag or anchor (nearly every
@@ -216,6 +222,8 @@ class _Events:
         if event.anchor is not None:
             self._anchors[event.anchor] = value
         if plain is not None:
+            if len(plain) >= _PLAIN_HELD:  # names and selectors are distinct per service
+                plain.clear()
             plain[event.value] = value
         return value
 

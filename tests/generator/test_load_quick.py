@@ -37,6 +37,14 @@ def test_quick_read_is_what_yaml_reads(text):
     assert load._quick_read(text) == yaml.safe_load(text)
 
 
+def test_quick_read_past_the_held_plain_scalars_is_what_yaml_reads(monkeypatch):
+    """More distinct plain scalars than `_Events` holds (it starts over): every one still
+    read as PyYAML reads it, repeated ones before and after the clearing too."""
+    monkeypatch.setattr(load, "_PLAIN_HELD", 8)
+    text = "".join(f"k{i}: [v{i}, {i}, {i}.5, yes, 2001-12-14, v{i % 3}]\n" for i in range(40))
+    assert load._quick_read(text) == yaml.safe_load(text)
+
+
 @pytest.mark.parametrize("text", [
     '{"a": 1, "a": 2}', '{"a": NaN}', '{"a": Infinity}', "a: 1\na: 2\n",
     "[1, 2", "{[1]: 2}", "a: &x {b: 1}\nc: {<<: *x, d: 2}\n", "a: !!set {x}\n",
