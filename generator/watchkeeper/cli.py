@@ -1,7 +1,8 @@
 """The `watchkeeper` command: validate, generate, test, check, deploy, import, schema.
 
 Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
-arguments, a missing tool). User errors print one line per problem and no traceback.
+arguments, a missing tool), 70 (sysexits' EX_SOFTWARE) for a bug found in watchkeeper
+itself on a valid spec. User errors print one line per problem and no traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 # `check` (its module) and `writers` are not needed by `test` either (~0.1 s), nor `shard`
 # (it loads the model) or the backtest's modules (urllib, http.client) to parse arguments.
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 CACHE_DIR = ".watchkeeper-cache"  # under the folder `watchkeeper test` is given
 OUTPUT_FOLDERS = ("alerts", "dashboards")  # = generate.OUTPUTS (a test keeps them equal)
 DEFAULT_FOLDER_UID, DEFAULT_FOLDER_TITLE = "watchkeeper", "watchkeeper"  # = deploy's (tested)
@@ -424,6 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"watchkeeper: {error.strerror}: {error.filename}", file=sys.stderr)
         return EXIT_USAGE
+    except _lazy_error("watchkeeper.parts", "UndeclaredRead") as error:
+        # a signal's own check failed on a valid spec (see parts.Declared): not the user's
+        # to fix, but named, so it can be reported; generate's staging is discarded
+        print(f"watchkeeper: internal error, please report it (your spec is not at fault): "
+              f"{error}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
