@@ -108,6 +108,17 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """What builders use that is drawn from every budget of a service, not from the ones
+    they read: the promtool steps (`signals.common.test_step`, `leak_test_step`) and the
+    metrics a healthy instance always exposes (`signals.absent.always_exposed`)."""
+
+    test_step: float
+    leak_test_step: float
+    exposed: tuple[str, ...] | None  # None while it is being drawn
+
+
+@dataclass(frozen=True)
 class Service:
     """One service with every default applied; builders read only this."""
 
@@ -126,6 +137,10 @@ class Service:
     # Every declared budget, by spec path ("http.latency", "caches"), already resolved
     # (see each signal module for the type it reads).
     budgets: Mapping[str, Any] = field(default_factory=dict)
+    # What is drawn from every budget, already drawn: set on one signal's view of the
+    # service (`parts.Seen.view`), whose `budgets` hold only what that signal declares;
+    # None: drawn from `budgets` by whoever needs it.
+    derived: Derived | None = None
 
     @property
     def language(self) -> str:

@@ -23,7 +23,7 @@ The builder gets a view of the service whose budgets are a `Declared` mapping: r
 budget outside the declared ones, or walking all of them, raises `UndeclaredRead`, so a
 builder that starts reading something new fails every test instead of giving a silently
 wrong file from a part built for other budgets. The derived facts come with the view
-(`Declared.test_step`, ...), computed from the whole service.
+(`Service.derived`), computed from the whole service.
 
 A rule group is keyed by the identity of the signals' pieces it is assembled from (which,
 held here, stand for their inputs) and by the rest of the service as above; its joint
@@ -45,7 +45,7 @@ import pickle
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from watchkeeper.model import Chart, Piece, Service
+from watchkeeper.model import Chart, Derived, Piece, Service
 
 T = TypeVar("T")
 
@@ -76,15 +76,12 @@ def dump(value: object) -> bytes:
 
 class Declared(Mapping[str, Any]):
     """A service's budgets as one signal may read them: only the `paths` it declares
-    (None: every one); anything else raises `UndeclaredRead`. Carries what is derived
-    from every budget (`test_step`, `leak_test_step`, `exposed`), which `signals.common`
-    and `signals.absent` take from here rather than walking the budgets."""
+    (None: every one); anything else raises `UndeclaredRead`. What is drawn from every
+    budget comes beside it, in the view's `Service.derived`."""
 
-    def __init__(self, reader: str, budgets: Mapping[str, Any], paths: frozenset[str] | None,
-                 facts: Facts) -> None:
+    def __init__(self, reader: str, budgets: Mapping[str, Any],
+                 paths: frozenset[str] | None) -> None:
         self._reader, self._budgets, self._paths = reader, budgets, paths
-        self.test_step, self.leak_test_step = facts.test_step, facts.leak_test_step
-        self.exposed = facts.exposed
 
     def _allowed(self, path: str) -> None:
         if self._paths is not None and path not in self._paths:
@@ -110,15 +107,6 @@ class Declared(Mapping[str, Any]):
         if self._paths is not None:
             raise UndeclaredRead(f"{self._reader} counted the budgets without declaring them")
         return len(self._budgets)
-
-
-@dataclasses.dataclass(frozen=True)
-class Facts:
-    """What builders may use that is drawn from every budget of the service."""
-
-    test_step: float
-    leak_test_step: float
-    exposed: tuple[str, ...] | None  # None while it is being drawn
 
 
 @dataclasses.dataclass
@@ -247,19 +235,20 @@ class Seen:
             self._base: bytes | None = dump(dataclasses.replace(service, budgets={}))
         except (pickle.PicklingError, TypeError, ValueError, AttributeError):
             self._base = None  # parts no pickle holds: everything built directly
-        steps = Facts(test_step(service), leak_test_step(service), None)
+        steps = Derived(test_step(service), leak_test_step(service), None)
         exposed = tuple(dict.fromkeys(
             metric for signal in SIGNALS
             for metric in signal.exposed(self.view(signal.name, parts.paths(signal), steps))))
         self.facts = dataclasses.replace(steps, exposed=exposed)
 
     def view(self, reader: str, paths: frozenset[str] | None,
-             facts: Facts | None = None) -> Service:
-        """The service with only `paths` of its budgets readable (see `Declared`)."""
+             facts: Derived | None = None) -> Service:
+        """The service with only `paths` of its budgets readable (see `Declared`) and what
+        is drawn from all of them (`facts`, by default the whole service's)."""
         view = object.__new__(Service)  # `replace` without __init__: views are many
-        view.__dict__.update(self.service.__dict__)
-        object.__setattr__(view, "budgets", Declared(reader, self.service.budgets, paths,
-                                                     facts or self.facts))
+        view.__dict__.update(self.service.__dict__,
+                             budgets=Declared(reader, self.service.budgets, paths),
+                             derived=facts or self.facts)
         return view
 
     def build(self, signal: Any) -> list[Piece]:

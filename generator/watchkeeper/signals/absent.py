@@ -39,9 +39,9 @@ def always_exposed(service: Service) -> list[str]:
     Histograms with labels appear only after their first observation, so an idle service
     legitimately lacks them; signals leave those out to keep this alert free of noise.
     """
-    known = getattr(service.budgets, "exposed", None)
-    if known is not None:  # one signal's view of the service (parts.Declared): drawn already
-        return list(known)
+    derived = service.derived
+    if derived is not None and derived.exposed is not None:  # a view (parts): drawn already
+        return list(derived.exposed)
     from watchkeeper.signals import SIGNALS  # the registry lists this module too
 
     return list(dict.fromkeys(m for signal in SIGNALS for m in signal.exposed(service)))

@@ -27,9 +27,8 @@ def test_step(service: Service) -> float:
     checks then still prove the alert waits more than half its `for` and no longer than
     it (a `for` halved by hand fails them). At most 2m30s.
     """
-    known = getattr(service.budgets, "test_step", None)
-    if known is not None:  # one signal's view of the service (parts.Declared): drawn already
-        return known
+    if service.derived is not None:  # one signal's view of the service (parts): drawn already
+        return service.derived.test_step
     finest = min(service.rate_window / 2, _half_shortest_for(service))
     for budget in service.budgets.values():
         if isinstance(budget, CountThresholds) and budget.leak is not None:
@@ -81,9 +80,8 @@ def leak_test_step(service: Service) -> float:
     the check one step before it elapses stays meaningful. The rate windows of other
     signals do not matter: their scenarios are in other test files.
     """
-    known = getattr(service.budgets, "leak_test_step", None)
-    if known is not None:  # one signal's view of the service (parts.Declared): drawn already
-        return known
+    if service.derived is not None:  # one signal's view of the service (parts): drawn already
+        return service.derived.leak_test_step
     finest = 300.0
     for budget in service.budgets.values():
         if isinstance(budget, CountThresholds) and budget.leak is not None:
