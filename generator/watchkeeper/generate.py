@@ -207,12 +207,11 @@ def _service_job(builds: Sequence[Callable[[Service, str, Parts | None], Files]]
         if found is not None:
             return key, found
 
-    def render(service: Service) -> dict[str, str]:
+    def render(service: Service, parts: Parts | None) -> dict[str, str]:
         return {path: text for build in builds for path, text in _emit(
-            build(service, spec_name, memo.parts if memo is not None and memo.parts.on else None),
-            None).items()}
+            build(service, spec_name, parts), None).items()}
 
-    files = render(service) if memo is None else memo.files(service, render)
+    files = render(service, None) if memo is None else memo.files(service, render)
     return key, files if sink is None else {path: sink(path, text)
                                             for path, text in files.items()}
 

@@ -62,7 +62,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 # looking.
 PROBE, PROBE_HITS = 256, 8
 
-Render = Callable[[Service], dict[str, str]]
+# Files of a service, from the parts of services rendered before where given (`Parts`).
+Render = Callable[[Service, Parts | None], dict[str, str]]
 
 
 def _name_ok(name: str) -> bool:
@@ -120,13 +121,17 @@ class Memo:
         self.hits = self.misses = 0
 
     def files(self, service: Service, render: Render) -> dict[str, str]:
-        """`render(service)`, or the same files from a service rendered before with the
-        same budgets. Rendered under the placeholder wherever `abstract` allows, also once
-        whole services stopped being looked up: `render` then reuses parts of services
-        with other budgets (`self.parts`), which must not carry a name."""
+        """`render(service, None)`, or the same files from a service rendered before with
+        the same budgets. Rendered under the placeholder wherever `abstract` allows, also
+        once whole services stopped being looked up: `render` then reuses parts of
+        services with other budgets (`self.parts`, while they repeat), which must not
+        carry a name. A service `abstract` refuses gets no parts: they are keyed by all
+        of the service but its budgets, its name too, so no other service could take
+        them, and their misses would count against the parts of the others."""
         shape = abstract(service) if self.usable and (self.on or self.parts.on) else None
         if shape is None:
-            return render(service)
+            return render(service, None)
+        parts = self.parts if self.parts.on else None
         looked_up = self.on  # whole services still looked up (else only parts are reused)
         key = dump(shape) if looked_up else b""
         entry = self._held.get(key) if looked_up else None
@@ -137,9 +142,9 @@ class Memo:
         else:
             self.misses += 1 if looked_up else 0
             try:
-                texts = render(shape)
+                texts = render(shape, parts)
             except Exception:  # raised again, naming the service itself
-                return render(service)
+                return render(service, parts)
             if looked_up:
                 self._hold(key, texts)
                 self._give_up()

@@ -16,6 +16,7 @@ from watchkeeper import generate as gen
 from watchkeeper import memo
 from watchkeeper.load import load_spec
 from watchkeeper.model import Service
+from watchkeeper.parts import Parts
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "tests" / "generator" / "scenarios"
@@ -45,11 +46,11 @@ def bases(tmp_path_factory) -> list[Service]:
     return [s for path in [*SPECS, bench] for s in load_spec(path, {}).services]
 
 
-def render(service: Service) -> dict[str, str]:
-    """Every per-service file, built directly."""
+def render(service: Service, parts: Parts | None = None) -> dict[str, str]:
+    """Every per-service file, built directly (from `parts` when given: see `memo.Render`)."""
     files: dict[str, str] = {}
     for output in gen.OUTPUTS.values():
-        files.update(output.per_service(service, "spec.yaml"))
+        files.update(output.per_service(service, "spec.yaml", parts))
     return files
 
 
@@ -123,6 +124,29 @@ def test_name_inside_another_text_is_built_directly(bases) -> None:
         assert table.hits == table.misses == 0
 
 
+def test_services_the_placeholder_cannot_stand_for_get_no_parts(bases) -> None:
+    """Parts are keyed by the service without its budgets, name included: those of a
+    service built under its own name could serve no other service, so none are looked up
+    or held for it (nor counted against the parts of the others); a service built under
+    the placeholder gets them, and both give the files building gives."""
+    table = memo.Memo("spec.yaml")
+    given: list[Parts | None] = []
+
+    def spy(service: Service, parts: Parts | None) -> dict[str, str]:
+        given.append(parts)
+        return render(service, parts)
+
+    refused = [renamed(bases[0], "yes"), renamed(bases[1], "b" * 38),
+               dataclasses.replace(renamed(bases[0], "orders"), runbook_url="https://w/orders")]
+    for service in refused:
+        assert memo.abstract(service) is None
+        assert table.files(service, spy) == render(service)
+    assert given == [None] * len(refused)
+    assert not table.parts._signals and not table.parts._groups._held
+    assert table.files(renamed(bases[0], "orders"), spy) == render(renamed(bases[0], "orders"))
+    assert given[-1] is table.parts and table.parts._signals
+
+
 def test_placeholder_in_the_spec_name_turns_the_memo_off(bases) -> None:
     table = memo.Memo(f"{memo.PLACEHOLDER}.yaml")
     table.files(bases[0], render)
@@ -135,7 +159,7 @@ def _budgets(base: Service, index: int, name: str) -> Service:
     return dataclasses.replace(base, name=name, rate_window=60.0 + index)
 
 
-def _big(service: Service) -> dict[str, str]:
+def _big(service: Service, parts: Parts | None = None) -> dict[str, str]:
     """Files of ~10,000 characters that show which service they came from."""
     return {f"{service.name}.yaml": f"{service.name} {service.rate_window}" + "x" * 10_000}
 
@@ -149,7 +173,7 @@ def test_memo_is_bounded_and_gives_up_when_services_do_not_repeat(bases) -> None
     shown = 0
     for i in range(memo.PROBE + 5):  # every service with budgets of its own
         service = _budgets(bases[0], 10 + i, f"svc-{i}")
-        shown += table.files(service, lambda s: {"f": s.name}) == {"f": f"svc-{i}"}
+        shown += table.files(service, lambda s, parts: {"f": s.name}) == {"f": f"svc-{i}"}
     assert shown == memo.PROBE + 5
     assert not table.on and not table._held and table.chars == 0
 
@@ -163,7 +187,7 @@ def test_budgets_taken_in_turn_hit_though_more_than_the_memo_holds(bases, sets) 
     table = memo.Memo("spec.yaml", max_chars=20 * 13_600)
     built: list[str] = []
 
-    def render(service: Service) -> dict[str, str]:
+    def render(service: Service, parts: Parts | None) -> dict[str, str]:
         built.append(service.name)
         return _big(service)
 
@@ -215,7 +239,7 @@ def test_every_spec_same_with_and_without_memo(path) -> None:
 
 def test_an_error_names_the_service_not_the_placeholder(bases) -> None:
     """A builder's error reaches the user with the service's own name."""
-    def failing(service: Service) -> dict[str, str]:
+    def failing(service: Service, parts: Parts | None) -> dict[str, str]:
         raise ValueError(f"{service.name}: cannot be built")
 
     with pytest.raises(ValueError, match=r"^orders: cannot be built$"):
