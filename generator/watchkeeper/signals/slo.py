@@ -762,25 +762,24 @@ def absent_scenario(service: Service) -> Scenario:
 
 
 def build(service: Service) -> list[Piece]:
-    if not slos_of(service):
+    """The alerts' group, the hourly means' group when an SLO has them, and the report's
+    group, which reads the other two."""
+    slos = slos_of(service)
+    if not slos:
         return []
     step = TEST_INTERVAL / time_scale(service)
-    piece = Piece(group=GROUP, test_step=step)
-    hourly = Piece(group=HOURLY_GROUP, needs=(GROUP,),
-                   interval=HOURLY_INTERVAL / time_scale(service))
-    report = Piece(group=REPORT_GROUP, test_step=step, needs=(GROUP, HOURLY_GROUP))
-    for slo in slos_of(service):
-        alerting, means, reported = recordings(service, slo)
-        piece.recordings.extend(alerting)
-        piece.alerts.extend(alerts(service, slo))
-        hourly.recordings.extend(means)
-        report.recordings.extend(reported)
-    piece.scenarios.extend(scenarios(service))
-    report.scenarios.extend(report_scenarios(service))
-    if not hourly.recordings:
-        report.needs = (GROUP,)
+    made = [recordings(service, slo) for slo in slos]
+    means = [r for _, hourly, _ in made for r in hourly]
+    piece = Piece(group=GROUP, recordings=[r for alerting, _, _ in made for r in alerting],
+                  alerts=[a for slo in slos for a in alerts(service, slo)],
+                  scenarios=scenarios(service), test_step=step)
+    report = Piece(group=REPORT_GROUP, recordings=[r for _, _, rep in made for r in rep],
+                   scenarios=report_scenarios(service), test_step=step,
+                   needs=(GROUP, HOURLY_GROUP) if means else (GROUP,))
+    if not means:
         return [piece, report]
-    return [piece, hourly, report]
+    return [piece, Piece(group=HOURLY_GROUP, recordings=means, needs=(GROUP,),
+                         interval=HOURLY_INTERVAL / time_scale(service)), report]
 
 
 # --- The report's test -----------------------------------------------------------------------
