@@ -625,7 +625,7 @@ def between_checks(states: dict[str, list[bool]], times: list[int], slos: list[S
         ticks = range(_tick_at(start, step), end, step)
         if state in seen or not ticks:
             continue
-        best = max(ticks, key=lambda t, a=start, b=end: min(t - a, b - 1 - t))
+        best = max(ticks, key=lambda t: min(t - start, end - 1 - t))
         if min(best - start, end - 1 - best) < CLEARANCE:
             continue
         discrete = discrete_firing(slos, profile, floor, best)
