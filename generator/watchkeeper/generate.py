@@ -423,7 +423,7 @@ def _collect(names: Iterable[str], parts: Iterable[tuple[str | None, dict[str, s
             reuse.built[name] = (key, part)
 
 
-def alert_files(spec: Spec, spec_name: str) -> Files:
+def alert_files(spec: Spec, spec_name: str) -> dict[str, str]:
     """`alerts/<service>.<section>.rules.yml` and `alerts/tests/<service>.<section>.test.yml`
     per rule group (see `service_alert_files`), and the Alertmanager routing, in memory."""
     return generate(spec, spec_name, ("alerts",))
