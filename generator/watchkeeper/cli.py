@@ -174,8 +174,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     def plan() -> tuple[ResultsCache | None, _Cached, _Cached]:
         cache = _open_cache(args) if not args.no_cache else None
-        return (cache, _Cached("check rules", rule_files, cache and cache.check_key, cache, args),
-                _Cached("test rules", test_files, cache and cache.test_key, cache, args))
+        return (cache,
+                _Cached("check rules", rule_files, cache.check_key if cache else None, cache, args),
+                _Cached("test rules", test_files, cache.test_key if cache else None, cache, args))
 
     # one pool for both: the checks run beside the tests' last batches, not before them
     if args.all:  # every file runs: promtool starts first, the keys to record meanwhile
