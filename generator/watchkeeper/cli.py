@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from watchkeeper import promtool
 from watchkeeper.results_cache import CacheError, ResultsCache
@@ -306,7 +306,7 @@ class _Parser(argparse.ArgumentParser):
             add(self)
         return super().parse_known_args(args, namespace)
 
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep its one-line style
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; keep its one-line style
         self.print_usage(sys.stderr)
         print(f"watchkeeper: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
