@@ -317,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action=_VersionAction)
     commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def spec_command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
+    def spec_command(name: str, help_text: str, handler) -> _Parser:
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("spec", help="spec file (.yaml, .yml or .jsonnet)")
         command.add_argument("--ext-str", action="append", default=[], metavar="KEY=VALUE",
