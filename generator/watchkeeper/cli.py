@@ -14,13 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from watchkeeper import promtool
 from watchkeeper.results_cache import CacheError, ResultsCache
 
 if TYPE_CHECKING:
-    from watchkeeper import shard, writers
+    from watchkeeper import load, shard, writers
 
 # Imported by the commands that use them, not here: the spec models (pydantic), grafanalib
 # and requests cost ~0.3 s of start-up that `watchkeeper test` and `check` never need;
@@ -411,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except _lazy_error("watchkeeper.load", "SpecError") as error:
-        for problem in error.problems:  # type: ignore[attr-defined]
+        for problem in cast("load.SpecError", error).problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except (UsageError, _lazy_error("watchkeeper.deploy", "DeployError"),
@@ -419,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"watchkeeper: {error}", file=sys.stderr)
         return EXIT_USAGE
     except _lazy_error("watchkeeper.writers", "OwnershipError") as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
+        for message in cast("writers.OwnershipError", error).problems:
+            print(f"error: {message}", file=sys.stderr)
         print("watchkeeper: nothing was changed", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:
