@@ -306,7 +306,7 @@ class Seen:
     def _group_view(self, section: str, members: Sequence[tuple[Any, Piece]]) -> Service:
         signals = {signal.name: signal for signal, _ in members}
         wanted = [self._parts.paths(signal) for signal in signals.values()]
-        paths = None if None in wanted else frozenset().union(*wanted)
+        paths = None if None in wanted else frozenset().union(*filter(None, wanted))
         return self.view(f"rule group {section!r} of signals {', '.join(signals)}", paths)
 
 
