@@ -10,7 +10,8 @@ Sections (all by default; pick with --only):
   test        `watchkeeper test --all` for --test-services, ratio to check rules; then one
               service's budget changes, the spec is regenerated and `watchkeeper test` (no
               --all) is timed again, ratio to the full run
-  test-rules  `make test-rules` on the example spec (cold: TEST_FLAGS=--all; and warm)
+  test-rules  `make test-rules` on the example spec: cold (TEST_FLAGS=--all) with nothing
+              changed, cold after touching the spec, and warm
 
 Usage: python bench/generate.py [--sizes 100 1000] [--test-services 100] [--repeat 3]
        python bench/generate.py --only generate --generator /tmp/before/generator \\
@@ -309,14 +310,16 @@ def bench_test(work: Path, size: int, repeat: int,
 
 
 def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> None:
-    """`make test-rules` cold and warm, in each generator's checkout (its Makefile and
-    example spec) with this venv, interleaved."""
+    """`make test-rules` in each generator's checkout (its Makefile and example spec) with
+    this venv, interleaved: cold (no results cache) with nothing changed since the last
+    run, cold right after the spec was touched (its time set to now: a Makefile that skips
+    an unneeded generate must run it then), and warm (cache as left)."""
     full_flag = "TEST_FLAGS=--all" if test_supports_all() else "TEST_FLAGS="
     print("\n## make test-rules on the example spec (spec/services.yaml)")
     trees = generators or [None]
-    cold: dict[int, list[float]] = {i: [] for i in range(len(trees))}
-    warm: dict[int, list[float]] = {i: [] for i in range(len(trees))}
-    cpu: dict[int, list[float]] = {i: [] for i in range(len(trees))}
+    kinds = ("cold", "touched", "warm")
+    wall = {(i, k): [] for i in range(len(trees)) for k in kinds}
+    cpu = {(i, k): [] for i in range(len(trees)) for k in kinds}
     print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     prefix = Path(sys.executable).parent.parent
     # `-o`: the venv counts as installed; another tree's `make setup` would otherwise
@@ -327,17 +330,23 @@ def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> 
         for index, generator in enumerate(trees):
             tree = generator.parent if generator else ROOT
             env = _env(generator)
-            wall, _, used = run_usage(["make", "-s", "test-rules", full_flag, *venv], cwd=tree,
-                                      env=env)
-            cold[index].append(wall)
-            cpu[index].append(used)
-            warm[index].append(run(["make", "-s", "test-rules", *venv], cwd=tree, env=env)[0])
+            for kind in kinds:
+                if kind == "touched":
+                    os.utime(tree / "spec" / "services.yaml")
+                flags = [] if kind == "warm" else [full_flag]
+                took, _, used = run_usage(["make", "-s", "test-rules", *flags, *venv],
+                                          cwd=tree, env=env)
+                wall[index, kind].append(took)
+                cpu[index, kind].append(used)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    names = {"cold": f"cold ({full_flag})", "touched": "cold, spec touched",
+             "warm": "warm (cache as left)"}
     for index, generator in enumerate(trees):
-        print(f"{_label(generator)}: cold ({full_flag}) {statistics.median(cold[index]):.2f} s "
-              f"(runs {', '.join(f'{t:.2f}' for t in cold[index])}), CPU "
-              f"{statistics.median(cpu[index]):.2f} s (user+sys, children included) | warm "
-              f"(cache as left by the previous run) {statistics.median(warm[index]):.2f} s")
+        print(f"{_label(generator)}: " + " | ".join(
+            f"{names[k]} {statistics.median(wall[index, k]):.2f} s, CPU "
+            f"{statistics.median(cpu[index, k]):.2f} s" for k in kinds)
+            + f" (cold runs {', '.join(f'{t:.2f}' for t in wall[index, 'cold'])}; CPU = "
+            "user+sys, children included)")
 
 
 def main() -> None:
