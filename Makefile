@@ -50,9 +50,10 @@ test-deps:
 ## the output (a file under alerts/ edited, added or removed; the manifest). A warm generate
 ## that finds nothing to do still costs ~0.3 CPU-s (imports, keying the build cache). A
 ## Jsonnet spec may import files make cannot see: regenerated every time. `make rules`
-## always runs. The stamp lives in the tree (.watchkeeper-cache/ is git-ignored).
+## always runs. The stamp lives in the tree (.watchkeeper-cache/ is git-ignored), one per spec
+## and venv.
 ## Without a manifest in alerts/ (never generated here, or removed) it always runs too.
-RULES_STAMP := .watchkeeper-cache/make-rules.$(subst /,_,$(SPEC)).stamp
+RULES_STAMP := .watchkeeper-cache/make-rules.$(subst /,_,$(SPEC)).$(subst /,_,$(VENV)).stamp
 ifneq ($(filter %.jsonnet %.libsonnet,$(SPEC)),)
 RULES_FRESH := rules
 else

@@ -36,7 +36,7 @@ def tree(tmp_path: Path) -> Path:
     for name in LAYOUT:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    stamp = tmp_path / ".watchkeeper-cache/make-rules.spec_services.yaml.stamp"
+    stamp = tmp_path / ".watchkeeper-cache/make-rules.spec_services.yaml..venv.stamp"
     stamp.parent.mkdir()
     stamp.write_text("")
     for path in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
@@ -78,10 +78,15 @@ def test_a_removed_output_file_regenerates(tree: Path) -> None:
 
 
 def test_without_manifest_or_stamp_regenerates(tree: Path) -> None:
-    (tree / ".watchkeeper-cache/make-rules.spec_services.yaml.stamp").unlink()
+    (tree / ".watchkeeper-cache/make-rules.spec_services.yaml..venv.stamp").unlink()
     assert regenerates(tree)
     shutil.rmtree(tree / "alerts")
     assert regenerates(tree)
+
+
+def test_another_venv_has_its_own_stamp(tree: Path) -> None:
+    shutil.copytree(tree / ".venv", tree / "other")
+    assert regenerates(tree, "VENV=other")
 
 
 def test_a_jsonnet_spec_always_regenerates(tree: Path) -> None:
