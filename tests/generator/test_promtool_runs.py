@@ -307,3 +307,76 @@ def test_a_blank_line_inside_a_generated_text_survives_the_cut(tmp_path):
         _as_data(promtool._parsed_pieces(text, base))
     result = promtool.test_rules([big], jobs=2)
     assert result.ok, result.output
+
+
+def session_promtool(folder: Path, log: Path, sleep: float = 0) -> Path:
+    """A promtool that notes its pid and session, then (optionally) sleeps before running
+    the real one."""
+    folder.mkdir()
+    wrapper = folder / "promtool"
+    wrapper.write_text(f"#!{sys.executable}\nimport os, sys, time\n"
+                       f"open({str(log)!r}, 'a').write(f'{{os.getpid()}} {{os.getsid(0)}}\\n')\n"
+                       f"time.sleep({sleep})\n"
+                       f"os.execv({promtool.find_promtool()!r}, ['promtool', *sys.argv[1:]])\n")
+    wrapper.chmod(0o755)
+    return folder
+
+
+def _started(log: Path) -> list[tuple[int, int]]:
+    return [tuple(map(int, line.split())) for line in log.read_text().splitlines()] \
+        if log.exists() else []
+
+
+def test_parallel_batches_run_in_sessions_of_their_own(out, tmp_path, monkeypatch):
+    """Batches side by side each get a session (the kernel's per-session share of the
+    cores); a single batch stays in ours (Ctrl-C reaches it as before)."""
+    log = tmp_path / "sessions.log"
+    bin_dir = session_promtool(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    rules = sorted((out / "alerts").glob("*.rules.yml"))
+    tests = sorted((out / "alerts" / "tests").glob("*.test.yml"))
+    checked, tested = promtool.check_and_test(rules, tests, jobs=2)
+    assert checked.ok and tested.ok
+    started = _started(log)
+    assert len(started) >= 2 and all(pid == sid for pid, sid in started)
+    log.unlink()
+    assert promtool.check_and_test(rules, tests, jobs=1)[1].ok
+    assert {sid for _, sid in _started(log)} == {os.getsid(0)}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").exists() and \
+        Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+@pytest.mark.parametrize("flags", [["--all"], []])
+def test_ctrl_c_kills_the_batches_in_their_own_sessions(out, tmp_path, flags):
+    """The terminal's Ctrl-C (SIGINT to watchkeeper's process group) no longer reaches
+    batches in sessions of their own: watchkeeper kills them and exits at once, with or
+    without --all (the batches then run from a background thread)."""
+    import signal
+    import time
+
+    log = tmp_path / "sessions.log"
+    bin_dir = session_promtool(tmp_path / "bin", log, sleep=60)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    wk = Path(sys.executable).with_name("watchkeeper")
+    process = subprocess.Popen([str(wk), "test", str(out), "--jobs", "2", "--no-cache", *flags],
+                               env=env, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(_started(log)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_started(log)) >= 2
+    start = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    process.communicate(timeout=20)
+    assert time.monotonic() - start < 10
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid, _ in _started(log)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid, _ in _started(log))
