@@ -340,19 +340,23 @@ def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path |
 def split_big(files: Sequence[Path | str], jobs: int, cwd: Path | None,
               folder: Path) -> tuple[dict[str, list[str]], dict[str, float]]:
     """Each test file → the files to run for it: itself, or, when it is more than a
-    process' fair share of the bytes (of `jobs`) and holds several groups, up to `jobs`
-    part files in `folder`; and a weight per part (its share of the file's bytes, by
-    estimated work)."""
+    process' fair share of the estimated work (`estimated_ms`, of `jobs`) and holds several
+    groups, up to `jobs` part files in `folder`; and a weight (estimated work) per file
+    run, so the batches balance by work rather than bytes (the SLO file of the example is
+    a quarter of the bytes and half the work)."""
     root = Path(cwd or ".")
-    sizes = {str(f): _size(root / f) for f in files}
-    share = sum(sizes.values()) / jobs
+    known: dict[Path, int] = {}
+    costs = {str(f): estimated_ms(root / f, known) for f in files}
+    share = sum(costs.values()) / jobs
     parts: dict[str, list[str]] = {}
     weights: dict[str, float] = {}
-    for index, (name, size) in enumerate(sizes.items()):
-        split = _split(root / name, jobs, folder / str(index)) if size > share else None
+    for index, (name, cost) in enumerate(costs.items()):
+        split = _split(root / name, jobs, folder / str(index)) if cost > share else None
         parts[name] = [part for part, _ in split] if split else [name]
-        total = sum(cost for _, cost in split or ())
-        weights.update((part, max(1.0, size * cost / total)) for part, cost in split or ())
+        total = sum(work for _, work in split or ())
+        weights.update((part, max(1.0, cost * work / total)) for part, work in split or ())
+        if not split:
+            weights[name] = max(1.0, cost)
     return parts, weights
 
 
@@ -360,6 +364,71 @@ def _cost(check_times: list[float], interval: float) -> float:
     """Estimated work of one test group: its evaluation steps, plus opening its storage
     and loading the rules (worth about ten steps)."""
     return 10 + max(check_times, default=0) / interval
+
+
+# promtool's CPU for a test file, fitted on the example's 18 test files each run alone
+# (docs/benchmarks.md, rule tests eighth pass): a few ms per file and per group (a fresh
+# TSDB), and per KB of the listed rule files 0.6 ms per group (loading them) and 0.2 ms
+# per evaluation step; the test file's own size costs nothing measurable.
+_FILE_MS, _GROUP_MS, _LOAD_MS_PER_KB, _STEP_MS_PER_KB = 5.0, 5.0, 0.6, 0.2
+_FOREIGN_MS_PER_KB = 5.0  # a file not cut as text: by its size (~ the example's mean)
+# a group's start (`- ` at column 0 under `tests:`) or one of its check times, in one pass
+_GROUP_OR_CHECK = re.compile(rb"^(?:- |\s+(?:- )?eval_time: *'?([0-9a-z.]+)'? *$)",
+                             re.MULTILINE)
+
+
+def estimated_ms(test_file: Path, sizes: dict[Path, int] | None = None) -> float:
+    """Estimated CPU milliseconds of `promtool test rules test_file`, read with one regular
+    expression pass (it runs on every test file before promtool starts); `sizes` keeps
+    the rule files' sizes across calls (many test files list the same ones)."""
+    try:
+        text = test_file.read_bytes()
+    except OSError:
+        return _FILE_MS
+    tests = text.find(b"\ntests:\n")
+    head = None
+    if text.startswith(_GENERATED.encode()) and tests >= 0:
+        head = _cut_head(text[:tests + 1].decode("utf-8", "replace"))
+    if head is None:
+        return _FILE_MS + _FOREIGN_MS_PER_KB * len(text) / 1000
+    rule_files, interval = head
+    sizes = {} if sizes is None else sizes
+    rules_kb = 0.0
+    for name in rule_files:
+        path = test_file.parent / name
+        if path not in sizes:
+            sizes[path] = _size(path)
+        rules_kb += sizes[path] / 1000
+    lasts: list[float] = []  # each group's last check time (s)
+    for match in _GROUP_OR_CHECK.finditer(text, tests + len(b"\ntests:\n")):
+        if match[1] is None:
+            lasts.append(0.0)
+        elif lasts:
+            lasts[-1] = max(lasts[-1], _seconds(match[1].decode()))
+    return _FILE_MS + sum(_GROUP_MS + rules_kb * (_LOAD_MS_PER_KB
+                                                  + _STEP_MS_PER_KB * (1 + last / interval))
+                          for last in lasts)
+
+
+def _cut_head(head: str) -> tuple[list[str], float] | None:
+    """The rule files and evaluation interval of a generated test file's lines before
+    `tests:`; None when they are not laid out as watchkeeper writes them."""
+    rule_files: list[str] = []
+    interval = 60.0
+    key = None
+    for line in head.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        if line.startswith("- "):
+            if key == "rule_files":
+                rule_files.append(line[2:].strip())
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            return None
+        if key == "evaluation_interval":
+            interval = _seconds(value.strip()) or 60.0
+    return rule_files, interval
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
