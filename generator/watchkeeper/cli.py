@@ -180,16 +180,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     # one pool for both: the checks run beside the tests' last batches, not before them
     if args.all:  # every file runs: promtool starts first, the keys to record meanwhile
-        children = promtool.Children()  # batches in sessions of their own: killed here
         with ThreadPoolExecutor(1) as background:
             running = background.submit(promtool.check_and_test, rule_files, test_files,
-                                        jobs=args.jobs, children=children)
-            try:
-                cache, checks, tests = plan()
-                checked, tested = running.result()
-            except BaseException:
-                children.kill()
-                raise
+                                        jobs=args.jobs)
+            cache, checks, tests = plan()
+            checked, tested = running.result()
     else:
         cache, checks, tests = plan()
         checked, tested = promtool.check_and_test(checks.to_run, tests.to_run, jobs=args.jobs)

@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -106,73 +105,13 @@ def go_env(env: dict[str, str] | None, parallel: bool) -> dict[str, str]:
     return {**{k: v for k, v in tuning.items() if k not in base}, **base}
 
 
-class Interrupted(RuntimeError):
-    """The run was stopped (`Children.kill`) before this batch started."""
-
-
-class Children:
-    """The promtool processes of one parallel run, each started in a session of its own.
-
-    Linux shares CPU time between sessions before threads when autogroup scheduling is on
-    (the default of most distributions, and this machine's): every busy session gets an
-    equal share of the cores however many processes it runs, so promtool batches started
-    in the user's session share that session's one share and run no faster than a single
-    process next to other sessions' work (measured: two side by side 3.8-4.4 s each, each
-    in its own session 2.4-2.6 s, the same CPU; docs/benchmarks.md, rule tests eighth
-    pass). A batch in a session of its own gets its own share, as `--jobs` means.
-
-    The terminal's Ctrl-C no longer reaches such a batch, so whoever waits on the run
-    calls `kill` when it is interrupted: the batches still going are killed and none
-    starts after."""
-
-    def __init__(self) -> None:
-        self._live: set[subprocess.Popen[str]] = set()
-        self._lock = threading.Lock()
-        self._stopped = False
-
-    def start(self, argv: list[str], cwd: Path | None,
-              env: dict[str, str] | None) -> subprocess.Popen[str]:
-        with self._lock:
-            if self._stopped:
-                raise Interrupted("promtool run interrupted")
-            process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True,
-                                       start_new_session=True)
-            self._live.add(process)
-            return process
-
-    def done(self, process: subprocess.Popen[str]) -> None:
-        with self._lock:
-            self._live.discard(process)
-
-    def kill(self) -> None:
-        """Kill every batch still running (`Popen.kill` skips one already reaped, so no
-        reused process id is hit) and start no other."""
-        with self._lock:
-            self._stopped = True
-            live = list(self._live)
-        for process in live:
-            process.kill()
-
-
 def run(args: Sequence[str], cwd: Path | None = None,
-        env: dict[str, str] | None = None, children: Children | None = None) -> Result:
-    """promtool with `args`, in this session, or in one of its own under `children`."""
-    argv = [find_promtool(), *args]
-    if children is None:
-        process = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False,
-                                 env=env)
-        stdout, stderr, code = process.stdout, process.stderr, process.returncode
-    else:
-        started = children.start(argv, cwd, env)
-        try:
-            stdout, stderr = started.communicate()
-        finally:
-            children.done(started)
-        code = started.returncode
-    output = stdout + stderr
+        env: dict[str, str] | None = None) -> Result:
+    process = subprocess.run([find_promtool(), *args], cwd=cwd, capture_output=True,
+                             text=True, check=False, env=env)
+    output = process.stdout + process.stderr
     files = parse(output)
-    ok = code == 0 and all(f.ok for f in files)
+    ok = process.returncode == 0 and all(f.ok for f in files)
     return Result(ok, files, output)
 
 
@@ -235,17 +174,15 @@ class Run:
     batch_bytes: int | None = None
 
 
-def run_together(runs: Sequence[Run], jobs: int | None = None, cwd: Path | None = None,
-                 children: Children | None = None) -> list[Result]:
+def run_together(runs: Sequence[Run], jobs: int | None = None,
+                 cwd: Path | None = None) -> list[Result]:
     """Every run's batches in one pool of `jobs` processes (default: `default_jobs`): the
     biggest batches of the first run first, the next runs' after them, so no run waits for
     another to finish and the last to finish are small. One merged Result per run, its
     files in the order given.
 
     promtool checks and tests one file at a time on one core; batches keep its start-up
-    cost small, and the report of each batch is still parsed per file. Batches run side
-    by side start in sessions of their own (`Children`; pass one to kill them from
-    another thread, as `watchkeeper test --all` does); an interrupt here kills them."""
+    cost small, and the report of each batch is still parsed per file."""
     jobs = jobs or default_jobs()
     plans = [_plan(each, jobs, cwd) for each in runs]
     tasks = [(index, part) for index, parts in enumerate(plans) for part in parts]
@@ -255,15 +192,9 @@ def run_together(runs: Sequence[Run], jobs: int | None = None, cwd: Path | None 
         if len(tasks) <= 1 or jobs == 1:
             outcomes = [run([*runs[i].args, *part], cwd, env) for i, part in tasks]
         else:
-            group = children or Children()
             with ThreadPoolExecutor(jobs) as pool:
-                try:
-                    outcomes = list(pool.map(
-                        lambda task: run([*runs[task[0]].args, *task[1]], cwd, env, group),
-                        tasks))
-                except BaseException:
-                    group.kill()
-                    raise
+                outcomes = list(pool.map(lambda task: run([*runs[task[0]].args, *task[1]],
+                                                          cwd, env), tasks))
     for (index, _), outcome in zip(tasks, outcomes, strict=True):
         results[index].append(outcome)
     return [_merge(done, each.files) for done, each in zip(results, runs, strict=True)]
@@ -318,22 +249,20 @@ def test_rules(files: Sequence[Path | str], cwd: Path | None = None,
 
 
 def check_and_test(rule_files: Sequence[Path | str], test_files: Sequence[Path | str],
-                   cwd: Path | None = None, jobs: int | None = None,
-                   children: Children | None = None) -> tuple[Result, Result]:
+                   cwd: Path | None = None, jobs: int | None = None) -> tuple[Result, Result]:
     """`check_rules(rule_files)` and `test_rules(test_files)` in one pool of processes:
     the checks (small) fill the cores as the tests' last batches finish, rather than
     running on their own before them (`watchkeeper test` runs both)."""
     jobs = jobs or default_jobs()
     check = replace(CHECK, files=rule_files)
     if jobs < 2 or not test_files:
-        return tuple(run_together([check, Run(["test", "rules"], test_files)], jobs, cwd,
-                                  children))
+        return tuple(run_together([check, Run(["test", "rules"], test_files)], jobs, cwd))
     with tempfile.TemporaryDirectory(prefix="watchkeeper-parts-",
                                      dir=RAM_TMP if RAM_TMP.is_dir() else None) as folder:
         parts, weights = split_big(test_files, jobs, cwd, Path(folder))
         tested, checked = run_together(
             [Run(["test", "rules"], [p for ps in parts.values() for p in ps], weights), check],
-            jobs, cwd, children)
+            jobs, cwd)
     return checked, rejoin(tested, parts)
 
 
