@@ -185,7 +185,7 @@ def test_time_scaled_slo_divides_every_window_keeps_factors_and_its_tests_pass(t
     assert {r["for"] for r in rules if r.get("labels", {}).get("burn_tier") == "page-6h"} \
         == {"3s", "5s"}
     tests = yaml.safe_load((alerts / "tests" / "shop.slo.test.yml").read_text())
-    assert tests["evaluation_interval"] == "10s" and tests["tests"][0]["interval"] == "1s"
+    assert tests["evaluation_interval"] == "15s" and tests["tests"][0]["interval"] == "1s"
     result = promtool.test_rules([alerts / "tests" / "shop.slo.test.yml",
                                   alerts / "tests" / "shop.slo-report.test.yml"])
     assert result.ok, result.output

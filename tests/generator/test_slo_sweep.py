@@ -74,16 +74,21 @@ def test_swept_specs_left_out_are_refused(tmp_path, window, objective, fors):
 
 
 def test_first_evaluation_counts_availability_zero_bad_rate(tmp_path):
-    """7d at 90% (budget 10%), 1000x from 1h: availability's bad rate is `... or vector(0)`,
-    so the evaluation at 0 records a bad rate of 0 but no total rate. At 1h10m the 6h window
-    then holds 8 bad rates (0 at 0, 0 at 10m..1h, 100% at 1h10m) over 7 total rates: 1/8 =
-    0.125, below page-6h's 1.4 x 10% = 0.14 (counting 7 it was 1/7 = 0.143, above); at 1h20m
-    2/9 = 0.22 passes, and 5m later (the next step, 1h30m) it fires. The latency SLO (no rate
-    at 0) holds at 1h10m already (1/7 of 100% > 1.4 x 1%) and fires at 1h20m."""
-    slos, floor = reference(tmp_path, "7d", "90%", "default")
+    """9d at 90% (budget 10%; page-6h's factor 6 x 9/30 = 1.8, so 0.18), 1000x from 1h:
+    availability's bad rate is `... or vector(0)`, so the evaluation at 0 records a bad
+    rate of 0 but no total rate. At 1h15m (the 15m step's first after the burn starts) the
+    6h window then holds 6 bad rates (0 at 0, 0 at 15m..1h, 100% at 1h15m) over 5 total
+    rates: 1/6 = 0.167, below 0.18 (counting 5 it was 1/5 = 0.2, above); at 1h30m 2/7 =
+    0.29 passes, and its `for` (5m) later, at the next step, 1h45m, it fires. The latency
+    SLO (no rate at 0; 1% budget, so 0.018) holds at 1h15m already and fires at 1h30m.
+    (At the former 10m step 7d at 90% showed this, 1/8 against 1/7; at 15m both pass.)
+    The generated tests check that onset under promtool."""
+    slos, floor = reference(tmp_path, "9d", "90%", "default")
     fire = slo_signal._fire_ticks(slos, slo_signal.FIRST, floor)
-    assert fire["availability/page-6h"] == 90
-    assert fire["latency/page-6h"] == 80
+    assert fire["availability/page-6h"] == 105
+    assert fire["latency/page-6h"] == 90
+    (tmp_path / "promtool").mkdir()
+    check_generated_slo_tests(tmp_path / "promtool", "9d", "90%", "default")
 
 
 @pytest.mark.parametrize(("window", "objective", "fors"), SPECS)
