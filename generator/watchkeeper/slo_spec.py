@@ -65,6 +65,13 @@ class Tier:
                        default_for=self.default_for / time_scale)
 
 
+# Relative distance a burn keeps from every threshold: below it, float noise decides (a 500h
+# window at 90% puts page-1h at 10 x 0.09999999999999998 = 0.9999999999999998, yet promtool
+# reads (10 * 0.1) = 1, which an error ratio can never exceed). A tier whose threshold is
+# that close to an error ratio of 1 is refused; a scenario's burn that close to a factor is
+# moved off it (`signals.slo.profiles`).
+THRESHOLD_CLEARANCE = 1e-6
+
 TIERS: tuple[Tier, ...] = (
     Tier("page-1h", "critical", 3600.0, 300.0, 0.02, 120.0),
     Tier("page-6h", "critical", 6 * 3600.0, 1800.0, 0.05, 300.0),
@@ -294,7 +301,7 @@ class SloSpec(_Strict):
                     f"{units.prometheus_duration(self.window)}; lengthen the window or set "
                     f"alerting.tiers.{tier.name}: false")
             factor = tier.factor(self.window)
-            if factor * self.budget >= 1.0:
+            if factor * self.budget >= 1.0 - THRESHOLD_CLEARANCE:
                 raise ValueError(
                     f"objective {self.objective:.6g} leaves a budget of "
                     f"{self.budget:.6g}; tier {tier.name} would need an error ratio above "

@@ -8,11 +8,16 @@ the scenario could end without a single check proving its alerts fire.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import re
+
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from test_slo import needs_promtool
+from test_slo_sweep import check_generated_slo_tests
 from watchkeeper.signals import slo as slo_signal
-from watchkeeper.slo_spec import TIER_NAMES, TIERS, SloSpec
+from watchkeeper.slo_spec import THRESHOLD_CLEARANCE, TIER_NAMES, TIERS, SloSpec
 
 MARGIN = slo_signal.MARGIN
 STEP = slo_signal.STEP_MINUTES
@@ -45,6 +50,44 @@ def test_twenty_two_pages_firing_30_minutes_apart_are_all_checked_firing():
     assert last == 795 and all(s[last] for s in states.values())
 
 
+# --- Burns on a factor ----------------------------------------------------------------------
+
+
+def test_a_tier_needing_an_error_ratio_of_one_is_refused():
+    """The flake hypothesis drew: a 500h window at 90% with only page-1h. Its factor is 10,
+    and 10 × (1 - 0.9) is 0.9999999999999998, so the spec was accepted; the 20x burn (all
+    events bad, capped at 1 / budget = 10.000000000000002) then sat on the factor and the
+    model flapped with float noise ("changed state after its last burn settled"), while
+    promtool reads (10 * 0.1) = 1, which no error ratio exceeds: the tier can never fire."""
+    off = {name: False for name in TIER_NAMES if name != "page-1h"}
+    with pytest.raises(ValidationError, match=re.escape(
+            "page-1h would need an error ratio above 10 × 0.1 = 1, which can never happen")):
+        resolved({"name": "a", "objective": 0.9, "window": "500h",
+                  "indicator": "availability", "alerting": {"tiers": off}})
+
+
+def test_burns_on_a_factor_are_raised_off_it():
+    """40d: page-6h's factor is 0.05 × 40d / 6h = 8 and ticket-1d's 0.1 × 40 = 4, exactly
+    the 8x and 4x burns: on a factor, whether a mean exceeds it is float noise. Each moves
+    up by 1% and crosses it clearly; the others (20, 1000, 15, 2, 0.5 against 19.2, 8, 4,
+    4/3) stay as they are."""
+    burns = {p.name: [b for _, b in p.segments] for p in slo_signal.profiles(FORTY_DAYS, 10)}
+    assert burns["8x burn pages on the 6h window after 4.5h, never on the 1h one"] == [
+        0.0, pytest.approx(8.08, rel=1e-12)]
+    assert burns["4x burn opens tickets, never pages"] == [0.0, pytest.approx(4.04, rel=1e-12)]
+    assert burns["20x burn pages"] == [0.0, 20.0]
+    assert burns["2x burn opens a ticket on the 3d window only"] == [0.0, 2.0]
+    assert burns[f"{STEP}m blip at 15x stays quiet"] == [0.0, 15.0, 0.0]
+
+
+@pytest.mark.slow
+@needs_promtool
+def test_forty_day_window_tests_pass_under_promtool(tmp_path):
+    """The 40d SLOs (99.9% and the 99% latency one) with their burns raised off the factors:
+    the generated tests pass under promtool, every tier checked firing and quiet."""
+    check_generated_slo_tests(tmp_path, "40d", "99.9%", "default")
+
+
 # --- Every valid spec ------------------------------------------------------------------------
 
 SCALES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -63,7 +106,7 @@ def slo_sets(draw) -> list:
         tiers = {}
         for tier in (t.scaled(scale) for t in TIERS):
             on = (draw(st.booleans()) and tier.long < window
-                  and tier.factor(window) * (1 - objective) < 1)
+                  and tier.factor(window) * (1 - objective) < 1 - THRESHOLD_CLEARANCE)
             tiers[tier.name] = (
                 {"for": f"{draw(st.integers(0, 3 * 24 * 60))}m"} if draw(st.booleans())
                 else {}) if on else False
@@ -88,8 +131,13 @@ def settle_bound(profile: slo_signal.Profile, slos: list) -> int:
                         for slo in slos for tier, for_ in slo.tiers()), default=0)
 
 
+FORTY_DAYS = [resolved({"name": "a", "objective": "99.9%", "window": "40d",
+                        "indicator": "availability"}).reference()]
+
+
 @settings(max_examples=30)
 @given(slos=slo_sets(), floor=st.integers(1, 1000))
+@example(slos=FORTY_DAYS, floor=10)  # burns 8 and 4 on page-6h's and ticket-1d's factors
 def test_every_valid_spec_fits_each_burn_a_margin_past_its_last_change(slos, floor):
     for raw in slo_signal.profiles(slos, floor) if slos else []:
         profile, states = slo_signal.fitted(raw, slos, floor)

@@ -53,6 +53,7 @@ from watchkeeper.signals import common
 from watchkeeper.signals.base import Key, Signal
 from watchkeeper.slo_spec import (
     RAW_WINDOW,
+    THRESHOLD_CLEARANCE,
     TINY_RATE,
     SloSpec,
     Tier,
@@ -407,7 +408,7 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
     (every state the model reaches is then checked). The ticket tiers' 1d
     and 3d windows are never full (days of steps); their factors are checked.
     """
-    return [
+    return [_clear_of_factors(profile, slos) for profile in (
         FIRST,
         Profile("20x burn pages", ((60, 0.0), (80, 20.0))),
         Profile("8x burn pages on the 6h window after 4.5h, never on the 1h one",
@@ -421,7 +422,31 @@ def profiles(slos: list[Slo], floor: int) -> list[Profile]:
         Profile("no traffic stays quiet", ((90, 0.0),), traffic=0.0),
         Profile("too little traffic stays quiet", ((60, 0.0), (90, 1000.0)),
                 traffic=min_traffic(slos, floor)),
-    ]
+    )]
+
+
+def _clear_of_factors(profile: Profile, slos: list[Slo]) -> Profile:
+    """`profile` with every burn that sits on a tier's factor (within THRESHOLD_CLEARANCE)
+    raised by 1% until it is clear of every factor.
+
+    On a factor, whether a window's mean exceeds it is float noise, in the model and in
+    promtool alike (40d: page-6h's factor is 8, the 8x burn's; 500h at 90%: page-1h's
+    10 is 1 / budget, what a burn of all bad events reads): the model flapped and its
+    checks would be a coin toss. Raised, the burn crosses the factor clearly and the
+    scenario does what its name says (8x pages). A burn capped at all events bad can
+    rise no further; the spec keeps every factor clear of that (`SloSpec`)."""
+    def near(burn: float) -> bool:
+        shares = bad_shares(slos, burn)
+        return any(abs(shares[indicator_key(slo)] / slo.budget - tier.factor(slo.window))
+                   <= THRESHOLD_CLEARANCE * tier.factor(slo.window)
+                   for slo in slos for tier, _ in slo.tiers())
+
+    def clear(burn: float) -> float:
+        while burn > 0 and near(burn) and min(bad_shares(slos, burn).values()) < 1.0:
+            burn *= 1.01
+        return burn
+    return replace(profile, segments=tuple((length, clear(burn))
+                                           for length, burn in profile.segments))
 
 
 def fitted(profile: Profile, slos: list[Slo],
