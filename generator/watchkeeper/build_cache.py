@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import importlib
+import itertools
 import json
 import os
 import sys
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchkeeper.model import Service
-from watchkeeper.spill import SortedPairs, last_of_each
+from watchkeeper.spill import Shelf, SortedPairs, last_of_each
 from watchkeeper.writers import open_regular
 
 FORMAT = "watchkeeper generate record 2"  # 2: an entry a line (1: one line)
@@ -97,21 +99,38 @@ def _imported_files() -> str:
 
 class Built:
     """Service → (key, path → sha256) of what this run built, on disk as it comes (see
-    spill.py; in `folder`, the output's disk): it grows with the number of services."""
+    spill.py; in `folder`, the output's disk): it grows with the number of services.
+
+    Worker processes put their services' entries (`entry`) on a shelf given to `shelve`
+    (`generate` does: the `Written` one, one sorted run per task) instead: those never
+    pass through the main process, which merges them from disk when saving."""
 
     def __init__(self, folder: str | None = None) -> None:
         self._entries = SortedPairs(folder)
+        self._shelf: Shelf | None = None
 
     def __setitem__(self, name: str, entry: tuple[str, dict[str, str]]) -> None:
-        key, files = entry
-        self._entries.add(name, json.dumps({"key": key, "files": files}, separators=(",", ":")))
+        self._entries.add(name, entry_text(*entry))
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def shelve(self, shelf: Shelf) -> None:
+        """Read the entries put on `shelf` as runs of kind `ENTRIES` too."""
+        self._shelf = shelf
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(service, its record entry as JSON text) in name order."""
-        return last_of_each(self._entries)
+        if self._shelf is None:
+            return last_of_each(self._entries)
+        return last_of_each(heapq.merge(self._entries, self._shelf(ENTRIES),
+                                        key=lambda pair: pair[0]))
+
+
+# The kind of runs `Built` reads from its shelf.
+ENTRIES = "entries"
+
+
+def entry_text(key: str, files: Mapping[str, str]) -> str:
+    """A service's entry in the record (its key and files), as JSON text on one line."""
+    return json.dumps({"key": key, "files": files}, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -228,7 +247,11 @@ def _ours_by_name(path: Path) -> bool:
 def save(reuse: Reuse) -> None:
     """Record what this run built (after its files are in place); a record file that
     watchkeeper did not write is left alone."""
-    if not reuse.writable or not reuse.built:
+    if not reuse.writable:
+        return
+    entries = reuse.built.items()
+    first = next(entries, None)
+    if first is None:  # nothing built
         return
     path = _record_path(Path(reuse.root))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +261,7 @@ def save(reuse: Reuse) -> None:
     with temporary.open("wb") as handle:
         handle.write(_HEAD)
         separator = ""
-        for name, entry in reuse.built.items():
+        for name, entry in itertools.chain([first], entries):
             handle.write(f"{separator}{json.dumps(name)}:{entry}".encode())
             separator = ",\n"
         handle.write(b"\n}}\n")

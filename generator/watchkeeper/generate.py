@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar, overload
+from typing import Protocol, TypeVar, overload, runtime_checkable
 
 from watchkeeper import alertmanager, naming
-from watchkeeper.build_cache import Reuse
+from watchkeeper.build_cache import ENTRIES, Reuse, entry_text
 from watchkeeper.memo import Memo
 from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.parts import Parts
@@ -32,7 +32,8 @@ from watchkeeper.rule_tests import (
 )
 from watchkeeper.rules import build_groups, rule_file
 from watchkeeper.signals.common import test_step
-from watchkeeper.writers import HEADER
+from watchkeeper.spill import Shelf
+from watchkeeper.writers import FILES, HEADER
 
 T = TypeVar("T")
 
@@ -247,11 +248,28 @@ def _worker_start(job: Job, services: Sequence[Service]) -> None:
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _run_range(bounds: tuple[int, int]) -> list[tuple[str | None, dict[str, str]]]:
-    """The job of services[start:stop], in a worker."""
+# What a task sends back: each service's (key, files), or, when they went on a shelf, how
+# many services it did.
+Done = list[tuple[str | None, dict[str, str]]] | int
+
+
+def _run_range(bounds: tuple[int, int], shelf: Shelf | None = None) -> Done:
+    """The job of services[start:stop], in a worker. With `shelf`, the services' files
+    (path → sha256) and build-record entries go there, a run of each per task numbered by
+    its first service, and only their count goes back: the main process then holds none
+    of what its workers did, at any number of services (see `generate`)."""
     assert _INHERITED is not None, "runs in a worker started by _worker_start"
     job, services = _INHERITED
-    return [job(service) for service in services[bounds[0]:bounds[1]]]
+    chunk = services[bounds[0]:bounds[1]]
+    done = [job(service) for service in chunk]
+    if shelf is None:
+        return done
+    shelf.put(FILES, bounds[0], (pair for _, files in done for pair in files.items()))
+    entries = [(service.name, entry_text(key, files))
+               for service, (key, files) in zip(chunk, done, strict=True) if key is not None]
+    if entries:
+        shelf.put(ENTRIES, bounds[0], entries)
+    return len(done)
 
 
 def _ranges(count: int, workers: int) -> list[tuple[int, int]]:
@@ -281,6 +299,16 @@ class Into(Protocol):
     which keeps it on disk)."""
 
     def update(self, files: dict[str, str], /) -> None: ...
+
+
+@runtime_checkable
+class Shelved(Protocol):
+    """An `Into` whose worker processes' files are put on a shelf (`writers.Written`):
+    runs of (path, sha256) of kind `writers.FILES`, merged when it is read."""
+
+    def update(self, files: dict[str, str], /) -> None: ...
+
+    def shelf(self) -> Shelf: ...
 
 
 IntoT = TypeVar("IntoT", bound=Into)
@@ -329,13 +357,18 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         _collect(names, map(job, spec.services), result, reuse)
         return result
-    with _Recycled(job, spec.services, workers) as parts:
+    # workers put their services' digests and record entries on a shelf when `result`
+    # keeps one: nothing of them is sent here
+    shelf = result.shelf() if sink is not None and isinstance(result, Shelved) else None
+    if shelf is not None and reuse is not None:
+        reuse.built.shelve(shelf)
+    with _Recycled(job, spec.services, workers, shelf) as parts:
         # The files drawn from every service are built here while the workers render the
         # services (they need only the names: stored services are not read back here).
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
         # merged as they come: no list of every service's part
-        _collect(names, (part for chunk in parts for part in chunk), result, reuse)
+        _collect(names, parts, result, reuse)
     return result
 
 
@@ -353,23 +386,27 @@ class _Recycled:
     forked once the last one's workers have exited: forking while another pool's threads
     run risks a child inheriting a held lock). The first pool starts on entering."""
 
-    def __init__(self, job: Job, services: Sequence[Service], workers: int) -> None:
+    def __init__(self, job: Job, services: Sequence[Service], workers: int,
+                 shelf: Shelf | None = None) -> None:
         self._initargs = (job, services)
+        self._shelf = shelf  # where tasks put what they did (see `_run_range`)
         self._workers = workers
         count = len(services)
         self._slices = deque((start, min(count, start + SERVICES_PER_POOL))
                              for start in range(0, count, SERVICES_PER_POOL))
         self._pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+    def __enter__(self) -> Iterator[Part]:
         return self._results(self._start())
 
     def __exit__(self, kind: object, *_: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=kind is not None)
             self._pool = None
+        if kind is not None and self._shelf is not None:
+            self._shelf.close()  # a failed run commits nothing: what its tasks put goes now
 
-    def _start(self) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+    def _start(self) -> Iterator[Done]:
         """A new pool for the next slice of services, its first tasks submitted."""
         start, stop = self._slices.popleft()
         self._pool = ProcessPoolExecutor(
@@ -377,12 +414,17 @@ class _Recycled:
             initializer=_worker_start, initargs=self._initargs)
         ranges = [(start + low, start + high)
                   for low, high in _ranges(stop - start, self._workers)]
-        return _in_order(self._pool, ranges, self._workers * TASKS_AHEAD)
+        return _in_order(self._pool, ranges, self._workers * TASKS_AHEAD, self._shelf)
 
-    def _results(self, parts: Iterator[list[tuple[str | None, dict[str, str]]]],
-                 ) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+    def _results(self, parts: Iterator[Done]) -> Iterator[Part]:
+        """Each service's (key, files), or how many services a task put on the shelf, in
+        order, pool after pool."""
         while True:
-            yield from parts
+            for done in parts:
+                if isinstance(done, int):
+                    yield done
+                else:
+                    yield from done
             assert self._pool is not None
             self._pool.shutdown()
             self._pool = None
@@ -398,29 +440,46 @@ TASKS_AHEAD = 4
 
 
 def _in_order(pool: ProcessPoolExecutor, ranges: Sequence[tuple[int, int]],
-              ahead: int) -> Iterator[list[tuple[str | None, dict[str, str]]]]:
-    """`_run_range` of each range, in order, with at most `ahead` tasks in the pool at a
-    time; the first ones are submitted at once (so the workers start before the caller
-    takes the first result)."""
+              ahead: int, shelf: Shelf | None = None) -> Iterator[Done]:
+    """`_run_range` of each range (with `shelf`), in order, with at most `ahead` tasks in
+    the pool at a time; the first ones are submitted at once (so the workers start before
+    the caller takes the first result)."""
     tasks = iter(ranges)
-    pending = deque(pool.submit(_run_range, bounds) for bounds in itertools.islice(tasks, ahead))
+    pending = deque(pool.submit(_run_range, bounds, shelf)
+                    for bounds in itertools.islice(tasks, ahead))
 
-    def results() -> Iterator[list[tuple[str | None, dict[str, str]]]]:
+    def results() -> Iterator[Done]:
         while pending:
             done = pending.popleft().result()
             for bounds in itertools.islice(tasks, 1):
-                pending.append(pool.submit(_run_range, bounds))
+                pending.append(pool.submit(_run_range, bounds, shelf))
             yield done
 
     return results()
 
 
-def _collect(names: Iterable[str], parts: Iterable[tuple[str | None, dict[str, str]]],
-             result: Into, reuse: Reuse | None) -> None:
-    for name, (key, part) in zip(names, parts, strict=True):
-        result.update(part)
+# What the parent collects per service: its (key, files), or a number of services whose
+# files and record entries a worker put on the shelf (see `_run_range`).
+Part = tuple[str | None, dict[str, str]] | int
+
+
+def _collect(names: Sequence[str], parts: Iterable[Part], result: Into,
+             reuse: Reuse | None) -> None:
+    """Each service's files into `result` and its record entry into `reuse.built`, in
+    spec order (`names`); a number stands for that many services whose workers put both
+    on the shelf. Every service exactly once."""
+    done = 0
+    for part in parts:
+        if isinstance(part, int):
+            done += part
+            continue
+        key, files = part
+        result.update(files)
         if reuse is not None and key is not None:
-            reuse.built[name] = (key, part)
+            reuse.built[names[done]] = (key, files)
+        done += 1
+    if done != len(names):
+        raise RuntimeError(f"generated {done} of {len(names)} services")
 
 
 def alert_files(spec: Spec, spec_name: str) -> dict[str, str]:

@@ -10,7 +10,9 @@ import heapq
 import itertools
 import os
 import pickle
+import shutil
 import tempfile
+import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -61,14 +63,7 @@ class Run:
             assert self._pairs is not None
             yield from self._pairs
             return
-        fd, offset, rest = self._file.fileno(), 0, b""
-        while chunk := os.pread(fd, _CHUNK, offset):
-            offset += len(chunk)
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                key, _, value = line.decode().partition(_SEPARATOR)
-                yield key, value
+        yield from _read_pairs(self._file.fileno(), _CHUNK)
 
     def close(self) -> None:
         if self._file is not None:
@@ -122,6 +117,102 @@ class SortedPairs:
         for run in self._runs:
             run.close()
         self._runs = []
+
+
+class Shelf:
+    """Sorted runs of pairs put by several processes (generate's worker processes, one run
+    per task), each a named file in a folder of its own, read back merged in key order;
+    pairs with equal keys come in the order of the runs' numbers, then as put. The process
+    that puts a run keeps nothing of it: what a run's pairs cost the process that reads
+    them is the merge's, the same for any number of runs.
+
+    The folder is made in `folder` (the output's disk: several runs are written at once);
+    `close` removes it, and so does the end of the object that made it (a copy sent to
+    another process only puts runs there)."""
+
+    def __init__(self, folder: Folder = None, prefix: str = ".watchkeeper-shelf.") -> None:
+        self.path = tempfile.mkdtemp(prefix=prefix, dir=folder)
+        self._remove: weakref.finalize | None = weakref.finalize(
+            self, shutil.rmtree, self.path, ignore_errors=True)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"path": self.path}  # a copy in another process removes nothing
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.path, self._remove = state["path"], None
+
+    def put(self, kind: str, number: int, pairs: Iterable[tuple[str, str]]) -> None:
+        """Run `number` of `kind`: `pairs` sorted by key (stably) and written at once. A
+        number is put once per kind."""
+        data = b"".join(_line(key, value) for key, value in sorted(pairs, key=_key))
+        fd = os.open(self._run(kind, number), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view, written = memoryview(data), 0
+            while written < len(data):
+                written += os.write(fd, view[written:])
+        finally:
+            os.close(fd)
+
+    def _run(self, kind: str, number: int) -> str:
+        if not kind.isidentifier():
+            raise ValueError(f"not a run kind: {kind!r}")
+        return os.path.join(self.path, f"{kind}.{number:012d}")
+
+    def __call__(self, kind: str) -> Iterator[tuple[str, str]]:
+        """Every pair put under `kind`, in key order (see the class). Runs are merged
+        `SHELF_FAN_IN` at a time, a group into one `Run` on disk, until one merge is left,
+        which is read as it goes: open files and read buffers stay as few at any size."""
+        prefix = f"{kind}."
+        with os.scandir(self.path) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.startswith(prefix))
+        streams: list[Iterable[tuple[str, str]]] = [
+            _named_run(os.path.join(self.path, name)) for name in names]
+        made: list[Run] = []
+        try:
+            while len(streams) > SHELF_FAN_IN:  # groups of consecutive runs: order kept
+                merged = [Run(heapq.merge(*streams[at:at + SHELF_FAN_IN], key=_key),
+                              os.path.dirname(self.path))
+                          for at in range(0, len(streams), SHELF_FAN_IN)]
+                for run in made:
+                    run.close()
+                made = streams = merged  # type: ignore[assignment]
+            yield from heapq.merge(*streams, key=_key)
+        finally:
+            for run in made:
+                run.close()
+
+    def close(self) -> None:
+        """Remove the folder and every run in it (in the process that made it)."""
+        if self._remove is not None:
+            self._remove()
+
+
+# Runs of a `Shelf` merged at once, and the bytes read at once from each (runs are small:
+# a task's pairs, ~70 KB for 50 services' files).
+SHELF_FAN_IN = 64
+_SHELF_CHUNK = 1 << 12
+
+
+def _named_run(path: str) -> Iterator[tuple[str, str]]:
+    """The pairs of a run written by `Shelf.put`, opened when first read."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield from _read_pairs(fd, _SHELF_CHUNK)
+    finally:
+        os.close(fd)
+
+
+def _read_pairs(fd: int, size: int) -> Iterator[tuple[str, str]]:
+    """The pairs of a file of `_line`s, read `size` bytes at a time at offsets of its
+    own (pread: no shared file position)."""
+    offset, rest = 0, b""
+    while chunk := os.pread(fd, size, offset):
+        offset += len(chunk)
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            key, _, value = line.decode().partition(_SEPARATOR)
+            yield key, value
 
 
 class Records:

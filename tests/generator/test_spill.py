@@ -224,11 +224,11 @@ def test_workers_read_their_services_from_disk_and_write_what_memory_writes(tmp_
 _NOTING: dict = {}
 
 
-def _noting_pid(bounds: tuple[int, int]) -> list:
+def _noting_pid(bounds: tuple[int, int], *rest: object) -> list | int:
     """`generate._run_range`, noting the worker process that ran it."""
     with _NOTING["file"].open("a") as notes:
         notes.write(f"{os.getpid()} {bounds[0]} {bounds[1]}\n")
-    return _NOTING["run"](bounds)
+    return _NOTING["run"](bounds, *rest)
 
 
 def test_workers_are_replaced_by_fresh_forks_every_slice_of_services(tmp_path, monkeypatch):
