@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_build_cache import run
 from test_ownership import FOREIGN, SPEC, assert_staged_generation_writes, plant_foreign, snapshot
-from watchkeeper import cli, spill, writers
+from watchkeeper import cli, memo, spill, writers
 from watchkeeper.load import load_spec
 
 KEYS = st.text(alphabet="ab/.-1", min_size=0, max_size=4)
@@ -259,3 +259,145 @@ def test_workers_are_replaced_by_fresh_forks_every_slice_of_services(tmp_path, m
     assert all(len(seen) == 1 for seen in slices.values()), slices
     assert {s for seen in slices.values() for s in seen} == {0, 1, 2, 3}
     assert os.getpid() not in slices
+
+
+def test_shelf_runs_read_back_merged_in_key_order_runs_in_number_order(tmp_path, monkeypatch):
+    """spill.Shelf: runs put in any order by copies sent to other processes (pickled: the
+    path only) read back as one stream in key order, equal keys in the order of the runs'
+    numbers, then as put; merged a few at a time (SHELF_FAN_IN 2: several levels of
+    merges on disk). The copies remove nothing; the shelf's maker removes its folder when
+    closed, or when it goes."""
+    import pickle
+
+    monkeypatch.setattr(spill, "SHELF_FAN_IN", 2)
+    shelf = spill.Shelf(tmp_path)
+    runs = {number: [(f"k{(number * 7 + i) % 5}", f"{number}.{i}") for i in range(4)]
+            for number in (30, 2, 11, 7, 400, 0)}
+    for number, pairs in runs.items():  # numbers out of order, each from its own copy
+        copy_of = pickle.loads(pickle.dumps(shelf))
+        copy_of.put("files", number, pairs)
+        copy_of.close()  # a copy removes nothing
+    shelf.put("entries", 3, [("z", "other kind")])
+    expected = sorted((pair for number in sorted(runs) for pair in runs[number]),
+                      key=lambda pair: pair[0])  # stable: run number, then as put
+    assert list(shelf("files")) == expected == list(shelf("files"))  # read as often
+    assert list(shelf("entries")) == [("z", "other kind")] and list(shelf("none")) == []
+    with pytest.raises(FileExistsError):
+        shelf.put("files", 2, [])  # a run is put once
+    with pytest.raises(ValueError, match="NUL or a line break"):
+        shelf.put("files", 5, [("a\nb", "x")])
+    folder = Path(shelf.path)
+    assert folder.parent == tmp_path and folder.is_dir()
+    shelf.close()
+    assert not folder.exists()
+    dropped = spill.Shelf(tmp_path)
+    folder = Path(dropped.path)
+    del dropped
+    assert not folder.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_written_reads_the_shelf_after_its_own_pairs():
+    """What the parent gave `Written` (the shared files) and what workers put on its shelf
+    read as one map in path order; a path in both keeps the shelf's digest (given later,
+    as the dict this replaces kept)."""
+    written = writers.Written(None, {"alerts/b.yml": "1" * 64, "alerts/d.yml": "2" * 64})
+    shelf = written.shelf()
+    assert written.shelf() is shelf
+    shelf.put(writers.FILES, 0, [("alerts/c.yml", "3" * 64), ("alerts/b.yml", "4" * 64)])
+    shelf.put(writers.FILES, 50, [("alerts/a.yml", "5" * 64)])
+    assert list(written.items()) == [("alerts/a.yml", "5" * 64), ("alerts/b.yml", "4" * 64),
+                                     ("alerts/c.yml", "3" * 64), ("alerts/d.yml", "2" * 64)]
+    assert len(written) == 4
+    folder = Path(shelf.path)
+    written.close()
+    assert not folder.exists()
+
+
+def _pool_forced(monkeypatch, generation, cores: int) -> None:
+    """`generate` on `cores` cores (1: no pool) for any number of services, in tiny tasks."""
+    monkeypatch.setattr(generation, "PARALLEL_MIN_SERVICES", 1)
+    monkeypatch.setattr(generation, "CHUNK_MAX", 2)
+    monkeypatch.setattr(generation, "SERVICES_PER_POOL", 7)
+    monkeypatch.setattr(generation.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+
+
+def test_workers_put_their_results_on_the_shelf_and_the_record_is_what_the_parent_held(
+        tmp_path, monkeypatch):
+    """Through the pool the parent is sent only how many services each task did: the
+    files (path → sha256) and the build record entries are put on the shelf by the
+    workers and merged from disk (in runs of 2: several levels). The trees, manifests and
+    the build record are byte for byte those of the same run without a pool, where the
+    parent holds every service's entry itself; the shelf is gone afterwards, and a warm
+    run over it reuses every service."""
+    from watchkeeper import generate as generation
+
+    spec = json.loads(_named_copies(tmp_path, 23).read_text())
+    monkeypatch.setattr(spill, "SHELF_FAN_IN", 2)
+    sent: list = []
+    real = generation._collect
+
+    def noting(names, parts, result, reuse):
+        real(names, (sent.append(part) or part for part in parts), result, reuse)
+
+    monkeypatch.setattr(generation, "_collect", noting)
+    trees = {}
+    for cores in (1, 2):
+        out = tmp_path / f"cores-{cores}"
+        out.mkdir()
+        with monkeypatch.context() as patch:
+            _pool_forced(patch, generation, cores)
+            sent.clear()
+            assert run(spec, out) == 0
+            if cores == 1:
+                assert len(sent) == 23 and all(isinstance(part, tuple) for part in sent)
+            else:  # counts only, one per task (of a few services each)
+                assert all(type(part) is int and part >= 1 for part in sent)
+                assert sum(sent) == 23 and len(sent) >= 6
+        trees[cores] = snapshot(out)
+        assert not [p for p in out.iterdir() if p.name.startswith(writers.STAGE_PREFIX)]
+    assert trees[1] == trees[2]  # the record included: same entries, same order, same text
+    record = json.loads(trees[2][".watchkeeper-cache/generate.json"])["services"]
+    assert sorted(record) == sorted(f"svc-{i}" for i in range(23)) == list(record)
+    with monkeypatch.context() as patch:
+        _pool_forced(patch, generation, 2)
+        sent.clear()
+        assert run(spec, tmp_path / "cores-2") == 0
+    assert snapshot(tmp_path / "cores-2") == trees[2]  # every service reused, same record
+
+
+def test_a_worker_failing_mid_run_leaves_no_shelf_or_stage_behind(tmp_path, monkeypatch,
+                                                                   capsys):
+    """A worker that cannot write (disk full) after other tasks put theirs on the shelf:
+    one message, exit 2, nothing changed in the output folder, no staging folder or shelf
+    left in it."""
+    import errno
+
+    from watchkeeper import generate as generation
+
+    spec = json.loads(_named_copies(tmp_path, 23).read_text())
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run(spec, out) == 0
+    before = snapshot(out)
+    real = generation.OUTPUTS["alerts"].per_service
+
+    def full(service, spec_name, parts=None):
+        if service.name == "svc-17":  # past several tasks' runs on the shelf
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"{out}/alerts/svc-17")
+        return real(service, spec_name, parts)
+
+    monkeypatch.setitem(generation.OUTPUTS, "alerts",
+                        generation.Output(full, generation.OUTPUTS["alerts"].shared))
+    _pool_forced(monkeypatch, generation, 2)
+    monkeypatch.setattr(memo, "abstract", lambda service: None)  # each service built
+    for service in spec["services"]:  # none reused from the record
+        service["runtime"] = {"memory": {"critical": "3GiB"}}
+    capsys.readouterr()
+    assert run(spec, out) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == f"watchkeeper: No space left on device: {out}/alerts/svc-17"
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".watchkeeper-cache", "alerts", "dashboards", "spec.yaml"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(writers.STAGE_PREFIX)]
