@@ -10,7 +10,7 @@ import itertools
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar, overload, runtime_checkable
@@ -463,23 +463,27 @@ def _in_order(pool: ProcessPoolExecutor, ranges: Sequence[tuple[int, int]],
 Part = tuple[str | None, dict[str, str]] | int
 
 
-def _collect(names: Sequence[str], parts: Iterable[Part], result: Into,
+def _collect(names: Collection[str], parts: Iterable[Part], result: Into,
              reuse: Reuse | None) -> None:
     """Each service's files into `result` and its record entry into `reuse.built`, in
-    spec order (`names`); a number stands for that many services whose workers put both
-    on the shelf. Every service exactly once."""
-    done = 0
+    spec order (`names`, read as they are needed: they may be on disk); a number stands
+    for that many services whose workers put both on the shelf. Every service exactly
+    once."""
+    left = iter(names)
     for part in parts:
         if isinstance(part, int):
-            done += part
+            if sum(1 for _ in itertools.islice(left, part)) != part:
+                raise RuntimeError("more services generated than the spec has")
             continue
         key, files = part
+        name = next(left, None)
+        if name is None:
+            raise RuntimeError("more services generated than the spec has")
         result.update(files)
         if reuse is not None and key is not None:
-            reuse.built[names[done]] = (key, files)
-        done += 1
-    if done != len(names):
-        raise RuntimeError(f"generated {done} of {len(names)} services")
+            reuse.built[name] = (key, files)
+    if next(left, None) is not None:
+        raise RuntimeError("fewer services generated than the spec has")
 
 
 def alert_files(spec: Spec, spec_name: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from watchkeeper.model import Service, Spec, StoredServices
 from watchkeeper.spec import Shared, SpecFile, resolve, resolve_service, routing
-from watchkeeper.spill import Records
+from watchkeeper.spill import Lines, Records
 
 Loc = tuple[str | int, ...]
 
@@ -628,7 +628,7 @@ class ServicesOnDisk(StoredServices):
 
     def __init__(self) -> None:
         self._records = Records()
-        self.names: list[str] = []
+        self.names = Lines()  # on disk too: per service, the parent keeps nothing
         self.any_slos = False
 
     def append(self, service: Service) -> None:
@@ -664,6 +664,7 @@ class ServicesOnDisk(StoredServices):
 
     def close(self) -> None:
         self._records.close()
+        self.names.close()
 
 
 _READ_AT_ONCE = 64  # services read back at once when iterating stored services

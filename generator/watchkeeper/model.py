@@ -9,7 +9,7 @@ applied, every value concrete, no pydantic types. The *output model* (``Recordin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -300,11 +300,11 @@ class StoredServices(Sequence[Service]):
     indexed; their names and whether any declares SLOs are known without reading any
     back: all that the files drawn from every service (routing, the fleet view) need."""
 
-    names: Sequence[str]
+    names: Collection[str]  # in spec order (`load.py` keeps them on disk too)
     any_slos: bool
 
 
-def service_names(services: Sequence[Service]) -> Sequence[str]:
+def service_names(services: Sequence[Service]) -> Collection[str]:
     """Every service's name, in spec order (stored services are not read back for it)."""
     if isinstance(services, StoredServices):
         return services.names

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import weakref
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 # Characters of pairs kept in memory before they are sorted and written out as one run.
 BUFFER = 1 << 19
@@ -32,18 +32,20 @@ class Run:
     touches the disk), else in an anonymous temporary file in `folder` (gone when closed or
     when the process ends; put it on the output's disk rather than in a RAM-backed /tmp)."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]], folder: Folder = None) -> None:
+    def __init__(self, pairs: Iterable[tuple[str, str]], folder: Folder = None,
+                 buffer: int | None = None) -> None:
+        """`buffer`: characters kept in memory before the pairs go to disk (`BUFFER`)."""
         self.count = 0
         self._file = None
         self._pairs: list[tuple[str, str]] | None = []
-        size = 0
+        size, buffer = 0, BUFFER if buffer is None else buffer
         pairs = iter(pairs)
         for key, value in pairs:
             _line(key, value)  # checked as it would be written
             self._pairs.append((key, value))
             self.count += 1
             size += len(key) + len(value)
-            if size >= BUFFER:
+            if size >= buffer:
                 self._to_disk(itertools.chain(self._pairs, pairs), folder)
                 return
 
@@ -119,6 +121,43 @@ class SortedPairs:
         self._runs = []
 
 
+class Lines(Collection[str]):
+    """Strings without line breaks (service names) appended one at a time to an anonymous
+    temporary file and read back in order, as often as needed: a list of them would cost
+    the process (and every process forked from it) memory with their number; this costs
+    a write buffer. Not for lookups: each read goes through the file."""
+
+    def __init__(self, folder: Folder = None) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the lines
+        self._count = 0
+
+    def append(self, text: str) -> None:
+        if "\n" in text:
+            raise ValueError(f"cannot keep {text!r}: it holds a line break")
+        self._file.write(f"{text}\n".encode())
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, text: object) -> bool:
+        return any(line == text for line in self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._file.flush()
+        fd, offset, rest, left = self._file.fileno(), 0, b"", self._count
+        while left and (chunk := os.pread(fd, _CHUNK, offset)):  # those appended later: not
+            offset += len(chunk)
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines[:left]:
+                yield line.decode()
+            left -= min(left, len(lines))
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class Shelf:
     """Sorted runs of pairs put by several processes (generate's worker processes, one run
     per task), each a named file in a folder of its own, read back merged in key order;
@@ -171,7 +210,7 @@ class Shelf:
         try:
             while len(streams) > SHELF_FAN_IN:  # groups of consecutive runs: order kept
                 merged = [Run(heapq.merge(*streams[at:at + SHELF_FAN_IN], key=_key),
-                              os.path.dirname(self.path))
+                              os.path.dirname(self.path), buffer=0)  # straight to disk
                           for at in range(0, len(streams), SHELF_FAN_IN)]
                 for run in made:
                     run.close()
