@@ -401,3 +401,30 @@ def test_a_worker_failing_mid_run_leaves_no_shelf_or_stage_behind(tmp_path, monk
     assert sorted(p.name for p in out.iterdir()) == [
         ".watchkeeper-cache", "alerts", "dashboards", "spec.yaml"]
     assert not [p for p in out.rglob("*") if p.name.startswith(writers.STAGE_PREFIX)]
+
+
+def test_lines_read_back_in_order_as_often_as_needed_and_a_stored_spec_keeps_its_names_there(
+        tmp_path, monkeypatch):
+    """spill.Lines: strings appended one at a time, read back in order (across read
+    chunks, also while more are appended); a stored spec's names are kept there, in spec
+    order, and nothing is left on disk once closed."""
+    monkeypatch.setattr(spill, "_CHUNK", 7)  # names cut by every read
+    lines = spill.Lines(tmp_path)
+    names = [f"svc-{i}" * (i % 3 + 1) for i in range(50)]
+    for name in names[:20]:
+        lines.append(name)
+    reading = iter(lines)
+    assert [next(reading) for _ in range(5)] == names[:5]
+    for name in names[20:]:
+        lines.append(name)
+    assert list(reading) == names[5:20]  # appended after the read began: not read by it
+    assert list(lines) == names == list(lines) and len(lines) == 50
+    assert "svc-7svc-7" in lines and "svc-7" not in lines
+    with pytest.raises(ValueError, match="line break"):
+        lines.append("a\nb")
+    lines.close()
+    stored = load_spec(_named_copies(tmp_path, 30), store=True)
+    assert isinstance(stored.services.names, spill.Lines)
+    assert list(stored.services.names) == [f"svc-{i}" for i in range(30)]
+    stored.services.close()
+    assert list(p.name for p in tmp_path.iterdir()) == ["spec.json"]
