@@ -362,7 +362,7 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
     shelf = result.shelf() if sink is not None and isinstance(result, Shelved) else None
     if shelf is not None and reuse is not None:
         reuse.built.shelve(shelf)
-    with _Recycled(job, spec.services, workers, shelf) as parts:
+    with _Recycled(job, spec.services, workers, shelf=shelf) as parts:
         # The files drawn from every service are built here while the workers render the
         # services (they need only the names: stored services are not read back here).
         for output in outputs:
@@ -386,7 +386,7 @@ class _Recycled:
     forked once the last one's workers have exited: forking while another pool's threads
     run risks a child inheriting a held lock). The first pool starts on entering."""
 
-    def __init__(self, job: Job, services: Sequence[Service], workers: int,
+    def __init__(self, job: Job, services: Sequence[Service], workers: int, *,
                  shelf: Shelf | None = None) -> None:
         self._initargs = (job, services)
         self._shelf = shelf  # where tasks put what they did (see `_run_range`)
