@@ -19,6 +19,7 @@ the next run keeps where each entry starts, and its workers read the entries the
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import heapq
@@ -27,9 +28,11 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from watchkeeper.model import Service
 from watchkeeper.spill import Shelf, SortedPairs, last_of_each
@@ -97,6 +100,41 @@ def _imported_files() -> str:
     return "\n".join(sorted(lines))
 
 
+class Offsets:
+    """Where each service's entry starts in the record, looked up by name: an 8-byte hash
+    of the name and an 8-byte offset a service, in arrays sorted by hash. A dict of names
+    holds ~130 bytes a service, in the parent and (inherited) in every worker of a warm
+    run. Two names of one hash (odds 2**-64 a pair) cost only a rebuild: the entry found
+    names another service, so it is not reused."""
+
+    def __init__(self, entries: Iterable[tuple[str, int]] = ()) -> None:
+        pairs = sorted((_name_hash(name), at) for name, at in entries)  # by hash, then place
+        self._hashes = array("Q", (hashed for hashed, _ in pairs))
+        self._starts = array("Q", (at for _, at in pairs))
+
+    def get(self, name: str) -> int | None:
+        """Where the entry of `name` starts (of a name given twice, the later in the
+        record: what a dict filled line by line keeps), or None."""
+        hashed = _name_hash(name)
+        index = bisect.bisect_right(self._hashes, hashed) - 1
+        if index >= 0 and self._hashes[index] == hashed:
+            return self._starts[index]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Offsets) and self._hashes == other._hashes
+                and self._starts == other._starts)
+
+    __hash__ = None  # type: ignore[assignment] - mutable arrays
+
+
+def _name_hash(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
 class Built:
     """Service → (key, path → sha256) of what this run built, on disk as it comes (see
     spill.py; in `folder`, the output's disk): it grows with the number of services.
@@ -141,7 +179,7 @@ class Reuse:
 
     root: str
     prefix: str  # the generator, the spec's name, the output folders
-    previous: Mapping[str, int]  # service → where its entry starts in the record file
+    previous: Offsets  # service → where its entry starts in the record file
     writable: bool = True  # the record file is absent or watchkeeper's
     built: Built = field(default_factory=Built)
 
@@ -215,23 +253,28 @@ def load(root: Path, spec_name: str, outputs: Sequence[str]) -> Reuse:
         importlib.import_module(module)  # so that the digest sees the libraries they import
     prefix = "\0".join([FORMAT, generator_digest(), spec_name, *outputs])
     path = _record_path(root)
-    previous: dict[str, int] = {}
+    previous = Offsets()
     try:
         with path.open("rb") as handle:
             head = handle.readline()
             if head != _HEAD:
-                return Reuse(str(root), prefix, {}, writable=_ours_by_name(path),
+                return Reuse(str(root), prefix, Offsets(), writable=_ours_by_name(path),
                              built=Built(str(root)))
-            at = handle.tell()
-            for line in handle:
-                if (found := _entry(line)) is not None:
-                    previous[found[0]] = at
-                at += len(line)
+            previous = Offsets(_starts(handle))
     except FileNotFoundError:
         pass
     except OSError:
-        return Reuse(str(root), prefix, {}, writable=False, built=Built(str(root)))
+        return Reuse(str(root), prefix, Offsets(), writable=False, built=Built(str(root)))
     return Reuse(str(root), prefix, previous, built=Built(str(root)))
+
+
+def _starts(handle: BinaryIO) -> Iterator[tuple[str, int]]:
+    """(service, where its entry starts) of each entry from the handle's position on."""
+    at = handle.tell()
+    for line in handle:
+        if (found := _entry(line)) is not None:
+            yield found[0], at
+        at += len(line)
 
 
 def _ours_by_name(path: Path) -> bool:

@@ -150,3 +150,17 @@ def test_a_library_edited_in_place_builds_everything_again(tmp_path):
     edited = generate()
     assert edited.keys() == first.keys()
     assert [name for name in first if edited[name] == first[name]] == []
+
+
+def test_entry_offsets_by_name_hash_act_as_a_dict_of_the_names():
+    """The record's index keeps a hash and an offset per service (no names): looked up by
+    name it answers what a dict built from the same entries answers, the last of a name
+    given twice included, and nothing for a name not given."""
+    from watchkeeper.build_cache import Offsets
+
+    entries = [(f"svc-{i}", 100 * i) for i in range(500)] + [("svc-7", 99_999)]
+    offsets, expected = Offsets(entries), dict(entries)
+    assert len(offsets) == len(entries)
+    for name in [*expected, "svc-500", "", "SVC-1"]:
+        assert offsets.get(name) == expected.get(name)
+    assert Offsets(reversed(entries)).get("svc-3") == 300
