@@ -8,6 +8,7 @@ itself on a valid spec. User errors print one line per problem and no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -49,13 +50,18 @@ def _ext_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace, store: bool = False):
     """The resolved spec of `args.spec` (`store`: its services kept on disk, see
-    load.load_spec); --ext-str only means something to Jsonnet."""
+    load.load_spec)."""
     from watchkeeper.load import load_spec
 
+    _load_arguments(args)
+    return load_spec(args.spec, _ext_vars(args.ext_str), store=store)
+
+
+def _load_arguments(args: argparse.Namespace) -> None:
+    """--ext-str only means something to Jsonnet."""
     if args.ext_str and Path(args.spec).suffix not in (".jsonnet", ".libsonnet"):
         raise UsageError(f"--ext-str sets Jsonnet external variables, but {args.spec} is not a "
                          ".jsonnet file; remove --ext-str or use a Jsonnet spec")
-    return load_spec(args.spec, _ext_vars(args.ext_str), store=store)
 
 
 def _shard(text: str) -> shard.Shard:
@@ -76,23 +82,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Render into staging folders as each file is ready, then move into place only the
-    files watchkeeper owns (see writers.commit); a problem there changes nothing."""
+    files watchkeeper owns (see writers.commit); a problem there changes nothing.
+
+    The spec is read while the workers render its first services (`load.Loading`), so
+    the output folder and its staging folders exist before the spec is known to be good:
+    on a bad spec, the folders this run made (still empty) go again."""
     from watchkeeper import build_cache, shard, writers
-    from watchkeeper.generate import generate
+    from watchkeeper.generate import Reread, generate
+    from watchkeeper.load import Loading, SpecError
     from watchkeeper.model import service_names
 
-    spec = _load(args, store=True)  # the services on disk: workers read their own
+    _load_arguments(args)
+    # read as the workers render: its services on disk, workers read their own
+    loading = Loading(args.spec, _ext_vars(args.ext_str))
     only = tuple(args.only) if args.only else OUTPUT_FOLDERS
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # services unchanged since the last run are not built again (not when sharding: a
-    # shard's run keeps only some of what it stages)
-    reuse = None if args.shard else build_cache.load(out, Path(args.spec).name, only)
-    stage = writers.Stage.create(out, only)
+    made = [folder for folder in (out, *(out / name for name in only))
+            if not os.path.lexists(folder)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # services unchanged since the last run are not built again (not when sharding: a
+        # shard's run keeps only some of what it stages)
+        reuse = None if args.shard else build_cache.load(out, Path(args.spec).name, only)
+        stage = writers.Stage.create(out, only)
+    except BaseException:
+        loading.close()
+        raise
     try:
         # path → sha256 of each file written, kept on disk (`out`'s) rather than in memory
-        written = generate(spec, Path(args.spec).name, only, sink=stage.put, reuse=reuse,
-                           into=writers.Written(out))
+        try:
+            written = generate(loading, Path(args.spec).name, only, sink=stage.put,
+                               reuse=reuse, into=writers.Written(out))
+        except Reread as again:  # what the workers staged is not the spec's: start over
+            stage.discard()
+            stage = writers.Stage.create(out, only)
+            written = generate(again.spec, Path(args.spec).name, only, sink=stage.put,
+                               reuse=reuse, into=writers.Written(out))
+        spec = loading.spec()  # read by now
         if args.shard:  # staged files of other shards go with the stage
             names = service_names(spec.services)
             written = written.select(shard.keeps(names, args.shard))
@@ -101,8 +127,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
                   + (", ".join(mine) or "none"))
         done = writers.commit(stage, written, discard_edits=args.discard_edits)
+    except SpecError:
+        stage.discard()
+        for folder in reversed(made):  # made by this run for a spec that was bad: empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         stage.discard()
+        loading.close()
     if reuse is not None:
         build_cache.save(reuse)
     print(_summary(done, len(spec.services), [f"{out / folder}/" for folder in only]))

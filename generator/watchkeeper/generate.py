@@ -285,6 +285,23 @@ def _ranges(count: int, workers: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def _arriving_ranges(arriving: Arriving, start: int, stop: int,
+                     workers: int) -> Iterator[tuple[int, int]]:
+    """`_ranges(stop - start, workers)` over services[start:stop] (offset by `start`)
+    while the services are still being read, each range once its services are read and
+    on disk for the workers: whole ranges of CHUNK_MAX while enough services follow for
+    `_ranges` to make them so, then, the count known (the spec read to its end, or
+    `stop` reached), the rest as `_ranges` splits it. Reads on only as far as the next
+    task needs."""
+    at, ahead = start, CHUNK_MAX * workers * 2  # `_ranges` makes whole chunks this far
+    while at + ahead <= stop and arriving.more(at + ahead):
+        yield at, at + CHUNK_MAX
+        at += CHUNK_MAX
+    if not arriving.more(stop):
+        stop = min(stop, len(arriving.services))
+    yield from ((at + low, at + high) for low, high in _ranges(stop - at, workers))
+
+
 def _workers(services: int) -> int:
     """Worker processes worth starting: one per usable core, none for small specs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
@@ -314,15 +331,41 @@ class Shelved(Protocol):
 IntoT = TypeVar("IntoT", bound=Into)
 
 
+class Arriving(Protocol):
+    """A spec still being read (`load.Loading`): its services as far as read (on disk, so
+    that worker processes forked before the last ones were read can read them), more of
+    them on demand, the whole spec at the end."""
+
+    services: Sequence[Service]
+
+    def more(self, count: int) -> bool:
+        """Whether `count` services are read (reading on until they are)."""
+        ...
+
+    def spec(self) -> Spec:
+        """The whole spec, read to its end (raises load.SpecError for a bad one)."""
+        ...
+
+
+class Reread(Exception):
+    """The services read so far are not the spec's after all (its text was unusual, and
+    read again the usual way made other services of it, see `load.Loading.spec`): what was
+    rendered from them must go (the caller's staging folder too); generate `spec` again."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__("the spec was read again")
+        self.spec = spec
+
+
 @overload
-def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+def generate(spec: Spec | Arriving, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None, reuse: Reuse | None = None, *,
              memo: bool = True) -> dict[str, str]: ...
 @overload
-def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+def generate(spec: Spec | Arriving, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None, reuse: Reuse | None = None, *,
              into: IntoT, memo: bool = True) -> IntoT: ...
-def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
+def generate(spec: Spec | Arriving, spec_name: str, only: Sequence[str] | None = None,
              sink: Sink | None = None, reuse: Reuse | None = None,
              into: Into | None = None, memo: bool = True) -> Into:
     """Every file of the selected output folders: path → text, or path → sha256 of what
@@ -342,6 +385,11 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
 
     Services that differ from one rendered before only by their name are not built again
     (`memo.Memo`, one per run; `memo=False` builds every service: the same files).
+
+    `spec` may still be being read (`Arriving`): the workers then start on its first
+    services while this process reads the rest (the read was a third of a cold run's
+    serial time). Raises `Reread` when the services read so far turn out not to be the
+    spec's (see `load.Loading.spec`), SpecError for a bad spec.
     """
     assert reuse is None or sink is not None, "reused files have no text to return"
     outputs = [output for folder, output in OUTPUTS.items() if only is None or folder in only]
@@ -349,20 +397,35 @@ def generate(spec: Spec, spec_name: str, only: Sequence[str] | None = None,
         import watchkeeper.dashboards.build  # noqa: F401 - once, before workers are forked
     job = functools.partial(_service_job, [o.per_service for o in outputs], spec_name, sink,
                             reuse, Memo(spec_name) if memo else None)
-    workers = _workers(len(spec.services))
+    arriving = None
+    if not isinstance(spec, Spec):  # being read: a pool starts on the first services
+        if spec.more(PARALLEL_MIN_SERVICES) and _workers(PARALLEL_MIN_SERVICES):
+            arriving = spec
+        else:  # a small spec (or one core): read whole first
+            spec = spec.spec()
+    services = arriving.services if arriving is not None else spec.services
+    workers = _workers(len(services))
     result: Into = {} if into is None else into
-    names = service_names(spec.services)
     if not workers:
+        assert isinstance(spec, Spec)
         for output in outputs:
             result.update(_shared_job(output.shared, spec, spec_name, sink))
-        _collect(names, map(job, spec.services), result, reuse)
+        _collect(service_names(spec.services), map(job, spec.services), result, reuse)
         return result
     # workers put their services' digests and record entries on a shelf when `result`
     # keeps one: nothing of them is sent here
     shelf = result.shelf() if sink is not None and isinstance(result, Shelved) else None
     if shelf is not None and reuse is not None:
         reuse.built.shelve(shelf)
-    with _Recycled(job, spec.services, workers, shelf=shelf) as parts:
+    recycled = _Recycled(job, services, workers, arriving, shelf=shelf)
+    with recycled as parts:
+        if arriving is not None:  # the rest read here while the workers render the first
+            spec = arriving.spec()
+            if spec.services is not services:
+                raise Reread(spec)
+            recycled.arrived()
+        assert isinstance(spec, Spec)
+        names = service_names(spec.services)
         # The files drawn from every service are built here while the workers render the
         # services (they need only the names: stored services are not read back here).
         for output in outputs:
@@ -386,15 +449,24 @@ class _Recycled:
     forked once the last one's workers have exited: forking while another pool's threads
     run risks a child inheriting a held lock). The first pool starts on entering."""
 
-    def __init__(self, job: Job, services: Sequence[Service], workers: int, *,
-                 shelf: Shelf | None = None) -> None:
+    def __init__(self, job: Job, services: Sequence[Service], workers: int,
+                 arriving: Arriving | None = None, *, shelf: Shelf | None = None) -> None:
         self._initargs = (job, services)
         self._shelf = shelf  # where tasks put what they did (see `_run_range`)
         self._workers = workers
-        count = len(services)
+        self._arriving = arriving  # services still being read: the first pool starts on them
+        count = SERVICES_PER_POOL if arriving is not None else len(services)
         self._slices = deque((start, min(count, start + SERVICES_PER_POOL))
                              for start in range(0, count, SERVICES_PER_POOL))
         self._pool: ProcessPoolExecutor | None = None
+
+    def arrived(self) -> None:
+        """Every service is read (`arriving.spec()` returned): the pools past the first
+        one's slice (which ends where the services do) are known."""
+        assert self._arriving is not None
+        count = len(self._arriving.services)
+        self._slices.extend((start, min(count, start + SERVICES_PER_POOL))
+                            for start in range(SERVICES_PER_POOL, count, SERVICES_PER_POOL))
 
     def __enter__(self) -> Iterator[Part]:
         return self._results(self._start())
@@ -412,8 +484,10 @@ class _Recycled:
         self._pool = ProcessPoolExecutor(
             self._workers, mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_start, initargs=self._initargs)
-        ranges = [(start + low, start + high)
-                  for low, high in _ranges(stop - start, self._workers)]
+        ranges: Iterable[tuple[int, int]] = [
+            (start + low, start + high) for low, high in _ranges(stop - start, self._workers)]
+        if self._arriving is not None and start == 0:  # forked at the first task, once read
+            ranges = _arriving_ranges(self._arriving, start, stop, self._workers)
         return _in_order(self._pool, ranges, self._workers * TASKS_AHEAD, self._shelf)
 
     def _results(self, parts: Iterator[Done]) -> Iterator[Part]:
@@ -439,7 +513,7 @@ class _Recycled:
 TASKS_AHEAD = 4
 
 
-def _in_order(pool: ProcessPoolExecutor, ranges: Sequence[tuple[int, int]],
+def _in_order(pool: ProcessPoolExecutor, ranges: Iterable[tuple[int, int]],
               ahead: int, shelf: Shelf | None = None) -> Iterator[Done]:
     """`_run_range` of each range (with `shelf`), in order, with at most `ahead` tasks in
     the pool at a time; the first ones are submitted at once (so the workers start before

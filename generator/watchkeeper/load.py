@@ -645,6 +645,10 @@ class ServicesOnDisk(StoredServices):
     def __getitem__(self, index: slice) -> list[Service]: ...
     def __getitem__(self, index: int | slice) -> Service | list[Service]:
         if isinstance(index, slice):
+            start, stop = index.start or 0, index.stop
+            if index.step in (None, 1) and start >= 0 and stop is not None and stop >= 0:
+                # as far as sealed, also records added after this process was forked
+                return self._records.read(start, stop)
             start, stop, step = index.indices(len(self))
             if step != 1:
                 return [self[i] for i in range(start, stop, step)]
@@ -692,19 +696,38 @@ class _PickledAlone(Shared):
 
 
 def _one_by_one(top: dict, items: Items, store: bool = False) -> Spec | None:
-    """A valid spec resolved one service at a time, or None when anything is wrong.
+    """A valid spec resolved one service at a time, or None when anything is wrong (see
+    `_resolving`); with `store`, its services go to disk as they are resolved."""
+    return _finished(_resolving(top, items, ServicesOnDisk() if store else []))
+
+
+Steps = typing.Generator[None, None, typing.Any]  # one step per service resolved
+
+
+def _finished(steps: Steps) -> typing.Any:
+    """What `steps` returns, every step taken."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
+def _resolving(top: dict, items: Items, resolved: ServicesOnDisk | list[Service]) -> Steps:
+    """Steps resolving a valid spec one service at a time into `resolved` (a step after
+    each), returning the spec, or None when anything is wrong.
 
     Each service is validated as the only service of a spec with the same top-level keys
     (so every validator of :class:`SpecFile` sees it with the defaults), resolved, and its
     data and input models dropped at once: the data and pydantic models of the whole spec
     (about three times the size of the resolved services) never exist together. The one
-    check across services, unique names, keeps only the names. With `store`, each resolved
-    service goes to disk at once too (`ServicesOnDisk`). Anything wrong returns None: the
-    caller then validates the whole spec at once, which words every problem as it always
-    has. `items` may raise _Doubt (the spec is then read the usual way).
+    check across services, unique names, keeps only the names. Into `ServicesOnDisk`, each
+    resolved service goes to disk at once too. Anything wrong returns None: the caller then
+    validates the whole spec at once, which words every problem as it always has. `items`
+    may raise _Doubt (the spec is then read the usual way).
     """
     names: set[str] = set()
-    resolved: ServicesOnDisk | list[Service] = ServicesOnDisk() if store else []
+    store = isinstance(resolved, ServicesOnDisk)
     shared = _PickledAlone(_SHARED_WINDOW) if store else Shared()  # equal parts kept once
     defaults = base = None
     keys: set = set()
@@ -723,6 +746,7 @@ def _one_by_one(top: dict, items: Items, store: bool = False) -> Spec | None:
                 return None
             names.add(service.name)
             resolved.append(resolve_service(service, defaults, shared))
+            yield
         if base is None or set(top) != keys:  # no services; keys after the services
             return None
         done = True
@@ -738,9 +762,15 @@ def _one_by_one(top: dict, items: Items, store: bool = False) -> Spec | None:
 
 
 def _streamed(path: Path, store: bool = False) -> Spec | type[_Doubt] | None:
-    """The spec read and resolved service by service as the text is parsed, a piece of
-    the file at a time; None when it is not valid, _Doubt when this read is unsure (the
-    usual read decides)."""
+    """The spec read and resolved service by service as the text is parsed (see
+    `_streaming`)."""
+    return _finished(_streaming(path, ServicesOnDisk() if store else []))
+
+
+def _streaming(path: Path, resolved: ServicesOnDisk | list[Service]) -> Steps:
+    """Steps reading the spec and resolving it into `resolved` service by service as the
+    text is parsed, a piece of the file at a time, returning the spec; None when it is not
+    valid, _Doubt when this read is unsure (the usual read decides)."""
     try:
         with path.open(encoding="utf-8") as file:
             top: dict = {}
@@ -751,9 +781,15 @@ def _streamed(path: Path, store: bool = False) -> Spec | type[_Doubt] | None:
                 del window
                 file.seek(0)
                 items = _yaml_services(file, top)
-            return _one_by_one(top, items, store)
+            return (yield from _resolving(top, items, resolved))
     except (OSError, UnicodeDecodeError, _Doubt):
+        if isinstance(resolved, ServicesOnDisk):
+            resolved.close()
         return _Doubt  # the usual read words it
+
+
+def _jsonnet(path: Path) -> bool:
+    return path.suffix in (".jsonnet", ".libsonnet")
 
 
 def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None, *,
@@ -761,25 +797,79 @@ def load_spec(path: str | Path, ext_vars: dict[str, str] | None = None, *,
     """Read, validate and resolve a spec into what builders consume.
 
     A valid spec is validated and resolved service by service as it is parsed (see
-    `_one_by_one`), so memory holds its resolved services, not its data and input models
+    `_resolving`), so memory holds its resolved services, not its data and input models
     too; with `store`, not even those: they go to disk as they are resolved (the spec's
     `services` are then `ServicesOnDisk`, read back when needed). Any problem sends it to
     the whole-spec validation (`load_spec_file`, read again), whose messages name every
     problem's file, line and spec path.
     """
     path = Path(path)
-    if path.suffix not in (".jsonnet", ".libsonnet"):
-        spec = _streamed(path, store)
-        if isinstance(spec, Spec):
-            return spec
-    else:
-        spec = _Doubt
-    if spec is _Doubt:  # unusual text (merge keys, keys after the services…) or Jsonnet
+    spec = _Doubt if _jsonnet(path) else _streamed(path, store)
+    return spec if isinstance(spec, Spec) else _read_again(path, ext_vars, spec, store)
+
+
+def _read_again(path: Path, ext_vars: dict[str, str] | None, streamed: object,
+                store: bool) -> Spec:
+    """The spec, read the usual way after the streamed read gave `streamed` (None: not
+    valid; _Doubt: unusual text such as merge keys or keys after the services, or
+    Jsonnet); raises SpecError naming every problem."""
+    if streamed is _Doubt:
         data = _read(path, ext_vars)[1]  # the text and lines go: a problem reads again
         if isinstance(data, dict) and (spec := _one_by_one(*_listed(data), store)) is not None:
             return spec
         del data
     return resolve(_validate(path, *_read(path, ext_vars)))
+
+
+class Loading:
+    """A spec being read, validated and resolved service by service into `services` (on
+    disk), only as far as asked: `generate` starts its worker processes on the first
+    services while this process reads the rest (the read is a third of a cold run's serial
+    time). `spec()` is what `load_spec(path, store=True)` returns: the same services when
+    the streamed read ends well, else (unusual text, a problem) what the usual read makes
+    of the file, or its SpecError."""
+
+    def __init__(self, path: str | Path, ext_vars: dict[str, str] | None = None) -> None:
+        self.path, self._ext_vars = Path(path), ext_vars
+        self.services = ServicesOnDisk()
+        self._steps: Steps | None = None if _jsonnet(self.path) else _streaming(
+            self.path, self.services)
+        self._streamed: object = _Doubt  # what the streamed read returned once it ended
+        self._spec: Spec | None = None
+
+    def more(self, count: int) -> bool:
+        """Whether `count` services (at least) are resolved and on disk for processes
+        forked at any time (reading on until they are); False once the streamed read has
+        ended with fewer, or has given up (`spec()` then decides)."""
+        while self._steps is not None and len(self.services) < count:
+            try:
+                next(self._steps)
+            except StopIteration as end:
+                self._steps, self._streamed = None, end.value
+        if not isinstance(self._streamed, Spec) and self._steps is None:
+            return False
+        self.services.seal()
+        return len(self.services) >= count
+
+    def spec(self) -> Spec:
+        """The whole spec (read to its end first); raises SpecError naming every problem."""
+        if self._spec is None:
+            if self._steps is not None:
+                self._streamed = _finished(self._steps)
+                self._steps = None
+            streamed = self._streamed
+            self._spec = streamed if isinstance(streamed, Spec) else _read_again(
+                self.path, self._ext_vars, streamed, store=True)
+            if self._spec.services is not self.services:
+                self.services.close()  # read again: these are not the spec's
+        return self._spec
+
+    def close(self) -> None:
+        """Stop reading (a problem elsewhere): the services on disk go."""
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
+        self.services.close()
 
 
 def load_services(path: str | Path,

@@ -264,6 +264,10 @@ class Records:
     def __init__(self, folder: Folder = None) -> None:
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - lives as long as the records
         self._ends = array("Q", [0])  # where each record ends (8 bytes a record)
+        # The ends again, on disk as of the last `seal`: a process forked earlier reads the
+        # records added since from there (generate's workers start while a spec is read).
+        self._index = tempfile.TemporaryFile(dir=folder, prefix=".watchkeeper-spill.")  # noqa: SIM115 - as the records
+        self._indexed = 1  # ends in `_index` (`_ends[0]`, always 0, is not written)
 
     def append(self, item: object) -> None:
         data = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
@@ -271,19 +275,38 @@ class Records:
         self._ends.append(self._ends[-1] + len(data))
 
     def __len__(self) -> int:
+        """Records known to this process (one forked before the last `seal` learns of the
+        later ones when it reads them)."""
         return len(self._ends) - 1
 
     def seal(self) -> None:
-        """Every record added is on disk: call before forking processes that read them
-        (else each would inherit the unwritten buffer)."""
+        """Every record added is on disk, readable by processes forked before as after:
+        call before forking processes that read them (else each would inherit the
+        unwritten buffer) and before telling one forked earlier to read the new ones."""
         self._file.flush()
+        if self._indexed < len(self._ends):
+            self._index.write(self._ends[self._indexed:].tobytes())
+            self._index.flush()
+            self._indexed = len(self._ends)
+
+    def _catch_up(self) -> None:
+        """The ends of records sealed since this process was forked (none in the process
+        that adds them: its own are always known)."""
+        offset = (len(self._ends) - 1) * self._ends.itemsize
+        size = os.fstat(self._index.fileno()).st_size - offset
+        size -= size % self._ends.itemsize  # whole ends only, should a write be under way
+        if size > 0:
+            self._ends.frombytes(_pread_all(self._index.fileno(), size, offset))
+            self._indexed = len(self._ends)  # known from there: never written again
 
     def read(self, start: int, stop: int) -> list:
         """The records `start` to `stop` (excluded), in one read."""
+        if stop > len(self):
+            self._catch_up()
         start, stop = max(0, start), min(stop, len(self))
         if start >= stop:
             return []
-        self.seal()
+        self._file.flush()  # this process's own records (the index is for others)
         first = self._ends[start]
         view = memoryview(_pread_all(self._file.fileno(), self._ends[stop] - first, first))
         return [pickle.loads(view[self._ends[i] - first:self._ends[i + 1] - first])
@@ -291,6 +314,7 @@ class Records:
 
     def close(self) -> None:
         self._file.close()
+        self._index.close()
 
 
 def _pread_all(fd: int, size: int, offset: int) -> bytes:
