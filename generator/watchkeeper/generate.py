@@ -129,7 +129,8 @@ def _test_files(service: Service, members: list[Piece], checked: list[Piece],
             part = naming.apart_stem(part)  # a name no other group's file can take
         files[naming.test_path(part)] = test_file(
             service, [replace(members[0], scenarios=scenarios)],
-            [naming.listed_rules(name[id(g)]) for g in reading], reading, header, leaf)
+            [naming.listed_rules(name[id(g)]) for g in reading], reading, header, leaf,
+            packed=len(reading) == len(checked))  # packed with these rules (`lanes_apart`)
     return files
 
 
@@ -292,9 +293,11 @@ def _arriving_ranges(arriving: Arriving, start: int, stop: int,
     on disk for the workers: whole ranges of CHUNK_MAX while enough services follow for
     `_ranges` to make them so, then, the count known (the spec read to its end, or
     `stop` reached), the rest as `_ranges` splits it. Reads on only as far as the next
-    task needs."""
+    task needs; the first task, which forks the workers, as soon as its own services are
+    read (whole, also where `_ranges` would make a spec of fewer than
+    `CHUNK_MAX * workers * 2` services' first task smaller)."""
     at, ahead = start, CHUNK_MAX * workers * 2  # `_ranges` makes whole chunks this far
-    while at + ahead <= stop and arriving.more(at + ahead):
+    while at + ahead <= stop and arriving.more(at + (ahead if at > start else CHUNK_MAX)):
         yield at, at + CHUNK_MAX
         at += CHUNK_MAX
     if not arriving.more(stop):

@@ -91,10 +91,12 @@ def _text_list(key: str, items: Sequence[str], out: list[str]) -> None:
 
 def test_file(service: Service, groups: list[Piece], rule_files: list[str],
               rules: Sequence[Piece] | None = None, header: str = "",
-              leaf: Leaf = made_directly) -> str:
+              leaf: Leaf = made_directly, packed: bool = False) -> str:
     """The text of a promtool test file (after `header`) proving `groups`' alerts, loading
     only `rule_files` (whose rules are `rules`; default: `groups`), at the step the groups'
-    scenarios were built for. Independent scenarios share a test group (see `pack`)."""
+    scenarios were built for. Independent scenarios share a test group (see `pack`), unless
+    `packed`: the scenarios are test groups `pack` made with these same `rules` (in its
+    order), which `pack` would give back as they are (see `lanes_apart`)."""
     steps = {group.test_step for group in groups if group.scenarios} or {None}
     assert len(steps) == 1, "scenarios built for different steps need separate test files"
     interval = prometheus_duration(steps.pop() or test_step(service))
@@ -108,9 +110,9 @@ def test_file(service: Service, groups: list[Piece], rule_files: list[str],
         # a group reading another's recordings (`Piece.needs`) then saw them one step late
         # in some runs. The rule order puts every group after the ones it needs.
         _text_list("group_eval_order", [piece.group for piece in loaded], out)
-    packed = pack(scenarios, loaded)
-    open_list(out, "tests", packed)
-    for scenario in packed:
+    tests = scenarios if packed else pack(scenarios, loaded)
+    open_list(out, "tests", tests)
+    for scenario in tests:
         _test_group(scenario, interval, out, leaf)
     return "".join(out)
 
@@ -457,7 +459,19 @@ def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]
     recordings), each set with its test groups: the set of every group first, then the
     others in the order their first test group comes; sets without test groups left out.
     A test group checking an alert not known here, or whose groups' rules read another
-    group's (`Piece.needs`), reads every group."""
+    group's (`Piece.needs`), reads every group.
+
+    `pack` of the set of every group's test groups with the rules of `checked` gives them
+    back as they are (so `test_file` need not pack them again: `packed`). By induction
+    over them in order: test group j's first member x did not fit any earlier test group
+    i as it was then (first fit), and whatever kept it out still does with i's members
+    since and the rest of j's: `_Shared.fits` only loses as a group gains members (its
+    reads, checks and series only grow; a series x writes that i lacked then is never
+    added to i later, as i already read its metric; a member of j writing one of i's
+    series that x reads would not have fitted beside x), and the reads and checks of a
+    merged scenario hold its members'. So each is alone in a group, merged as it was.
+    Not so for the other sets: their rules are fewer, so reads through recordings may be
+    fewer too; `test_file` packs those again."""
     known = reads(checked)
     defined = [{a.name for a in g.alerts} | {r.record for r in g.recordings} for g in checked]
     every = tuple(range(len(checked)))

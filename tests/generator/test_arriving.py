@@ -90,16 +90,21 @@ class _Counted:
 @pytest.mark.parametrize("workers", [2, 3])
 @pytest.mark.parametrize("count", [64, 65, 199, 200, 201, 250, 999, 1000, 1001, 2500])
 def test_ranges_of_arriving_services_are_the_ranges_of_the_whole(count, workers):
-    """While services arrive, the first pool's tasks are `_ranges` of its slice, and the
-    first one is handed out having read no more than `_ranges` needs to know its size
-    (the whole spec when it is shorter than that)."""
+    """While services arrive, the first pool's tasks are `_ranges` of its slice (but for
+    a whole first task in a spec too short for `_ranges` to make it whole), and the first
+    one is handed out as soon as its services are read."""
     arriving = _Counted(count)
     ranges = gen._arriving_ranges(arriving, 0, gen.SERVICES_PER_POOL, workers)
     first = next(ranges)
-    needed = gen.CHUNK_MAX * workers * 2
-    assert arriving.asked <= needed or count < needed
+    assert first == (0, gen.CHUNK_MAX) and arriving.asked == gen.CHUNK_MAX
     stop = min(count, gen.SERVICES_PER_POOL)
-    assert [first, *ranges] == gen._ranges(stop, workers)
+    whole = gen._ranges(stop, workers)
+    tasks = [first, *ranges]
+    if count >= gen.CHUNK_MAX * workers * 2:
+        assert tasks == whole
+    else:  # the rest as `_ranges` splits it
+        assert tasks[1:] == [(gen.CHUNK_MAX + low, gen.CHUNK_MAX + high)
+                             for low, high in gen._ranges(stop - gen.CHUNK_MAX, workers)]
 
 
 def test_loading_ends_as_load_spec_and_reads_only_as_far_as_asked(tmp_path):
