@@ -5,12 +5,12 @@ every resolved type), and the benchmark's services whose budgets differ."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
+from bench_spec import bench_spec
 from watchkeeper.dashboards import build, grafana
 from watchkeeper.load import load_spec
 
@@ -22,13 +22,8 @@ SPECS = [REPO / "spec" / "services.yaml", SCENARIOS / "shop.yaml",
 
 
 def _bench_spec(tmp_path: Path) -> Path:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import generate as bench
-    finally:
-        sys.path.remove(str(REPO / "bench"))
     path = tmp_path / "bench.yaml"
-    path.write_text(yaml.safe_dump(bench.spec(12), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(bench_spec(12), sort_keys=False), encoding="utf-8")
     return path
 
 

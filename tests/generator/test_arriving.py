@@ -14,23 +14,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bench_spec import bench_spec
 from watchkeeper import cli, load, spill
 from watchkeeper import generate as gen
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _bench():
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import generate as bench
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return bench
-
-
 def _bench_text(count: int) -> str:
-    return yaml.safe_dump(_bench().spec(count), sort_keys=False)
+    return yaml.safe_dump(bench_spec(count), sort_keys=False)
 
 
 def _tree(root: Path) -> dict[str, bytes]:

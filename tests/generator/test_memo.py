@@ -5,11 +5,11 @@ type, the benchmark's) under many names, tricky ones included, and for whole spe
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from bench_spec import bench_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from watchkeeper import generate as gen
@@ -25,17 +25,8 @@ SPECS = [REPO / "spec" / "services.yaml", SCENARIOS / "shop.yaml",
          SCENARIOS / "checkout.yaml"]
 
 
-def _bench():
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import generate as bench
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return bench
-
-
 def _write_bench(path: Path, count: int, budget_sets: int = 0) -> Path:
-    path.write_text(yaml.safe_dump(_bench().spec(count, budget_sets=budget_sets),
+    path.write_text(yaml.safe_dump(bench_spec(count, budget_sets=budget_sets),
                                    sort_keys=False), encoding="utf-8")
     return path
 

@@ -6,9 +6,9 @@ whose rules are fewer, are packed again and not checked here."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from bench_spec import bench_spec
 from watchkeeper import generate as gen
 from watchkeeper.load import load_spec
 from watchkeeper.rule_tests import lanes_apart, layout, pack
@@ -23,12 +23,7 @@ SPECS = [REPO / "spec" / "services.yaml", SCENARIOS / "shop.yaml",
 
 
 def _bench_services(count: int, **kinds):
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import generate as bench
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return bench.spec(count, **kinds)
+    return bench_spec(count, **kinds)
 
 
 def _services(tmp_path):
