@@ -175,10 +175,11 @@ def run(argv: list[str], cwd: Path | None = None,
 
 
 def run_usage(argv: list[str], cwd: Path | None = None,
-              env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """`run`, and the CPU seconds (user + system) of the command and the children it
-    waited for (a pool's workers): on this shared machine, load inflates them less than
-    wall time."""
+              env: dict[str, str] | None = None) -> tuple[float, float, float, float]:
+    """`run`, the CPU seconds (user + system) of the command and the children it waited for
+    (a pool's workers): on this shared machine, load inflates them less than wall time; and
+    the system part of them (mostly the kernel creating files: on this journal-less ext4 it
+    varies several-fold with what was deleted nearby in the last ~30 s)."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env={**os.environ, **env} if env else None)
@@ -191,7 +192,8 @@ def run_usage(argv: list[str], cwd: Path | None = None,
     if process.returncode != 0:
         output = b"".join(chunks).decode(errors="replace")
         sys.exit(f"{' '.join(argv)} failed ({process.returncode}):\n{output[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return (elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+            usage.ru_stime)
 
 
 def check_rules(out: Path) -> list[str]:
@@ -235,7 +237,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
              "; every service's budgets differ"))
     print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
           f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
-          f"{'peak RSS MiB':>13} {'cold CPU s':>11}")
+          f"{'peak RSS MiB':>13} {'cold CPU s':>11} {'of it sys':>10}")
     labels = {g: (g.parent.name if g else "this") for g in (generators or [None])}
     for size in sizes:
         folder = work / f"gen-{size}"
@@ -244,7 +246,8 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
         (folder / "edited").mkdir()
         write_spec(folder / "edited" / "spec.yaml", size, changed=True,  # same file name
                    budget_sets=budget_sets, unique=unique)
-        rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": []}
+        rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": [],
+                          "sys": []}
                       for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
             for generator, row in rows.items():
@@ -255,7 +258,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                 out = folder / f"out-{labels[generator]}-{index}"
                 env = {"PYTHONPATH": str(generator)} if generator else None
                 command = generate_command(generator, folder / "spec.yaml", out)
-                cold, peak, cold_cpu = run_usage(command, env=env)
+                cold, peak, cold_cpu, cold_sys = run_usage(command, env=env)
                 warm, peak_warm = run(command, env=env)
                 checked = sum(run(command)[0] for command in check_rules_batches(out))
                 edit, peak_edit = run(generate_command(
@@ -263,6 +266,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                 if index:
                     row["cold"].append(cold)
                     row["cpu"].append(cold_cpu)
+                    row["sys"].append(cold_sys)
                     row["warm"].append(warm)
                     row["edit"].append(edit)
                     row["check"].append(checked)
@@ -278,7 +282,8 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
             print(f"{labels[generator]:>10} {size:>9} {median['cold']:>7.2f} "
                   f"{median['warm']:>7.2f} {median['edit']:>7.2f} {median['check']:>8.2f} "
                   f"{ratio['cold']:>9.2f} {ratio['warm']:>9.2f} {ratio['edit']:>9.2f} "
-                  f"{max(row['rss']):>13.0f} {statistics.median(row['cpu']):>11.2f}", flush=True)
+                  f"{max(row['rss']):>13.0f} {statistics.median(row['cpu']):>11.2f} "
+                  f"{statistics.median(row['sys']):>10.2f}", flush=True)
 
 
 def _env(generator: Path | None) -> dict[str, str] | None:
@@ -350,7 +355,7 @@ def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> 
                 if kind == "touched":
                     os.utime(tree / "spec" / "services.yaml")
                 flags = [] if kind == "warm" else [full_flag]
-                took, _, used = run_usage(["make", "-s", "test-rules", *flags, *venv],
+                took, _, used, _ = run_usage(["make", "-s", "test-rules", *flags, *venv],
                                           cwd=tree, env=env)
                 wall[index, kind].append(took)
                 cpu[index, kind].append(used)
