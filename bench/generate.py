@@ -6,7 +6,9 @@ much). Every command runs in a fresh process; runs are interleaved; medians are 
 Sections (all by default; pick with --only):
   generate    `watchkeeper generate spec.yaml` for each --sizes, ratio to check rules;
               with --budget-sets N, services take N sets of budgets in turn (services
-              sharing presets) instead of each having its own
+              sharing presets) instead of each having its own. Beside each cold run, the
+              disk's floor: the same files written again as plain bytes by two processes
+              (bench/write_floor.py), since file creation here costs 20-250 µs each
   test        `watchkeeper test --all` for --test-services, ratio to check rules; then one
               service's budget changes, the spec is regenerated and `watchkeeper test` (no
               --all) is timed again, ratio to the full run
@@ -196,6 +198,16 @@ def run_usage(argv: list[str], cwd: Path | None = None,
             usage.ru_stime)
 
 
+def write_floor(out: Path, destination: Path) -> tuple[float, float]:
+    """(wall, CPU seconds) of writing `out`'s files again as plain bytes from two processes
+    into `destination` (bench/write_floor.py): the disk's share of a cold run, taken right
+    after it. `destination` is deleted with the run's outputs, after the last round."""
+    done = subprocess.run([sys.executable, str(BENCH / "write_floor.py"), str(out),
+                           str(destination)], capture_output=True, text=True, check=True)
+    wall, cpu, _ = (float(field) for field in done.stdout.split())
+    return wall, cpu
+
+
 def check_rules(out: Path) -> list[str]:
     return ["promtool", "check", "rules", *sorted(glob.glob(str(out / "alerts/*.rules.yml")))]
 
@@ -237,7 +249,8 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
              "; every service's budgets differ"))
     print(f"{'generator':>10} {'services':>9} {'cold s':>7} {'warm s':>7} {'edit s':>7} "
           f"{'check s':>8} {'cold/chk':>9} {'warm/chk':>9} {'edit/chk':>9} "
-          f"{'peak RSS MiB':>13} {'cold CPU s':>11} {'of it sys':>10}")
+          f"{'peak RSS MiB':>13} {'cold CPU s':>11} {'of it sys':>10} "
+          f"{'floor s':>8} {'floor CPU s':>12}")
     labels = {g: (g.parent.name if g else "this") for g in (generators or [None])}
     for size in sizes:
         folder = work / f"gen-{size}"
@@ -247,7 +260,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
         write_spec(folder / "edited" / "spec.yaml", size, changed=True,  # same file name
                    budget_sets=budget_sets, unique=unique)
         rows: dict = {g: {"cold": [], "warm": [], "edit": [], "check": [], "rss": [], "cpu": [],
-                          "sys": []}
+                          "sys": [], "floor": [], "floor cpu": []}
                       for g in labels}
         for index in range(repeat + 1):  # the first round warms the page cache, untimed
             for generator, row in rows.items():
@@ -259,6 +272,7 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                 env = {"PYTHONPATH": str(generator)} if generator else None
                 command = generate_command(generator, folder / "spec.yaml", out)
                 cold, peak, cold_cpu, cold_sys = run_usage(command, env=env)
+                floor = write_floor(out, folder / f"floor-{labels[generator]}-{index}")
                 warm, peak_warm = run(command, env=env)
                 checked = sum(run(command)[0] for command in check_rules_batches(out))
                 edit, peak_edit = run(generate_command(
@@ -267,11 +281,13 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                     row["cold"].append(cold)
                     row["cpu"].append(cold_cpu)
                     row["sys"].append(cold_sys)
+                    row["floor"].append(floor[0])
+                    row["floor cpu"].append(floor[1])
                     row["warm"].append(warm)
                     row["edit"].append(edit)
                     row["check"].append(checked)
                     row["rss"].extend((peak, peak_warm, peak_edit))
-        for out in folder.glob("out-*"):
+        for out in [*folder.glob("out-*"), *folder.glob("floor-*")]:
             shutil.rmtree(out)
         for generator, row in rows.items():
             median = {key: statistics.median(row[key])
@@ -283,7 +299,9 @@ def bench_generate(work: Path, sizes: list[int], repeat: int,
                   f"{median['warm']:>7.2f} {median['edit']:>7.2f} {median['check']:>8.2f} "
                   f"{ratio['cold']:>9.2f} {ratio['warm']:>9.2f} {ratio['edit']:>9.2f} "
                   f"{max(row['rss']):>13.0f} {statistics.median(row['cpu']):>11.2f} "
-                  f"{statistics.median(row['sys']):>10.2f}", flush=True)
+                  f"{statistics.median(row['sys']):>10.2f} "
+                  f"{statistics.median(row['floor']):>8.2f} "
+                  f"{statistics.median(row['floor cpu']):>12.2f}", flush=True)
 
 
 def _env(generator: Path | None) -> dict[str, str] | None:
