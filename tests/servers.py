@@ -395,7 +395,9 @@ def sidecar(*args: str, env: dict[str, str] | None = None,
             tls: bool = False) -> Iterator[Process]:
     """Runs ``python -m watchkeeper_exporters.sidecar --listen 127.0.0.1:PORT ARGS``."""
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="wk-sidecar-", suffix=".log")[1])
+    fd, name = tempfile.mkstemp(prefix="wk-sidecar-", suffix=".log")
+    os.close(fd)
+    log = Path(name)
     with log.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "watchkeeper_exporters.sidecar", "--listen",
@@ -493,9 +495,19 @@ def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
     raise TimeoutError(f"{url} not ready after {timeout}s")
 
 
+# Characters of a stopped daemon's log kept in memory for `Daemon.log` once its file is gone
+# (failure messages quote the last few thousand).
+LOG_KEPT = 1 << 16
+
+
 @dataclass
 class Daemon:
-    """A long-running server binary with its log in a file; restartable on the same port."""
+    """A long-running server binary with its log in a file; restartable on the same port.
+
+    Without a ``log_path`` of the caller's, the log is a temporary file of its own, removed
+    when the daemon is stopped: a test run starts hundreds of daemons and must leave no log
+    behind. Its text stays readable through `log` (the last `LOG_KEPT` characters of every
+    start, restarts included), which is what failure messages quote."""
 
     argv: list[str]
     port: int
@@ -503,6 +515,8 @@ class Daemon:
     log_path: Path | None = None
     env: dict[str, str] | None = None
     proc: subprocess.Popen | None = None
+    _own_log: bool = field(default=False, repr=False)  # log_path made here: removed at stop
+    _earlier: str = field(default="", repr=False)  # text of the removed logs of past starts
 
     @property
     def url(self) -> str:
@@ -510,7 +524,9 @@ class Daemon:
 
     def start(self, timeout: float = 30.0) -> Daemon:
         if self.log_path is None:
-            self.log_path = Path(tempfile.mkstemp(prefix="wk-daemon-", suffix=".log")[1])
+            fd, name = tempfile.mkstemp(prefix="wk-daemon-", suffix=".log")
+            os.close(fd)
+            self.log_path, self._own_log = Path(name), True
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          env=_python_env(self.env), start_new_session=True)
@@ -522,22 +538,34 @@ class Daemon:
         return self
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would."""
+        """SIGKILL, as a crash would (the log stays: a restart appends to it)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
     def stop(self) -> None:
+        """Stops the process (SIGINT, then SIGTERM, then SIGKILL) and removes the log file
+        made by `start` (its text kept for `log`)."""
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGINT)
             _stop(self.proc)
+        if self._own_log and self.log_path is not None:
+            self._earlier = self.log()[-LOG_KEPT:]
+            self.log_path.unlink(missing_ok=True)
+            self.log_path, self._own_log = None, False
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        """Everything the daemon wrote, over its starts (of a removed log: its last
+        `LOG_KEPT` characters)."""
+        current = ""
+        if self.log_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                current = self.log_path.read_text(errors="replace")
+        return self._earlier + current
 
 
 def prometheus_daemon(config: Path, port: int | None = None) -> Daemon:

@@ -68,3 +68,48 @@ def test_a_stopped_server_restarts_on_its_port_while_others_ask_for_ports():
             assert conn.recv(64) == b"+PONG\r\n"
     finally:
         redis.stop()
+
+
+def http_daemon(folder, log_path=None) -> servers.Daemon:
+    """A cheap real daemon: Python's http.server, which logs each request to stderr."""
+    port = servers.free_port()
+    return servers.Daemon([sys.executable, "-m", "http.server", "--bind", servers.HOST,
+                           "--directory", str(folder), str(port)], port, "/",
+                          log_path=log_path)
+
+
+def test_a_stopped_daemon_leaves_no_log_behind_and_its_text_stays_readable(tmp_path):
+    """The log a daemon made for itself goes when it is stopped (a run starts hundreds of
+    them); what it said, over a restart too, is still there for a failure message."""
+    daemon = http_daemon(tmp_path)
+    logs = []
+    try:
+        for life in ("first", "second"):
+            daemon.start()
+            logs.append(daemon.log_path)
+            assert logs[-1].is_file()
+            assert servers.get(f"{daemon.url}/{life}")[0] == 404
+            daemon.stop()
+            assert not logs[-1].exists()
+    finally:
+        daemon.stop()
+    assert '"GET /first HTTP' in daemon.log() and '"GET /second HTTP' in daemon.log()
+
+
+def test_a_daemon_that_fails_to_start_says_why_and_leaves_no_log(tmp_path):
+    port = servers.free_port()
+    daemon = servers.Daemon([sys.executable, "-c", "print('no config here'); exit(3)"], port)
+    try:
+        daemon.start(timeout=20)
+    except RuntimeError as error:
+        assert "no config here" in str(error)
+    else:
+        raise AssertionError("a daemon that exited at once was taken for started")
+    assert daemon.log_path is None and not daemon.running()
+
+
+def test_a_log_the_caller_named_is_kept(tmp_path):
+    mine = tmp_path / "daemon.log"
+    daemon = http_daemon(tmp_path, mine).start()
+    daemon.stop()
+    assert mine.is_file() and daemon.log_path == mine
