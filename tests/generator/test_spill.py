@@ -298,11 +298,11 @@ def test_shelf_runs_read_back_merged_in_key_order_runs_in_number_order(tmp_path,
     assert not folder.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_written_reads_the_shelf_after_its_own_pairs():
+def test_written_reads_the_shelf_after_its_own_pairs(tmp_path):
     """What the parent gave `Written` (the shared files) and what workers put on its shelf
     read as one map in path order; a path in both keeps the shelf's digest (given later,
     as the dict this replaces kept)."""
-    written = writers.Written(None, {"alerts/b.yml": "1" * 64, "alerts/d.yml": "2" * 64})
+    written = writers.Written(tmp_path, {"alerts/b.yml": "1" * 64, "alerts/d.yml": "2" * 64})
     shelf = written.shelf()
     assert written.shelf() is shelf
     shelf.put(writers.FILES, 0, [("alerts/c.yml", "3" * 64), ("alerts/b.yml", "4" * 64)])
