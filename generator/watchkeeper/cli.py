@@ -11,8 +11,10 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, cast
@@ -126,7 +128,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     if i == args.shard.index]
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
                   + (", ".join(mine) or "none"))
-        done = writers.commit(stage, written, discard_edits=args.discard_edits)
+        with _signals_held():  # moved into place whole, or not at all
+            done = writers.commit(stage, written, discard_edits=args.discard_edits)
     except SpecError:
         stage.discard()
         for folder in reversed(made):  # made by this run for a spec that was bad: empty
@@ -439,10 +442,78 @@ class _NeverRaised(Exception):
     pass
 
 
+class Terminated(BaseException):
+    """SIGTERM (`kill`, a CI job's timeout), raised in the main thread as SIGINT raises
+    KeyboardInterrupt: every `finally` and `with` on the way out runs, so staging folders,
+    shelves and temporary folders go and the output stays as it was."""
+
+
+# Exit statuses after SIGINT and SIGTERM, as a shell reports a process the signal killed.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `Terminated` in this process while the command runs (the handler in
+    place before is put back after). A process forked meanwhile (generate's workers) still
+    dies of it at once: its parent cleans up. A second SIGTERM does not interrupt the
+    clean-up (SIGKILL does)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield  # not ours to change (an embedding program's, or an ignored signal)
+        return
+    pid = os.getpid()
+
+    def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != pid:  # a forked worker
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        signal.signal(signum, signal.SIG_IGN)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (generate's commit: the output is
+    swapped whole, not left half old, half new), then take effect as they would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {kind: signal.signal(kind, lambda signum, _: held.append(signum))
+              for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in before.items():
+            signal.signal(kind, handler)
+        for kind in dict.fromkeys(held):
+            os.kill(os.getpid(), kind)  # delivered now, to the handler put back
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    with _terminate_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
+    except Terminated:
+        print("watchkeeper: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("watchkeeper: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except _lazy_error("watchkeeper.load", "SpecError") as error:
         for problem in cast("load.SpecError", error).problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -459,6 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"watchkeeper: {error.strerror}: {error.filename}", file=sys.stderr)
         return EXIT_USAGE
+    except _lazy_error("concurrent.futures.process", "BrokenProcessPool"):
+        # a worker killed (out of memory, `kill -9`): its parent cleaned up after it
+        print("watchkeeper: a worker process ended abruptly (killed? out of memory?); "
+              "nothing was changed", file=sys.stderr)
+        return EXIT_INTERNAL
     except _lazy_error("watchkeeper.parts", "UndeclaredRead") as error:
         # a signal's own check failed on a valid spec (see parts.Declared): not the user's
         # to fix, but named, so it can be reported; generate's staging is discarded

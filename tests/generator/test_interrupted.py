@@ -1,0 +1,128 @@
+"""`watchkeeper generate` stopped part-way (Ctrl-C, a CI job's timeout sending SIGTERM, a
+worker killed by the kernel's OOM killer) leaves the previous output as it was and nothing of
+its own behind: no staging folder, no shelf, no spill file, no worker process.
+
+Real processes: the command is started on a spec big enough that it is still rendering when
+its workers have put their first results on the shelf, and is signalled only then."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from bench_spec import bench_spec
+from watchkeeper import cli
+
+pytestmark = pytest.mark.slow  # a 1,000-service run each: seconds on a busy machine
+
+OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
+COMMAND = [sys.executable, "-m", "watchkeeper.cli", "generate"]
+
+
+@pytest.fixture(scope="module")
+def big_spec(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("interrupted") / "big.yaml"
+    path.write_text(yaml.safe_dump(bench_spec(1000), sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def generated(tmp_path) -> Path:
+    """An output folder holding a previous run's output (3 services of the same spec)."""
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(bench_spec(3), sort_keys=False))
+    out = tmp_path / "out"
+    assert cli.main(["generate", str(small), "--out", str(out)]) == cli.EXIT_OK
+    return out
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.name.startswith(OURS)]
+
+
+def started(spec: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
+    """`generate` running on `spec` into `out` (in a process group of its own), returned
+    once its workers have put results on its shelf, with the workers' pids."""
+    proc = subprocess.Popen([*COMMAND, str(spec), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_usual)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".watchkeeper-stage.*/files.*")):
+        if proc.poll() is not None:
+            pytest.fail(f"generate ended ({proc.returncode}) before it could be interrupted: "
+                        f"{proc.communicate()}")
+        assert time.monotonic() < deadline, "no worker put anything on the shelf in 120 s"
+        time.sleep(0.02)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return proc, [int(pid) for pid in children]
+
+
+def _sigint_as_usual() -> None:
+    """SIGINT as a terminal's command has it (a test run started in the background of a
+    shell without job control ignores it, and its children would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def assert_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 30
+    while [pid for pid in pids if alive(pid)]:
+        assert time.monotonic() < deadline, f"worker processes left running: {pids}"
+        time.sleep(0.1)
+
+
+def interrupt_self(proc: subprocess.Popen, workers: list[int], kind: signal.Signals) -> None:
+    os.kill(proc.pid, kind)
+
+
+def interrupt_group(proc: subprocess.Popen, workers: list[int], kind: signal.Signals) -> None:
+    os.killpg(proc.pid, kind)  # as Ctrl-C in a terminal, or a runner killing the job's group
+
+
+def kill_a_worker(proc: subprocess.Popen, workers: list[int], kind: signal.Signals) -> None:
+    os.kill(workers[0], kind)
+
+
+@pytest.mark.parametrize(("send", "kind", "status", "message"), [
+    (interrupt_self, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
+    (interrupt_group, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
+    (interrupt_self, signal.SIGINT, cli.EXIT_INTERRUPTED, "watchkeeper: interrupted"),
+    (interrupt_group, signal.SIGINT, cli.EXIT_INTERRUPTED, "watchkeeper: interrupted"),
+    (kill_a_worker, signal.SIGKILL, cli.EXIT_INTERNAL,
+     "watchkeeper: a worker process ended abruptly (killed? out of memory?); nothing was "
+     "changed"),
+], ids=["sigterm", "sigterm-group", "sigint", "sigint-group", "worker-killed"])
+def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
+        big_spec, generated, send, kind, status, message):
+    before = snapshot(generated)
+    proc, workers = started(big_spec, generated)
+    try:
+        assert workers, "the run has worker processes"
+        send(proc, workers, kind)
+        out, err = proc.communicate(timeout=120)
+        assert (proc.returncode, err.strip()) == (status, message), out
+        assert leftovers(generated.parent) == []
+        assert snapshot(generated) == before
+        assert_gone(workers)
+    finally:  # whatever failed, no process of this test outlives it
+        for pid in [proc.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
