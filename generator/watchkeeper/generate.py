@@ -9,6 +9,8 @@ import gc
 import itertools
 import multiprocessing
 import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -238,15 +240,36 @@ Job = Callable[[Service], tuple[str | None, dict[str, str]]]
 _INHERITED: tuple[Job, Sequence[Service]] | None = None
 
 
-def _worker_start(job: Job, services: Sequence[Service]) -> None:
+def _worker_start(job: Job, services: Sequence[Service], parent: int | None = None) -> None:
     """Set up a forked worker: it keeps the job and services it inherited (initializer
     arguments are not pickled under fork); what it inherited (the spec, imported modules)
     lives as long as it does, so the collector stops scanning it; young objects are
-    collected less often."""
+    collected less often. It ends with its `parent` (see `_end_with`)."""
     global _INHERITED
     _INHERITED = (job, services)
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+    _end_with(parent)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): a signal this process gets when its parent ends
+
+
+def _end_with(parent: int | None) -> None:
+    """Have the kernel kill this worker when `parent`, the process that forked it, ends
+    however it ends (SIGKILL, the OOM killer: no clean-up of its own). Else the worker
+    waits for work forever (its pool's queue stays open in its siblings), with its memory
+    and the output pipes a caller of the command reads to their end. Linux only."""
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes  # here: only workers pay for it
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the call above
+        os._exit(1)
 
 
 # What a task sends back: each service's (key, files), or, when they went on a shelf, how
@@ -454,7 +477,7 @@ class _Recycled:
 
     def __init__(self, job: Job, services: Sequence[Service], workers: int,
                  arriving: Arriving | None = None, *, shelf: Shelf | None = None) -> None:
-        self._initargs = (job, services)
+        self._initargs = (job, services, os.getpid())
         self._shelf = shelf  # where tasks put what they did (see `_run_range`)
         self._workers = workers
         self._arriving = arriving  # services still being read: the first pool starts on them

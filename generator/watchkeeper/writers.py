@@ -280,6 +280,60 @@ FILE_MODE = 0o644
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
+# In each staging folder and shelf a run makes: "<host> <pid>" of the process that made it.
+OWNER = ".watchkeeper-owner"
+
+
+def staging_folder(parent: Path) -> str:
+    """A new staging folder in `parent`, marked as this process's (`OWNER`)."""
+    path = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent)
+    _mark_owner(path)
+    return path
+
+
+def _mark_owner(folder: str) -> None:
+    fd = os.open(os.path.join(folder, OWNER), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, f"{os.uname().nodename} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def remove_abandoned(folder: Path) -> None:
+    """Remove the staging folders and shelves in `folder` that a killed run left (SIGKILL
+    or a crash: no clean-up of its own): those that carry our prefix and an `OWNER` mark
+    naming a process of this host that is gone. Nothing else is touched: a run under way,
+    another host's (a shared disk), a folder without the mark (older versions' or anyone's)."""
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return
+    with entries:
+        found = [entry.path for entry in entries if entry.name.startswith(STAGE_PREFIX)
+                 and entry.is_dir(follow_symlinks=False)]
+    for path in found:
+        if _abandoned(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _abandoned(path: str) -> bool:
+    opened = open_regular(os.path.join(path, OWNER))
+    if opened is None:
+        return False
+    handle, _ = opened
+    with handle:
+        host, _, pid = handle.read(300).decode(errors="replace").strip().partition(" ")
+    if host != os.uname().nodename or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True  # gone
+    except OSError:
+        return False  # there (another user's), or no way to tell
+    return False
+
+
 @dataclass(frozen=True)
 class Stage:
     """Staging folders that rendered files are written into as soon as they exist, on the
@@ -300,16 +354,20 @@ class Stage:
 
     @classmethod
     def create(cls, root: Path, folders: Iterable[str]) -> Stage:
+        """Staging folders for `folders` under `root`, each marked as this process's (see
+        `remove_abandoned`, which runs first: what killed runs left there goes)."""
         staged = []
+        remove_abandoned(root)
         for folder in folders:
             fresh = not os.path.lexists(root / folder)
             (root / folder).mkdir(parents=True, exist_ok=True)
             if fresh:
-                outer = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=root)
+                outer = staging_folder(root)
                 os.mkdir(os.path.join(outer, folder))
                 staged.append((folder, f"{Path(outer).name}/{folder}", True))
             else:
-                stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=root / folder)
+                remove_abandoned(root / folder)
+                stage = staging_folder(root / folder)
                 staged.append((folder, f"{folder}/{Path(stage).name}", False))
         return cls(root, tuple(staged))
 
@@ -587,6 +645,7 @@ class Written:
         use, in `folder`, removed by `close` or with this object)."""
         if self._shelf is None:
             self._shelf = Shelf(self.folder, STAGE_PREFIX)
+            _mark_owner(self._shelf.path)  # see `remove_abandoned`
         return self._shelf
 
     def items(self) -> Iterator[tuple[str, str]]:

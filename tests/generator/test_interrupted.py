@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from bench_spec import bench_spec
-from watchkeeper import cli
-
-pytestmark = pytest.mark.slow  # a 1,000-service run each: seconds on a busy machine
+from watchkeeper import cli, writers
 
 OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
 COMMAND = [sys.executable, "-m", "watchkeeper.cli", "generate"]
@@ -43,8 +41,9 @@ def generated(tmp_path) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under `folder` and its bytes, but for those in staging folders."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not any(part.startswith(OURS) for part in p.parts)}
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -100,6 +99,7 @@ def kill_a_worker(proc: subprocess.Popen, workers: list[int], kind: signal.Signa
     os.kill(workers[0], kind)
 
 
+@pytest.mark.slow  # a 1,000-service run each: seconds on a busy machine
 @pytest.mark.parametrize(("send", "kind", "status", "message"), [
     (interrupt_self, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
     (interrupt_group, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
@@ -126,3 +126,58 @@ def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.slow
+def test_a_killed_run_takes_its_workers_along_and_the_next_run_removes_what_it_left(
+        big_spec, generated):
+    """SIGKILL: no clean-up of its own. Its workers end with it (they would wait for work
+    forever, holding the pipes its caller reads); its staging folders and shelf stay, marked
+    with its pid, and the next run on the same output removes those and nothing else."""
+    before = snapshot(generated)
+    proc, workers = started(big_spec, generated)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=120)  # returns: no worker holds its output pipes open
+        assert_gone(workers)
+    finally:
+        for pid in [proc.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    left = leftovers(generated)
+    assert left, "a killed run leaves its staging folders"
+    host = os.uname().nodename
+    for path in left:
+        assert Path(path, writers.OWNER).read_text() == f"{host} {proc.pid}\n"
+    assert snapshot(generated) == before
+    kept = {  # what the next run must not touch
+        generated / ".watchkeeper-stage.unmarked": None,  # an older version's, or anyone's
+        generated / "alerts" / ".watchkeeper-stage.live": f"{host} 1\n",  # a run under way
+        generated / "dashboards" / ".watchkeeper-stage.elsewhere": f"other-{host} {proc.pid}\n",
+    }
+    for folder, owner in kept.items():
+        folder.mkdir()
+        (folder / "x.rules.yml").write_text("groups: []\n")
+        if owner:
+            (folder / writers.OWNER).write_text(owner)
+    assert cli.main(["generate", str(generated.parent / "small.yaml"), "--out",
+                     str(generated)]) == cli.EXIT_OK
+    assert sorted(leftovers(generated)) == sorted(str(folder) for folder in kept)
+    assert snapshot(generated) == before
+
+
+def test_signals_wait_for_the_commit_then_take_effect():
+    """SIGINT during generate's commit (the swap into place) is held until the commit is
+    done, then raised as it would have been: the output is old or new, never half."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in a
+    reached = []  # background job without job control
+    try:
+        with pytest.raises(KeyboardInterrupt), cli._signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a handler runs between bytecodes: it had its chance
+            reached.append("the end of the block")
+        assert reached == ["the end of the block"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
