@@ -3,9 +3,12 @@ of modules under pytest-xdist and the e2e detection-time table."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +23,25 @@ settings.load_profile("watchkeeper")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SPEC = REPO / "spec" / "services.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI job's timeout, `kill`) ends the run as Ctrl-C does, with every
+    fixture's teardown: the servers tests start run in sessions of their own (out of reach
+    of a signal to the run's process group) and would otherwise outlive the run, with their
+    logs and folders. In pytest-xdist's workers too."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, functools.partial(_interrupt, os.getpid()))
+
+
+def _interrupt(pid: int, signum: int, frame: object) -> None:
+    if os.getpid() != pid:  # a process a test forked (a pool's worker): dies of it as before
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    signal.signal(signum, signal.SIG_IGN)  # one teardown: a second SIGTERM does not cut it
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def tool(command: str, package: str) -> str:

@@ -4,10 +4,15 @@ asked ends, so a server stopped mid-test restarts on its port."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
+import pytest
 import servers
 
 HOLD = textwrap.dedent("""
@@ -113,3 +118,44 @@ def test_a_log_the_caller_named_is_kept(tmp_path):
     daemon = http_daemon(tmp_path, mine).start()
     daemon.stop()
     assert mine.is_file() and daemon.log_path == mine
+
+
+def test_a_test_run_ended_by_sigterm_stops_its_servers_and_removes_their_logs(tmp_path):
+    """SIGTERM to pytest (a CI job's timeout) tears fixtures down as Ctrl-C does
+    (tests/conftest.py): a server, in a session of its own, would else outlive the run."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(servers.REPO / "tests" / "held_daemon.py"), "-q",
+         "-s", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'run'}"],
+        cwd=servers.REPO, stdout=subprocess.PIPE, text=True)
+    pid, log = None, None
+    try:
+        for line in run.stdout:
+            if line.startswith("up "):
+                break
+        else:
+            raise AssertionError(f"the held test never started its server ({run.wait(60)})")
+        pid, log = int(line.split()[1]), Path(line.split()[2])
+        assert log.is_file()
+        run.send_signal(signal.SIGTERM)
+        run.stdout.read()
+        assert run.wait(60) == pytest.ExitCode.INTERRUPTED
+        deadline = time.monotonic() + 30
+        while _state(pid) not in ("", "Z"):
+            assert time.monotonic() < deadline, "the server outlived the test run"
+            time.sleep(0.1)
+        assert not log.exists()
+    finally:  # this test's processes and files go, whatever failed
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if pid is not None and _state(pid) not in ("", "Z"):
+            os.kill(pid, signal.SIGKILL)
+            log.unlink(missing_ok=True)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (Z: ended, not yet reaped), or "" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (FileNotFoundError, IndexError):
+        return ""
