@@ -455,9 +455,10 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM raises `Terminated` in this process while the command runs (the handler in
-    place before is put back after). A process forked meanwhile (generate's workers) still
-    dies of it at once: its parent cleans up. A second SIGTERM does not interrupt the
-    clean-up (SIGKILL does)."""
+    place before is put back after), and is passed on to its child processes (promtool
+    runs, which it would otherwise wait for, and generate's workers): a process forked
+    meanwhile dies of it at once, its parent cleans up. A second SIGTERM does not interrupt
+    the clean-up (SIGKILL does)."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield  # not ours to change (an embedding program's, or an ignored signal)
@@ -470,6 +471,9 @@ def _terminate_as_interrupt() -> Iterator[None]:
             os.kill(os.getpid(), signum)
             return
         signal.signal(signum, signal.SIG_IGN)
+        for child in _children():
+            with contextlib.suppress(OSError):
+                os.kill(child, signum)
         raise Terminated
 
     signal.signal(signal.SIGTERM, terminate)
@@ -477,6 +481,17 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _children() -> list[int]:
+    """This process's child processes, started by any of its threads (Linux's /proc; none
+    known elsewhere). Not yet waited for, so none of their pids can have been reused."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as listed:
+                found.extend(int(pid) for pid in listed.read().split())
+    return found
 
 
 @contextlib.contextmanager

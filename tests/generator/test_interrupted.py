@@ -7,7 +7,9 @@ its workers have put their first results on the shelf, and is signalled only the
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import yaml
 from bench_spec import bench_spec
 from watchkeeper import cli, writers
 
+REPO = Path(__file__).resolve().parents[2]
 OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
 COMMAND = [sys.executable, "-m", "watchkeeper.cli", "generate"]
 
@@ -181,3 +184,48 @@ def test_signals_wait_for_the_commit_then_take_effect():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.slow
+def test_a_terminated_test_run_ends_its_promtool_runs_and_removes_their_scratch(tmp_path):
+    """`watchkeeper test` on SIGTERM ends its promtool processes (it would wait for them,
+    or, killed, leave them running) and removes their scratch folder (in RAM, /dev/shm)."""
+    shutil.copytree(REPO / "alerts", tmp_path / "alerts")
+    env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}  # the scratch folder's
+    proc = subprocess.Popen([sys.executable, "-m", "watchkeeper.cli", "test", str(tmp_path),
+                             "--no-cache", "--all"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    promtools: dict[int, str] = {}  # pid → its TMPDIR
+    try:
+        deadline = time.monotonic() + 60
+        while not promtools:
+            assert proc.poll() is None, f"ended before a promtool started: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no promtool started in 60 s"
+            for pid in children(proc.pid):
+                with contextlib.suppress(OSError):
+                    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                    scratch = [v[7:].decode() for v in environ if v.startswith(b"TMPDIR=")]
+                    if scratch and Path(f"/proc/{pid}/exe").resolve().name == "promtool":
+                        promtools[pid] = scratch[0]
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err.strip()) == (cli.EXIT_TERMINATED,
+                                                  "watchkeeper: terminated (SIGTERM)"), out
+        assert_gone(list(promtools))
+        assert [folder for folder in promtools.values() if Path(folder).exists()] == []
+    finally:
+        for pid in [proc.pid, *promtools]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`, started by any of its threads."""
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                found += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return found
