@@ -2,7 +2,9 @@
 
 Exit status: 0 success, 1 when generated tests fail, 2 for bad input (the spec, the
 arguments, a missing tool), 70 (sysexits' EX_SOFTWARE) for a bug found in watchkeeper
-itself on a valid spec. User errors print one line per problem and no traceback.
+itself on a valid spec (or a worker process killed under it), 130 and 143 when stopped
+by SIGINT and SIGTERM (what the run had staged removed, the output as it was). User errors
+print one line per problem and no traceback.
 """
 
 from __future__ import annotations
