@@ -116,12 +116,13 @@ class _Entry:
 
 
 class _Table:
-    """Values by key, bounded (`MAX_ENTRIES`: when full, the half with the fewest hits, of
-    equals the newer, makes room, in one pass: what was held first and hits stays), giving
-    up once look-ups do not repeat (`PROBE`)."""
+    """Values by key, bounded (`size`, by default `MAX_ENTRIES`: when full, the half with
+    the fewest hits, of equals the newer, makes room, in one pass: what was held first and
+    hits stays), giving up once `probe` look-ups (by default `PROBE`) found too few
+    repeats."""
 
-    def __init__(self, size: int = MAX_ENTRIES) -> None:
-        self.size, self.on = size, True
+    def __init__(self, size: int = MAX_ENTRIES, probe: int = PROBE) -> None:
+        self.size, self.probe, self.on = size, probe, True
         self.hits = self.misses = 0
         self._held: dict[Any, _Entry] = {}
 
@@ -129,7 +130,7 @@ class _Table:
         entry = self._held.get(key)
         if entry is None:
             self.misses += 1
-            if self.hits + self.misses >= PROBE and self.hits * PROBE_HITS < self.misses:
+            if self.hits + self.misses >= self.probe and self.hits * PROBE_HITS < self.misses:
                 self.on = False
                 self._held.clear()
             return None
@@ -181,12 +182,17 @@ class Parts:
         return self._last
 
     def same(self, kind: str, objects: tuple[object, ...], extra: Hashable,
-             make: Callable[[], T]) -> T:
-        """`make()`, which depends on `objects` (held here: rule groups, or pieces) and
+             make: Callable[[], T], size: int = MAX_ENTRIES, probe: int = PROBE) -> T:
+        """`make()`, which depends on `objects` (held here: rule groups, pieces, charts) and
         `extra` alone, made once while they are held: a rule group's rule file, its
-        estimate, the test files of a set of groups. The entry keeps `objects` alive, so
-        their ids in the key stand for them."""
-        table = self._same.setdefault(kind, _Table())
+        estimate, the test files of a set of groups, a chart's panel text at one place.
+        The entry keeps `objects` alive, so their ids in the key stand for them. `size`
+        and `probe` (the table's bound and give-up, see `_Table`) are those of the kind's
+        first use: a kind looked up many times per service, whose first look-ups are all
+        new (a panel per chart), needs more of both than a kind looked up once."""
+        table = self._same.get(kind)
+        if table is None:
+            table = self._same[kind] = _Table(size, probe)
         if not table.on:
             return make()
         key = (tuple(map(id, objects)), extra)
@@ -196,6 +202,11 @@ class Parts:
         made = make()
         table.put(key, (objects, made))
         return made
+
+    def looks_up(self, kind: str) -> bool:
+        """Whether `same` still looks up `kind` (not yet used, or its table did not give up)."""
+        table = self._same.get(kind)
+        return table is None or table.on
 
     def leaf(self, thing: T, make: Callable[[T], str]) -> str:
         """`make(thing)` (a test file's series or check, see `rule_tests.Leaf`), or its

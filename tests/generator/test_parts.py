@@ -64,7 +64,12 @@ def test_bench_services_reuse_parts_and_give_the_same_files(bench) -> None:
     assert made.parts._groups.hits > 0
     assert made.parts._same["rules"].hits > 0 and made.parts._same["estimate"].hits > 0
     assert made.parts._signals["latency charts"].hits >= len(bench) - 5
-    assert made.parts._same["panel"].hits > 0
+    # each chart's panel text at its place, made once (dashboards/build.py): still looked
+    # up past the first services, whose charts are all new (the default probe gave up
+    # within four services), and found for most panels of the later ones
+    panels = made.parts._same["panel"]
+    assert panels.on and panels.hits >= 12 * (len(bench) - 5)
+    assert made.parts._same["frame"].hits == len(bench) - 1
     assert len(made.parts._leaves) <= parts.MAX_LEAVES
 
 
