@@ -472,16 +472,17 @@ def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]
     merged scenario hold its members'. So each is alone in a group, merged as it was.
     Not so for the other sets: their rules are fewer, so reads through recordings may be
     fewer too; `test_file` packs those again."""
-    known = reads(checked)
     defined = [{a.name for a in g.alerts} | {r.record for r in g.recordings} for g in checked]
     every = tuple(range(len(checked)))
     sets: dict[tuple[int, ...], list[Scenario]] = {every: []}
-    for merged in pack([s for g in members for s in g.scenarios], checked):
-        names = set(_read_by(merged, known)) | _checked(merged)
+    # `pack`, each test group with what its members read and check: a merged scenario's
+    # checks are its members', and what checks read is a union over them
+    for group in _pack([s for g in members for s in g.scenarios], reads(checked)):
+        names = group.read | group.checked
         need = every if EVERYTHING in names else tuple(
             i for i, names_of in enumerate(defined) if not names_of.isdisjoint(names))
         if any(checked[i].needs for i in need):  # its rules read another group's
             need = every
-        sets.setdefault(need or every, []).append(merged)
+        sets.setdefault(need or every, []).append(_merge(group.members))
     return [(scenarios, [checked[i] for i in key]) for key, scenarios in sets.items()
             if scenarios]
