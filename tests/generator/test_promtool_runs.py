@@ -362,3 +362,14 @@ def test_batches_balance_by_estimated_work_not_bytes(tmp_path):
     parts, weights = promtool.split_big([heavy, light], 2, None, tmp_path / "parts")
     assert parts == {str(heavy): [str(heavy)], str(light): [str(light)]}
     assert weights[str(heavy)] > 10 * weights[str(light)]
+
+
+def test_promtool_gets_a_memory_limit_with_our_collector_pace_only():
+    """GOGC=400 alone let a long promtool batch grow to ~2 GB resident; the soft limit
+    comes with our GOGC, and a user's own choices win."""
+    tuned = promtool.go_env({"PATH": "/bin"}, parallel=True)
+    assert tuned == {"PATH": "/bin", "GOGC": "400", "GOMAXPROCS": "1", "GOMEMLIMIT": "256MiB"}
+    assert promtool.go_env({"GOMEMLIMIT": "1GiB"}, parallel=False) == \
+        {"GOMEMLIMIT": "1GiB", "GOGC": "400"}
+    # a user who set GOGC chose the pace: no limit added
+    assert promtool.go_env({"GOGC": "100"}, parallel=False) == {"GOGC": "100"}
