@@ -317,7 +317,9 @@ def _label(generator: Path | None) -> str:
 def bench_test(work: Path, size: int, repeat: int,
                generators: list[Path] | None = None) -> None:
     """Per generator (interleaved repeat by repeat): `watchkeeper test --all` of `size`
-    services next to `promtool check rules` of the same files, then one service changed."""
+    services next to `promtool check rules` of the same files, then one service changed.
+    Besides wall time, the CPU (user+sys, children included) of the full run and of check
+    rules: once the machine is saturated the wall ratio tends to their ratio."""
     full_flag = ["--all"] if test_supports_all() else []
     print(f"\n## watchkeeper test, {size} services (full run{' --all' if full_flag else ''}; "
           "re-test after one service changed)")
@@ -325,7 +327,9 @@ def bench_test(work: Path, size: int, repeat: int,
     times: dict[int, dict[str, list[float]]] = {}
     for index in range(len(trees)):
         (work / f"test-{size}-{index}").mkdir()
-        times[index] = {"full": [], "check": [], "retest": []}
+        times[index] = {"full": [], "check": [], "retest": [], "full_cpu": [], "check_cpu": [],
+                        "peak": []}
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for _ in range(repeat):
         for index, generator in enumerate(trees):
             env, folder = _env(generator), work / f"test-{size}-{index}"
@@ -333,19 +337,29 @@ def bench_test(work: Path, size: int, repeat: int,
             generate = [WATCHKEEPER, "generate", str(spec_file), "--out", str(out)]
             write_spec(spec_file, size)
             run(generate, env=env)
-            times[index]["check"].append(run(check_rules(out))[0])
-            times[index]["full"].append(run([WATCHKEEPER, "test", str(out), *full_flag],
-                                            env=env)[0])
+            checked, _, check_cpu = run_usage(check_rules(out))[:3]
+            full, peak, full_cpu = run_usage([WATCHKEEPER, "test", str(out), *full_flag],
+                                             env=env)[:3]
+            for key, value in (("check", checked), ("check_cpu", check_cpu), ("full", full),
+                               ("full_cpu", full_cpu), ("peak", peak)):
+                times[index][key].append(value)
             write_spec(spec_file, size, changed=True)
             run(generate, env=env)
             times[index]["retest"].append(run([WATCHKEEPER, "test", str(out)], env=env)[0])
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for index, generator in enumerate(trees):
         full, check, retest = (times[index][k] for k in ("full", "check", "retest"))
+        full_cpu, check_cpu = times[index]["full_cpu"], times[index]["check_cpu"]
         ratio = statistics.median(f / c for f, c in zip(full, check, strict=True))
+        cpu_ratio = statistics.median(f / c for f, c in zip(full_cpu, check_cpu, strict=True))
         again = statistics.median(r / f for r, f in zip(retest, full, strict=True))
-        print(f"{_label(generator)}: check rules {statistics.median(check):.2f} s | test (full) "
-              f"{statistics.median(full):.2f} s = {ratio:.1f}x check | re-test after one "
-              f"change {statistics.median(retest):.2f} s = {again:.3f}x full")
+        print(f"{_label(generator)}: check rules {statistics.median(check):.2f} s (CPU "
+              f"{statistics.median(check_cpu):.2f} s) | test (full) {statistics.median(full):.2f}"
+              f" s = {ratio:.1f}x check (CPU {statistics.median(full_cpu):.2f} s = "
+              f"{cpu_ratio:.1f}x; peak RSS {max(times[index]['peak']):.0f} MiB) | re-test after "
+              f"one change {statistics.median(retest):.2f} s = {again:.3f}x full "
+              f"(runs {', '.join(f'{t:.2f}' for t in full)}; CPU = user+sys, children "
+              "included)")
 
 
 def bench_make_test_rules(repeat: int, generators: list[Path] | None = None) -> None:
