@@ -192,19 +192,26 @@ def _sawtooth(service, name, series_name, leak, critical, step) -> Scenario:
 
     The oldest quarter of the window always holds a peak higher than the newest quarter's
     low, so the steady-growth condition stays closed. Checked at peaks, the first one inside
-    the first window, where the history condition is what keeps it quiet.
+    the first window, where the history condition is what keeps it quiet, then once a full
+    window later. Every range the alert reads lies within the last `window`, so from the
+    first full window on, each tooth repeats the state of the one before it sample for
+    sample: once a check's `for` (and `keep_firing_for`) reaches back no further than that,
+    later teeth would see exactly what it saw. They are not evaluated (they were 18 of the
+    36 steps of a 1h window's test).
     """
     period = max(2, round(leak.window / 2 / step))
     low, high = round(critical * 0.1), round(critical * 0.9)
     rise = (high - low) / (period - 1)
     tooth = f"{low}+{format_number(float(f'{rise:.6g}'))}x{period - 1}"
-    teeth = math.ceil(3 * leak.window / step / period) + 1
-    checks = tuple(AlertCheck(at, name) for at in (
-        (math.ceil(leak.window / step) + k * period - 1) * step for k in range(0, 5)))
+    full = math.ceil(leak.window / step)  # the first step whose window starts at >= 0
+    lookback = steps_for(leak.for_ + service.keep_firing_for, step)
+    repeats = next((k for k in range(1, 5) if k * period - 1 >= lookback), 4)
+    checks = [full + k * period - 1 for k in range(repeats + 1)]
+    teeth = math.ceil((checks[-1] + 1) / period)
     return Scenario(
         name=f"{name} quiet on a sawtooth that returns to baseline",
         series=(Series(series_name, " ".join([tooth] * teeth)),),
-        alert_checks=checks,
+        alert_checks=tuple(AlertCheck(at * step, name) for at in checks),
     )
 
 
