@@ -98,11 +98,11 @@ GO_TUNING = {"GOGC": "400"}
 GO_PARALLEL = {"GOMAXPROCS": "1"}
 # ... but with GOGC=400 alone a promtool testing hundreds of files in a row grew to 1.7-2.1
 # GB resident (100 bench services, two processes; its live heap stays ~30-40 MB: each test
-# group's fresh TSDB is garbage after the group), and faulting those pages in was a fifth
-# of its CPU. A soft limit makes Go collect before that: 280 MB resident, ~12% less CPU
-# (docs/benchmarks.md, rule tests ninth pass). Far above any generated test's live heap
-# (the example's SLO file: ~35 MB), so small runs never reach it. Only with our GOGC: a
-# user who chose the collector's pace gets no limit they did not ask for.
+# group's fresh TSDB is garbage after the group), and faulting those pages in cost up to
+# a fifth of its CPU at load. A soft limit makes Go collect before that: 280 MB resident,
+# 2-5% less CPU quiet, ~12% at load 3-5 (docs/benchmarks.md, rule tests ninth pass). Far
+# above any generated test's live heap (the example's SLO file: ~35 MB). Only with our
+# GOGC: a user who chose the collector's pace gets no limit they did not ask for.
 GO_MEMORY_LIMIT = {"GOMEMLIMIT": "256MiB"}
 
 
