@@ -20,12 +20,13 @@ from typing import Protocol, TypeVar, overload, runtime_checkable
 from watchkeeper import alertmanager, naming
 from watchkeeper.build_cache import ENTRIES, Reuse, entry_text
 from watchkeeper.memo import Memo
-from watchkeeper.model import Piece, Service, Spec, service_names
+from watchkeeper.model import Piece, Scenario, Service, Spec, service_names
 from watchkeeper.parts import Parts
 from watchkeeper.rule_tests import (
     Estimate,
     Leaf,
     estimate,
+    host,
     lanes_apart,
     layout,
     made_directly,
@@ -84,13 +85,24 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
             "rules", (group,), header, functools.partial(rule_file, [group], header))
     estimate_of = functools.partial(_estimate, same)
     leaf = parts.leaf if same is not _direct else made_directly
-    for members in layout(groups, step, estimate_of):
-        needed = {id(g) for member in members
-                  for g in _groups_checked(member, groups, service.name)}
-        checked = [g for g in groups if id(g) in needed]
-        files.update(same("tests", (*members, None, *checked), (service.name, step, header),
-                          functools.partial(_test_files, service, members, checked, name,
-                                            header, leaf, step)))
+    plan = layout(groups, step, estimate_of)
+    checked_of = [_checked(members, groups, service.name) for members in plan]
+    at_host = host(plan, checked_of)
+    guests: list[tuple[list[Scenario], list[Piece]]] = []
+    hosted = [at_host is not None and i != at_host and len(members) > 1
+              and members[0].test_step == plan[at_host][0].test_step
+              for i, members in enumerate(plan)]
+    # the host's file after those whose lanes apart it takes (`rule_tests.host`)
+    for at in sorted(range(len(plan)), key=lambda i: i == at_host):
+        members, checked = plan[at], checked_of[at]
+        took = [o for i, h in enumerate(hosted) if h and at == at_host
+                for o in (None, *plan[i], None, *checked_of[i])]
+        made, apart = same(
+            "tests", (*members, None, *checked, *took), (service.name, step, header, hosted[at]),
+            functools.partial(_test_files, service, members, checked, name, header, leaf,
+                              step, hosted[at], guests if at == at_host else []))
+        files.update(made)
+        guests.extend(apart)
     return files
 
 
@@ -104,10 +116,31 @@ def _estimate(same: Callable, group: Piece, step: float) -> Estimate:
 
 
 def _test_files(service: Service, members: list[Piece], checked: list[Piece],
-                name: dict[int, str], header: str, leaf: Leaf, step: float) -> dict[str, str]:
+                name: dict[int, str], header: str, leaf: Leaf, step: float,
+                hosted: bool = False, guests: Sequence[tuple[list[Scenario], list[Piece]]] = ()
+                ) -> tuple[dict[str, str], list[tuple[list[Scenario], list[Piece]]]]:
     """The test files of `members` (groups laid out in one file, see `layout`), which
-    check `checked` (see `service_alert_files`); `step`: the service's `test_step`."""
+    check `checked` (see `service_alert_files`); `step`: the service's `test_step`. With
+    `hosted`, the test groups reading only some of `checked` (`lanes_apart`) are given
+    back (scenarios, rule groups read) for another file to take (`rule_tests.host`);
+    `guests`: such test groups this file takes."""
     files: dict[str, str] = {}
+    apart: list[tuple[list[Scenario], list[Piece]]] = []
+    if guests:
+        taken = {id(g) for _, reading in guests for g in reading} - {id(g) for g in checked}
+        more = [g for _, reading in guests for g in reading if id(g) in taken]
+        order = {key: i for i, key in enumerate(name)}  # rule order (group_eval_order)
+        checked = sorted({id(g): g for g in [*checked, *more]}.values(),
+                         key=lambda g: order[id(g)])
+        # `svc-7.runtime+http`: holding tests of each (never a layout file's name: those
+        # start with the first group of several, and this file's group is alone there)
+        stem = naming.shared_test_stem([*(name[id(m)] for m in members),
+                                        *(name[id(g)] for g in {id(g): g for g in more}.values())])
+        scenarios = [*members[0].scenarios, *(s for lane, _ in guests for s in lane)]
+        files[naming.test_path(stem)] = test_file(
+            service, [replace(members[0], scenarios=scenarios)],
+            [naming.listed_rules(name[id(g)]) for g in checked], checked, header, leaf)
+        return files, apart
     listed = [naming.listed_rules(name[id(g)]) for g in checked]
     stem = naming.shared_test_stem([name[id(m)] for m in members])
     own = own_part(members[0], checked, step) if len(members) == 1 else None
@@ -122,8 +155,11 @@ def _test_files(service: Service, members: list[Piece], checked: list[Piece],
     if len(members) == 1:
         files[naming.test_path(stem)] = test_file(service, members, listed, checked, header,
                                                   leaf)
-        return files
+        return files, apart
     for scenarios, reading in lanes_apart(members, checked):
+        if hosted and len(reading) < len(checked):  # another file takes them
+            apart.append((scenarios, reading))
+            continue
         # test groups reading only some of the file's rule groups: a file listing those
         part = stem if len(reading) == len(checked) else naming.shared_test_stem(
             [name[id(g)] for g in reading])
@@ -133,7 +169,13 @@ def _test_files(service: Service, members: list[Piece], checked: list[Piece],
             service, [replace(members[0], scenarios=scenarios)],
             [naming.listed_rules(name[id(g)]) for g in reading], reading, header, leaf,
             packed=len(reading) == len(checked))  # packed with these rules (`lanes_apart`)
-    return files
+    return files, apart
+
+
+def _checked(members: list[Piece], groups: list[Piece], service: str) -> list[Piece]:
+    """The groups `members`' tests check (see `_groups_checked`), in rule order."""
+    needed = {id(g) for member in members for g in _groups_checked(member, groups, service)}
+    return [g for g in groups if id(g) in needed]
 
 
 def _groups_checked(group: Piece, groups: list[Piece], service: str) -> list[Piece]:
