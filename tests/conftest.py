@@ -79,26 +79,18 @@ LONGEST_FIRST = ("test_vmalert_chain.py", "test_vmalert_chain_2.py", "test_prome
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under SLOW_PATHS are `slow`; `make test-fast` (pytest -m "not slow") leaves
     them and the other marked tests out, `make test` runs all. In a pytest-xdist worker the
-    LONGEST_FIRST modules move to the front, the modules with slow tests next (a stable sort:
-    modules stay whole, each group keeps its order); a plain run keeps the collection
-    order."""
+    LONGEST_FIRST modules move to the front (a stable sort: modules stay whole, the rest keeps
+    its order); a plain run keeps the collection order."""
     for item in items:
         if any(part in SLOW_PATHS for part in Path(str(item.fspath)).relative_to(REPO).parts):
             item.add_marker(pytest.mark.slow)
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        slow = {item.path for item in items if item.get_closest_marker("slow")}
-        items.sort(key=lambda item: _rank(item, slow))
+        items.sort(key=_rank)
 
 
-def _rank(item: pytest.Item, slow: set[Path]) -> int:
-    """LONGEST_FIRST, then the modules with a slow test (real servers, seconds each), then
-    the rest: pytest-xdist hands a worker its next module when it has 2 tests left, so the
-    module an e2e worker takes ~100 s before its end waits that long; short modules last
-    make that one short (a 25 s module so queued made the run 10 s longer)."""
-    name = item.path.name
-    if name in LONGEST_FIRST:
-        return LONGEST_FIRST.index(name)
-    return len(LONGEST_FIRST) + (item.path not in slow)
+def _rank(item: pytest.Item) -> int:
+    name = Path(str(item.fspath)).name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 # --- the e2e detection-time table (tests/e2e) ----------------------------------------------
