@@ -16,7 +16,7 @@ import pytest
 from hypothesis import settings
 
 # Property tests check results, not speed: hypothesis' default 200 ms deadline per example is
-# a bound on the machine (a shared 2-core box under `make test`'s workers misses it) and failed
+# a bound on the machine (a shared 2-core box under `make test -n 4` misses it) and failed
 # test_load_quick twice without a wrong result.
 settings.register_profile("watchkeeper", deadline=None)
 settings.load_profile("watchkeeper")
