@@ -77,11 +77,10 @@ check: setup test-deps generate
 lint: setup
 	$(BIN)/ruff check generator exporters tests bench examples
 
-## pytest-xdist, a test module per worker at a time, the 5 e2e chain modules first
-## (tests/conftest.py): their minutes of waiting on real time (a fifth to a half of a core
-## each) overlap each other and the CPU-bound rest, which starts on the 6th worker;
-## TEST_WORKERS=0 runs all in one process
-TEST_WORKERS ?= 6
+## pytest-xdist, a test module per worker at a time, the 3 e2e chain modules first
+## (tests/conftest.py): their minutes of waiting on real time overlap each other and the rest,
+## on the 4th worker; TEST_WORKERS=0 runs all in one process
+TEST_WORKERS ?= 4
 XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup test-deps lint generate

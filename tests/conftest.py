@@ -69,11 +69,8 @@ SLOW_PATHS = ("e2e", "contract", "test_exporters_sidecar.py")
 
 # The e2e chains: minutes each of waiting on real time (windows, `for`, group_wait), little
 # CPU. `make test` runs pytest-xdist workers a module at a time in collection order, so these
-# go first, longest first, and overlap each other and the CPU-bound rest. Each chain's
-# scenarios are split over two modules (e2e/scenarios.py HALVES): one module of 12 was the
-# whole run's wall (~10 min) while the other workers had finished in 4.
-LONGEST_FIRST = ("test_vmalert_chain.py", "test_vmalert_chain_2.py", "test_prometheus_chain.py",
-                 "test_prometheus_chain_2.py", "test_ha.py")
+# go first, longest first, and overlap each other and the CPU-bound rest.
+LONGEST_FIRST = ("test_vmalert_chain.py", "test_prometheus_chain.py", "test_ha.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

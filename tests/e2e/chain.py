@@ -26,9 +26,6 @@ from webhook import Notified, WebhookReceiver
 Key = tuple[str, str, str]  # (service, signal, severity); signal "slo:<name>" for an SLO
 POLL = 0.5
 CHECKED: list[tuple[str, Outcome]] = []  # by the running test; conftest moves them to its report
-# The runs' names in the detection-time table (one table each, whichever module ran them)
-PROMETHEUS_RUN = "Prometheus 2.x + Alertmanager"
-VMALERT_RUN = "VictoriaMetrics 1.79: vmagent + vmalert + Alertmanager"
 
 
 def require(*commands: str) -> None:

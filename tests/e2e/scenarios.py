@@ -146,15 +146,3 @@ EVERY_SIGNAL: dict[str, Callable[[stack.DemoStack], Scenario]] = {
     "job_duration": job_duration, "job_backlog": job_backlog, "redis_down": redis_down,
     "service_down": service_down,
 }
-
-# Every scenario in one of two halves, each run by a module of its own on a stack of its own
-# (test_prometheus_chain.py and test_prometheus_chain_2.py; the same for vmalert): a chain's
-# scenarios are minutes of waiting on real time, and `make test`'s pytest-xdist workers run
-# the halves side by side. About as long as each other (the first also has the healthy
-# baseline and the routing checks); a scenario starts from a quiet chain in either.
-HALVES: tuple[tuple[str, ...], tuple[str, ...]] = (
-    ("latency", "errors", "cache", "slow_queries", "pool"),
-    ("leaks", "throughput", "job_failures", "job_duration", "job_backlog", "redis_down",
-     "service_down"),
-)
-assert sorted(HALVES[0] + HALVES[1]) == sorted(EVERY_SIGNAL), "a scenario in no half, or in two"

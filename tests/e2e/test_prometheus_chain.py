@@ -3,22 +3,37 @@
 
 One stack serves every test of this module, in order; each scenario starts from a quiet chain,
 injects one fault, checks what fires and what is notified, removes the fault and checks that
-everything resolves. The first half of the scenarios (scenarios.HALVES) is here, the second
-in test_prometheus_chain_2.py on a stack of its own; about 4 minutes each on 2 cores. The
-stack's fixtures are in conftest.py.
+everything resolves. About 6 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
 import chain
+import loadgen
 import pytest
 import scenarios
 import stack
 from chain import require
 
-RUN = chain.PROMETHEUS_RUN
+RUN = "Prometheus 2.x + Alertmanager"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[stack.DemoStack]:
+    require("prometheus", "prometheus-alertmanager", "redis-server")
+    with stack.demo_stack() as running, loadgen.background(running.app_url, rps=20,
+                                                           duration=1200):
+        yield running
+
+
+@pytest.fixture(scope="module")
+def watch(demo: stack.DemoStack) -> chain.Chain:
+    watching = chain.Chain(demo.evaluator.url, demo.alertmanager.url, demo.webhook)
+    watching.wait_scraped(stack.READY_QUERIES)
+    return watching
 
 
 def check(outcome: chain.Outcome) -> None:
@@ -26,8 +41,7 @@ def check(outcome: chain.Outcome) -> None:
 
 
 @pytest.mark.parametrize(("severity", "receiver"), [("critical", "page"), ("warning", "ticket")])
-def test_routing_of_the_running_alertmanager(demo: stack.DemoStack, severity: str,
-                                              receiver: str) -> None:
+def test_routing_of_the_running_alertmanager(demo, severity: str, receiver: str) -> None:
     """The configuration the chain runs with passes amtool and routes by severity."""
     require("amtool")
     config = f"--config.file={demo.alertmanager_yml}"
@@ -45,9 +59,8 @@ def test_healthy_baseline_fires_nothing(watch: chain.Chain) -> None:
     check(chain.observe_healthy(watch, seconds=25))
 
 
-@pytest.mark.parametrize("name", scenarios.HALVES[0])
+@pytest.mark.parametrize("name", list(scenarios.EVERY_SIGNAL))
 def test_fault_pages_and_resolves(demo, watch, name: str) -> None:
     """One fault per signal (tests/e2e/scenarios.py): the right alert pages, its warning is
-    inhibited, nothing else fires, everything resolves once the fault is removed. The other
-    half of the signals: test_prometheus_chain_2.py."""
+    inhibited, nothing else fires, everything resolves once the fault is removed."""
     check(chain.run_scenario(watch, scenarios.EVERY_SIGNAL[name](demo)))

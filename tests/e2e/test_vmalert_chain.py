@@ -3,23 +3,40 @@ stores, vmalert evaluates (recording rules written back through remote write) an
 same Alertmanager configuration and webhook.
 
 Runs the healthy baseline and every fault scenario the Prometheus chain runs
-(tests/e2e/scenarios.py), cache included: the first half (scenarios.HALVES) here, the second
-in test_vmalert_chain_2.py on a stack of its own, so that pytest-xdist runs them side by side;
-about 5 minutes each. The stack's fixtures are in conftest.py.
+(tests/e2e/scenarios.py), cache included, about 6 minutes.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import chain
+import loadgen
 import pytest
 import scenarios
 import servers
 import stack
+from chain import require
 
-RUN = chain.VMALERT_RUN
+RUN = "VictoriaMetrics 1.79: vmagent + vmalert + Alertmanager"
+
+
+@pytest.fixture(scope="module")
+def vm_demo() -> Iterator[stack.DemoStack]:
+    require("victoria-metrics", "vmagent", "vmalert", "prometheus-alertmanager", "redis-server")
+    with stack.vm_stack() as running, loadgen.background(running.app_url, rps=20,
+                                                         duration=1200):
+        yield running
+
+
+@pytest.fixture(scope="module")
+def vm_watch(vm_demo: stack.DemoStack) -> chain.Chain:
+    watching = chain.Chain(vm_demo.evaluator.url, vm_demo.alertmanager.url, vm_demo.webhook,
+                           vm_demo.query_url)
+    watching.wait_scraped(stack.READY_QUERIES, timeout=90)
+    return watching
 
 
 def check(outcome: chain.Outcome) -> None:
@@ -62,8 +79,7 @@ def _never_recorded(watch: chain.Chain, names: set[str], timeout: float) -> set[
     return missing
 
 
-@pytest.mark.parametrize("name", scenarios.HALVES[0])
+@pytest.mark.parametrize("name", list(scenarios.EVERY_SIGNAL))
 def test_vmalert_fault_pages_and_resolves(vm_demo, vm_watch, name: str) -> None:
-    """The same scenarios as the Prometheus chain: same alerts, same inhibition (the other
-    half: test_vmalert_chain_2.py)."""
+    """The same scenarios as the Prometheus chain: same alerts, same inhibition."""
     check(chain.run_scenario(vm_watch, scenarios.EVERY_SIGNAL[name](vm_demo)))
