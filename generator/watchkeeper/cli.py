@@ -459,30 +459,47 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM raises `Terminated` in this process while the command runs (the handler in
     place before is put back after), and is passed on to its child processes (promtool
     runs, which it would otherwise wait for, and generate's workers): a process forked
-    meanwhile dies of it at once, its parent cleans up. A second SIGTERM does not interrupt
-    the clean-up (SIGKILL does)."""
+    meanwhile dies of it at once, its parent cleans up. Once either has arrived, a second
+    SIGTERM or SIGINT does not interrupt the clean-up (SIGKILL does): a KeyboardInterrupt
+    in the middle of it would leave staging folders, or a pool's workers running."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield  # not ours to change (an embedding program's, or an ignored signal)
         return
     pid = os.getpid()
+    interrupts = signal.getsignal(signal.SIGINT)
+    ours_too = interrupts is signal.default_int_handler  # else ignored, or an embedder's
+
+    def cleaning_up() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if ours_too:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def terminate(signum: int, frame: object) -> None:
         if os.getpid() != pid:  # a forked worker
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        signal.signal(signum, signal.SIG_IGN)
+        cleaning_up()
         for child in _children():
             with contextlib.suppress(OSError):
                 os.kill(child, signum)
         raise Terminated
 
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() == pid:  # not a worker forked before it ignores SIGINT
+            cleaning_up()
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, terminate)
+    if ours_too:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if ours_too:
+            signal.signal(signal.SIGINT, interrupts)
 
 
 def _children() -> list[int]:

@@ -286,8 +286,13 @@ def _worker_start(job: Job, services: Sequence[Service], parent: int | None = No
     """Set up a forked worker: it keeps the job and services it inherited (initializer
     arguments are not pickled under fork); what it inherited (the spec, imported modules)
     lives as long as it does, so the collector stops scanning it; young objects are
-    collected less often. It ends with its `parent` (see `_end_with`)."""
+    collected less often. It ends with its `parent` (see `_end_with`), and leaves SIGINT
+    to it: Ctrl-C reaches a terminal's whole process group, and a worker's own
+    KeyboardInterrupt, sent back as a task's result, would reach the parent a second time,
+    in the middle of its clean-up (the parent cancels what is left and waits for the
+    running tasks before it removes what they staged)."""
     global _INHERITED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _INHERITED = (job, services)
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])

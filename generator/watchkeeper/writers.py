@@ -13,6 +13,7 @@ rewrites the manifest. Anything not in the manifest is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -410,7 +411,7 @@ class Stage:
             self.path(relative)  # raises: outside the output folders
         base, fresh = staged
         if fresh or not _holds(f"{self.root}/{relative}", data):
-            fd = _create(base + rest)
+            fd = _create(base + rest, base)
             try:
                 os.fchmod(fd, FILE_MODE)
                 view, written = memoryview(data), 0
@@ -430,7 +431,8 @@ class Stage:
     def _put_pieces(self, relative: str, pieces: Iterable[str]) -> str:
         target = self.path(relative)
         hasher, size = hashlib.sha256(), 0
-        with os.fdopen(_create(os.fspath(target)), "wb") as handle:
+        stage = os.fspath(self.root / self._stage(relative.partition("/")[0]))
+        with os.fdopen(_create(os.fspath(target), stage), "wb") as handle:
             os.fchmod(handle.fileno(), FILE_MODE)
             for piece in pieces:
                 data = piece.encode("utf-8")
@@ -450,12 +452,18 @@ class Stage:
             shutil.rmtree(self.root / top, ignore_errors=True)
 
 
-def _create(path: str) -> int:
-    """A new file's descriptor, open for writing (its folder made when missing)."""
+def _create(path: str, stage: str) -> int:
+    """A new file's descriptor, open for writing, its folders below the staging folder
+    `stage` made when missing; `stage` itself never is: once a run's clean-up has removed
+    it, a worker still writing fails (FileNotFoundError) instead of leaving it behind."""
     try:
         return os.open(path, _WRITE_FLAGS, FILE_MODE)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = stage.rstrip("/")
+        for part in os.path.relpath(os.path.dirname(path), folder).split(os.sep):
+            folder = os.path.join(folder, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder)
         return os.open(path, _WRITE_FLAGS, FILE_MODE)
 
 

@@ -107,16 +107,30 @@ def kill_a_worker(proc: subprocess.Popen, workers: list[int], kind: signal.Signa
     os.kill(workers[0], kind)
 
 
+def interrupt_workers_first(proc: subprocess.Popen, workers: list[int],
+                            kind: signal.Signals) -> None:
+    """Ctrl-C as a busy machine may deliver it: the workers' copies well before the
+    parent's. Workers that took it as a KeyboardInterrupt sent it back as their tasks'
+    results, a first exception in the parent; its own signal then broke into the clean-up
+    (staging folders left behind in CI) or hung it (2 of 3 runs here)."""
+    for pid in workers:
+        os.kill(pid, kind)
+    time.sleep(0.2)
+    os.kill(proc.pid, kind)
+
+
 @pytest.mark.slow  # a 1,000-service run each: seconds on a busy machine
 @pytest.mark.parametrize(("send", "kind", "status", "message"), [
     (interrupt_self, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
     (interrupt_group, signal.SIGTERM, cli.EXIT_TERMINATED, "watchkeeper: terminated (SIGTERM)"),
     (interrupt_self, signal.SIGINT, cli.EXIT_INTERRUPTED, "watchkeeper: interrupted"),
     (interrupt_group, signal.SIGINT, cli.EXIT_INTERRUPTED, "watchkeeper: interrupted"),
+    (interrupt_workers_first, signal.SIGINT, cli.EXIT_INTERRUPTED, "watchkeeper: interrupted"),
     (kill_a_worker, signal.SIGKILL, cli.EXIT_INTERNAL,
      "watchkeeper: a worker process ended abruptly (killed? out of memory?); nothing was "
      "changed"),
-], ids=["sigterm", "sigterm-group", "sigint", "sigint-group", "worker-killed"])
+], ids=["sigterm", "sigterm-group", "sigint", "sigint-group", "sigint-workers-first",
+        "worker-killed"])
 def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
         big_spec, generated, send, kind, status, message):
     before = snapshot(generated)
@@ -173,6 +187,41 @@ def test_a_killed_run_takes_its_workers_along_and_the_next_run_removes_what_it_l
                      str(generated)]) == cli.EXIT_OK
     assert sorted(leftovers(generated)) == sorted(str(folder) for folder in kept)
     assert snapshot(generated) == before
+
+
+ONCE_INTERRUPTED = """
+import os, signal, sys, time
+from watchkeeper import cli
+first = signal.Signals[sys.argv[1]]
+cleaned = []
+try:
+    with cli._terminate_as_interrupt():
+        try:
+            os.kill(os.getpid(), first)
+            time.sleep(5)  # interrupted: a handler runs between bytecodes
+        finally:
+            for second in (signal.SIGINT, signal.SIGTERM):
+                os.kill(os.getpid(), second)
+            time.sleep(0.05)  # a second handler would have run by now
+            cleaned.append(first)
+except (KeyboardInterrupt, cli.Terminated) as raised:
+    print(type(raised).__name__, cleaned == [first],
+          signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+          signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+
+
+@pytest.mark.parametrize(("first", "raised"), [("SIGINT", "KeyboardInterrupt"),
+                                               ("SIGTERM", "Terminated")])
+def test_once_interrupted_the_clean_up_is_not_interrupted_again(first, raised):
+    """After a first SIGINT or SIGTERM, a second one (Ctrl-C pressed twice, a runner's
+    SIGTERM after its SIGINT) waits: a KeyboardInterrupt raised in the middle of the
+    clean-up would leave staging folders behind. The handlers are put back after. In a
+    process of its own: SIGTERM is passed on to the caller's child processes."""
+    done = subprocess.run([sys.executable, "-c", ONCE_INTERRUPTED, first], text=True,
+                          capture_output=True, timeout=60, preexec_fn=_sigint_as_usual)
+    assert (done.returncode, done.stdout.split()) == (0, [raised, "True", "True", "True"]), \
+        done.stderr
 
 
 def test_signals_wait_for_the_commit_then_take_effect():

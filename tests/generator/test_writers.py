@@ -90,6 +90,23 @@ def test_streamed_file_pieces_are_written_whole(tmp_path):
     assert written["dashboards/o.json"] == digest(b"{}\n")
 
 
+@pytest.mark.parametrize("existing", [True, False], ids=["staged-inside", "staged-beside"])
+@pytest.mark.parametrize("pieces", [False, True], ids=["whole", "in-pieces"])
+def test_a_file_put_after_the_stage_was_discarded_fails_and_makes_no_folder(
+        tmp_path, existing, pieces):
+    """An interrupted run removes its staging folders while a worker may still be writing:
+    that worker's next file must fail, not make the staging folder again (it would be left
+    behind, the bug a Ctrl-C in CI once showed)."""
+    if existing:
+        (tmp_path / "alerts").mkdir()
+    stage = Stage.create(tmp_path, ("alerts",))
+    stage.put("alerts/tests/first.yml", "a: 1\n")  # a subfolder made while staged: fine
+    stage.discard()
+    with pytest.raises(FileNotFoundError):
+        stage.put("alerts/tests/late.yml", iter(["b: 2\n"]) if pieces else "b: 2\n")
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == ["alerts"]
+
+
 def test_a_new_output_folder_is_moved_into_place_whole(tmp_path, monkeypatch):
     """A first run stages beside the folder and moves it with one rename: no per-file
     renames, files world-readable whatever the umask, nothing left behind."""
