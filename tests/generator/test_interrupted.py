@@ -112,7 +112,7 @@ def interrupt_workers_first(proc: subprocess.Popen, workers: list[int],
     """Ctrl-C as a busy machine may deliver it: the workers' copies well before the
     parent's. Workers that took it as a KeyboardInterrupt sent it back as their tasks'
     results, a first exception in the parent; its own signal then broke into the clean-up
-    (staging folders left behind in CI) or hung it (2 of 3 runs here)."""
+    (staging folders left behind in CI) or hung it (4 tries of 4 here, past 120 s)."""
     for pid in workers:
         os.kill(pid, kind)
     time.sleep(0.2)
