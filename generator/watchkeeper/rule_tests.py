@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from watchkeeper.model import AlertCheck, ExprCheck, Piece, Scenario, Series, Service
 from watchkeeper.promql import matchers
@@ -452,8 +452,16 @@ def own_part(group: Piece, checked: Sequence[Piece], step: float) -> Piece | Non
 # rules). Such test groups go to a file listing only the rule groups they read.
 
 
-def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]
-                ) -> list[tuple[list[Scenario], list[Piece]]]:
+class Lane(NamedTuple):
+    """Test groups of a shared test file whose checks read the same rule groups: what
+    `lanes_apart` sorts the file's test groups into, each tested in a file listing only
+    `reading` (or given to the `host`'s file)."""
+
+    scenarios: list[Scenario]  # the test groups, each merged into one scenario
+    reading: list[Piece]  # the rule groups their checks read, in rule order
+
+
+def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]) -> list[Lane]:
     """The test groups `members`' scenarios pack into (see `pack`), by the `checked` rule
     groups they read (those defining an alert they check or a name they read, through
     recordings), each set with its test groups: the set of every group first, then the
@@ -484,7 +492,7 @@ def lanes_apart(members: Sequence[Piece], checked: Sequence[Piece]
         if any(checked[i].needs for i in need):  # its rules read another group's
             need = every
         sets.setdefault(need or every, []).append(_merge(group.members))
-    return [(scenarios, [checked[i] for i in key]) for key, scenarios in sets.items()
+    return [Lane(scenarios, [checked[i] for i in key]) for key, scenarios in sets.items()
             if scenarios]
 
 
