@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar, overload, runtime_checkable
@@ -20,10 +20,11 @@ from typing import Protocol, TypeVar, overload, runtime_checkable
 from watchkeeper import alertmanager, naming
 from watchkeeper.build_cache import ENTRIES, Reuse, entry_text
 from watchkeeper.memo import Memo
-from watchkeeper.model import Piece, Scenario, Service, Spec, service_names
+from watchkeeper.model import Piece, Service, Spec, service_names
 from watchkeeper.parts import Parts
 from watchkeeper.rule_tests import (
     Estimate,
+    Lane,
     Leaf,
     estimate,
     host,
@@ -65,7 +66,7 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
     tests share a step may share a test file where that is cheaper for promtool (fewer
     test groups, see `rule_tests.layout`). A group reads another's recordings only where
     it says so (`Piece.needs`: the SLO report reads the SLO rates); its tests then list
-    that group's rule file too.
+    that group's rule file too. How the test groups are spread over files: `_test_files`.
 
     With `parts` (one per run, see `parts.Parts`), signals' pieces and rule groups with
     the same inputs as an earlier service's are taken from it, and so is a held group's
@@ -78,98 +79,196 @@ def service_alert_files(service: Service, header: str, parts: Parts | None = Non
     # held groups are the same objects for every service with their inputs (not when links
     # were added: those are copies, see `build_groups`), so what is made from them alone
     # is made once
-    same = parts.same if parts is not None and not (
+    same: _Same = parts.same if parts is not None and not (
         service.runbook_url or service.grafana_url) else _direct
     for group in groups:
         files[naming.rules_path(name[id(group)])] = same(
             "rules", (group,), header, functools.partial(rule_file, [group], header))
     estimate_of = functools.partial(_estimate, same)
     leaf = parts.leaf if same is not _direct else made_directly
-    plan = layout(groups, step, estimate_of)
-    checked_of = [_checked(members, groups, service.name) for members in plan]
-    at_host = host(plan, checked_of)
-    guests: list[tuple[list[Scenario], list[Piece]]] = []
-    hosted = [at_host is not None and i != at_host and len(members) > 1
-              and members[0].test_step == plan[at_host][0].test_step
-              for i, members in enumerate(plan)]
-    # the host's file after those whose lanes apart it takes (`rule_tests.host`)
-    for at in sorted(range(len(plan)), key=lambda i: i == at_host):
-        members, checked = plan[at], checked_of[at]
-        took = [o for i, h in enumerate(hosted) if h and at == at_host
-                for o in (None, *plan[i], None, *checked_of[i])]
-        made, apart = same(
-            "tests", (*members, None, *checked, *took), (service.name, step, header, hosted[at]),
-            functools.partial(_test_files, service, members, checked, name, header, leaf,
-                              step, hosted[at], guests if at == at_host else []))
-        files.update(made)
-        guests.extend(apart)
+    plan = [_Planned(members, _checked(members, groups, service.name))
+            for members in layout(groups, step, estimate_of)]
+    files.update(_test_files(_Writer(service, name, header, leaf, step), plan, same))
     return files
 
 
-def _direct(kind: str, objects: tuple, extra: object, make: Callable[[], T]) -> T:
+class _Same(Protocol):
+    """`parts.Parts.same`, or `_direct` when nothing is held."""
+
+    def __call__(self, kind: str, objects: tuple[object, ...], extra: Hashable,
+                 make: Callable[[], T]) -> T: ...
+
+
+def _direct(kind: str, objects: tuple[object, ...], extra: Hashable,
+            make: Callable[[], T]) -> T:
     """`parts.Parts.same` without parts: made each time."""
     return make()
 
 
-def _estimate(same: Callable, group: Piece, step: float) -> Estimate:
+def _estimate(same: _Same, group: Piece, step: float) -> Estimate:
     return same("estimate", (group,), step, functools.partial(estimate, group, step))
 
 
-def _test_files(service: Service, members: list[Piece], checked: list[Piece],
-                name: dict[int, str], header: str, leaf: Leaf, step: float,
-                hosted: bool = False, guests: Sequence[tuple[list[Scenario], list[Piece]]] = ()
-                ) -> tuple[dict[str, str], list[tuple[list[Scenario], list[Piece]]]]:
-    """The test files of `members` (groups laid out in one file, see `layout`), which
-    check `checked` (see `service_alert_files`); `step`: the service's `test_step`. With
-    `hosted`, the test groups reading only some of `checked` (`lanes_apart`) are given
-    back (scenarios, rule groups read) for another file to take (`rule_tests.host`);
-    `guests`: such test groups this file takes."""
+# --- Test files --------------------------------------------------------------------------
+#
+# `layout` plans which rule groups' scenarios share a test file. Each planned file becomes
+# one test file or more: a group's scenarios that read only its own rules may go apart
+# (`own_part`), and so may a shared file's test groups that read only some of its groups
+# (`lanes_apart`). Those lanes apart would each cost promtool a process of their own; where
+# the service has a file of one rule group checking only its own rules at their step (the
+# host, `rule_tests.host`), they are tested in the host's file instead.
+
+
+@dataclass(frozen=True, eq=False)
+class _Planned:
+    """A test file `layout` planned: its rule groups (`members`) and every rule group their
+    scenarios check (`checked`, see `_checked`), in rule order."""
+
+    members: list[Piece]
+    checked: list[Piece]
+
+    def inputs(self) -> tuple[Piece | None, ...]:
+        """The objects its test files are made from, as `Parts.same` keys them. The None
+        keeps ([a, b], [c]) from meeting ([a], [b, c])."""
+        return (*self.members, None, *self.checked)
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """What every test file of one service is written with."""
+
+    service: Service
+    stems: dict[int, str]  # rule group (by id) → its stem, `naming.group_stem`, in rule order
+    header: str
+    leaf: Leaf
+    step: float  # the service's `test_step`
+
+    def extra(self, gives: bool) -> tuple[str, float, str, bool]:
+        """What test files depend on besides rule groups, for `Parts.same`: the stems follow
+        from the service's name and the groups; `gives`: see `_gives`."""
+        return self.service.name, self.step, self.header, gives
+
+    def stem(self, groups: Iterable[Piece]) -> str:
+        """The name of a test file of `groups`' scenarios, the first one's group first."""
+        return naming.shared_test_stem([self.stems[id(g)] for g in groups])
+
+    def file(self, tested: Piece, rules: Sequence[Piece], packed: bool = False) -> str:
+        """A test file of `tested`'s scenarios loading (only) the rule files of `rules`;
+        `packed`: see `test_file`."""
+        listed = [naming.listed_rules(self.stems[id(g)]) for g in rules]
+        return test_file(self.service, [tested], listed, rules, self.header, self.leaf,
+                         packed=packed)
+
+
+def _test_files(writer: _Writer, plan: Sequence[_Planned], same: _Same) -> dict[str, str]:
+    """Every test file of the files `layout` planned (`plan`).
+
+    The host's file is made last: it takes the lanes the others set aside for it (see
+    `_gives`), known only once they are made (or had from `same`, which keeps them with
+    their files). So the host's files depend on the givers' inputs as well as its own,
+    and are keyed by all of them (the lanes follow from those alone). There is always a
+    giver (see `host`), so that key holds at least three Nones and every other key only
+    one: in the "tests" table a host's files never meet another file's (files, lanes)."""
+    at_host = host([p.members for p in plan], [p.checked for p in plan])
+    hosting = plan[at_host] if at_host is not None else None
     files: dict[str, str] = {}
-    apart: list[tuple[list[Scenario], list[Piece]]] = []
-    if guests:
-        taken = {id(g) for _, reading in guests for g in reading} - {id(g) for g in checked}
-        more = [g for _, reading in guests for g in reading if id(g) in taken]
-        order = {key: i for i, key in enumerate(name)}  # rule order (group_eval_order)
-        checked = sorted({id(g): g for g in [*checked, *more]}.values(),
-                         key=lambda g: order[id(g)])
-        # `svc-7.runtime+http`: holding tests of each (never a layout file's name: those
-        # start with the first group of several, and this file's group is alone there)
-        stem = naming.shared_test_stem([*(name[id(m)] for m in members),
-                                        *(name[id(g)] for g in {id(g): g for g in more}.values())])
-        scenarios = [*members[0].scenarios, *(s for lane, _ in guests for s in lane)]
-        files[naming.test_path(stem)] = test_file(
-            service, [replace(members[0], scenarios=scenarios)],
-            [naming.listed_rules(name[id(g)]) for g in checked], checked, header, leaf)
-        return files, apart
-    listed = [naming.listed_rules(name[id(g)]) for g in checked]
-    stem = naming.shared_test_stem([name[id(m)] for m in members])
-    own = own_part(members[0], checked, step) if len(members) == 1 else None
-    if own is not None:  # its scenarios reading only its own rules, in a file apart
-        files[naming.test_path(stem)] = test_file(
-            service, [own], [naming.listed_rules(name[id(members[0])])], header=header,
-            leaf=leaf)
-        members = [replace(members[0], scenarios=[s for s in members[0].scenarios
-                                                  if s not in own.scenarios])]
-        stem = naming.with_stem(stem, [name[id(g)] for g in checked
-                                       if g is not own and name[id(g)] != stem])
-    if len(members) == 1:
-        files[naming.test_path(stem)] = test_file(service, members, listed, checked, header,
-                                                  leaf)
-        return files, apart
-    for scenarios, reading in lanes_apart(members, checked):
-        if hosted and len(reading) < len(checked):  # another file takes them
-            apart.append((scenarios, reading))
+    given: list[Lane] = []
+    for planned in plan:
+        if planned is hosting:
             continue
-        # test groups reading only some of the file's rule groups: a file listing those
-        part = stem if len(reading) == len(checked) else naming.shared_test_stem(
-            [name[id(g)] for g in reading])
-        if part != stem and any(all(g is not m for m in members) for g in reading):
-            part = naming.apart_stem(part)  # a name no other group's file can take
-        files[naming.test_path(part)] = test_file(
-            service, [replace(members[0], scenarios=scenarios)],
-            [naming.listed_rules(name[id(g)]) for g in reading], reading, header, leaf,
-            packed=len(reading) == len(checked))  # packed with these rules (`lanes_apart`)
-    return files, apart
+        gives = hosting is not None and _gives(planned, hosting)
+        made, lanes = same("tests", planned.inputs(), writer.extra(gives), functools.partial(
+            _planned_files, writer, planned, gives))
+        files.update(made)
+        given.extend(lanes)
+    if hosting is not None:
+        givers = [p for p in plan if _gives(p, hosting)]
+        inputs = (*hosting.inputs(), *(o for giver in givers for o in (None, *giver.inputs())))
+        files.update(same("tests", inputs, writer.extra(False), functools.partial(
+            _host_files, writer, hosting, given)))
+    return files
+
+
+def _gives(planned: _Planned, hosting: _Planned) -> bool:
+    """Whether `planned`'s lanes apart go to the host's file: it is another file shared by
+    several groups (only those have lanes apart) and has the host's test step (one test
+    file runs at one step)."""
+    return (planned is not hosting and len(planned.members) > 1
+            and planned.members[0].test_step == hosting.members[0].test_step)
+
+
+def _planned_files(writer: _Writer, planned: _Planned, gives: bool
+                   ) -> tuple[dict[str, str], list[Lane]]:
+    """The test files of a planned file other than the host's, and the lanes it sets aside
+    for the host's (only when it `gives`)."""
+    if len(planned.members) == 1:
+        return _group_files(writer, planned.members[0], planned.checked), []
+    return _shared_files(writer, planned.members, planned.checked, gives)
+
+
+def _group_files(writer: _Writer, group: Piece, checked: list[Piece]) -> dict[str, str]:
+    """The test file of one rule group's scenarios. Those reading only the group's own
+    rules go to a file listing only those where that saves promtool work (`own_part`: they
+    then skip the other groups' rules at every step); the rest, named after the groups
+    they read too (`naming.with_stem`), list every group in `checked`."""
+    stem = writer.stems[id(group)]
+    own = own_part(group, checked, writer.step)
+    if own is None:
+        return {naming.test_path(stem): writer.file(group, checked)}
+    rest = replace(group, scenarios=[s for s in group.scenarios if s not in own.scenarios])
+    others = [writer.stems[id(g)] for g in checked if writer.stems[id(g)] != stem]
+    return {naming.test_path(stem): writer.file(own, [group]),
+            naming.test_path(naming.with_stem(stem, others)): writer.file(rest, checked)}
+
+
+def _shared_files(writer: _Writer, members: list[Piece], checked: list[Piece],
+                  gives: bool) -> tuple[dict[str, str], list[Lane]]:
+    """The test files of rule groups sharing a file, and the lanes set aside for the host's
+    file when it `gives`. The test groups reading every checked group stay in the shared
+    file; each lane reading only some of them (`lanes_apart`) gets a file listing only
+    those (promtool evaluates every listed rule at every step of every test group), unless
+    it goes to the host."""
+    stem = writer.stem(members)
+    files: dict[str, str] = {}
+    given: list[Lane] = []
+    for lane in lanes_apart(members, checked):
+        every = len(lane.reading) == len(checked)
+        if gives and not every:
+            given.append(lane)
+            continue
+        part = stem if every else _lane_stem(writer, lane.reading, members, stem)
+        # the lane reading every group is packed with these rules already (`lanes_apart`)
+        files[naming.test_path(part)] = writer.file(
+            replace(members[0], scenarios=lane.scenarios), lane.reading, packed=every)
+    return files, given
+
+
+def _lane_stem(writer: _Writer, reading: list[Piece], members: list[Piece], stem: str) -> str:
+    """The name of the file of a shared file's (named `stem`) lane reading only `reading`:
+    after those groups, and `.apart` when one of them is not a member, since a file named
+    after those groups alone could be another planned file's."""
+    part = writer.stem(reading)
+    if part != stem and any(all(g is not m for m in members) for g in reading):
+        return naming.apart_stem(part)
+    return part
+
+
+def _host_files(writer: _Writer, hosting: _Planned, given: Sequence[Lane]) -> dict[str, str]:
+    """The host's test file: its group's scenarios beside the lanes `given` to it (`pack`
+    shares test groups between them where their series and checks are apart), listing the
+    rule groups the lanes read too, in rule order. Named after the host's group, then
+    those it took in (`svc-7.runtime+http`): never a planned file's name, since a shared
+    file's starts with the first of its several groups and the host's group is alone in
+    its own."""
+    listed = {id(g) for g in hosting.checked}
+    brought = list({id(g): g for lane in given for g in lane.reading
+                    if id(g) not in listed}.values())
+    order = {key: i for i, key in enumerate(writer.stems)}
+    rules = sorted([*hosting.checked, *brought], key=lambda g: order[id(g)])
+    group = hosting.members[0]  # alone: see `rule_tests.host`
+    scenarios = [*group.scenarios, *(s for lane in given for s in lane.scenarios)]
+    return {naming.test_path(writer.stem([group, *brought])):
+            writer.file(replace(group, scenarios=scenarios), rules)}
 
 
 def _checked(members: list[Piece], groups: list[Piece], service: str) -> list[Piece]:
