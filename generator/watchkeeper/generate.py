@@ -166,23 +166,26 @@ def _test_files(writer: _Writer, plan: Sequence[_Planned], same: _Same) -> dict[
     The host's file is made last: it takes the lanes the others set aside for it (see
     `_gives`), known only once they are made (or had from `same`, which keeps them with
     their files). So the host's files depend on the givers' inputs as well as its own,
-    and are keyed by all of them (the lanes follow from those alone). There is always a
-    giver (see `host`), so that key holds at least three Nones and every other key only
-    one: in the "tests" table a host's files never meet another file's (files, lanes)."""
+    and are keyed by all of them (the lanes follow from those alone). A host has a giver
+    (else it is an ordinary file), so that key holds at least three Nones and every other
+    key only one: in the "tests" table a host's files never meet another file's (files,
+    lanes)."""
     at_host = host([p.members for p in plan], [p.checked for p in plan])
     hosting = plan[at_host] if at_host is not None else None
+    givers = [p for p in plan if hosting is not None and _gives(p, hosting)]
+    if not givers:
+        hosting = None
     files: dict[str, str] = {}
     given: list[Lane] = []
     for planned in plan:
         if planned is hosting:
             continue
-        gives = hosting is not None and _gives(planned, hosting)
+        gives = planned in givers
         made, lanes = same("tests", planned.inputs(), writer.extra(gives), functools.partial(
             _planned_files, writer, planned, gives))
         files.update(made)
         given.extend(lanes)
     if hosting is not None:
-        givers = [p for p in plan if _gives(p, hosting)]
         inputs = (*hosting.inputs(), *(o for giver in givers for o in (None, *giver.inputs())))
         files.update(same("tests", inputs, writer.extra(False), functools.partial(
             _host_files, writer, hosting, given)))
@@ -246,9 +249,10 @@ def _shared_files(writer: _Writer, members: list[Piece], checked: list[Piece],
 def _lane_stem(writer: _Writer, reading: list[Piece], members: list[Piece], stem: str) -> str:
     """The name of the file of a shared file's (named `stem`) lane reading only `reading`:
     after those groups, and `.apart` when one of them is not a member, since a file named
-    after those groups alone could be another planned file's."""
+    after those groups alone could be another planned file's, or when they are exactly the
+    members (the file also checks others' alerts): that name is the shared file's own."""
     part = writer.stem(reading)
-    if part != stem and any(all(g is not m for m in members) for g in reading):
+    if part == stem or any(all(g is not m for m in members) for g in reading):
         return naming.apart_stem(part)
     return part
 
