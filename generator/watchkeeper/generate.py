@@ -27,6 +27,7 @@ from watchkeeper.rule_tests import (
     Lane,
     Leaf,
     estimate,
+    gives_to,
     host,
     lanes_apart,
     layout,
@@ -193,11 +194,8 @@ def _test_files(writer: _Writer, plan: Sequence[_Planned], same: _Same) -> dict[
 
 
 def _gives(planned: _Planned, hosting: _Planned) -> bool:
-    """Whether `planned`'s lanes apart go to the host's file: it is another file shared by
-    several groups (only those have lanes apart) and has the host's test step (one test
-    file runs at one step)."""
-    return (planned is not hosting and len(planned.members) > 1
-            and planned.members[0].test_step == hosting.members[0].test_step)
+    """Whether `planned`'s lanes apart go to the host's file (`rule_tests.gives_to`)."""
+    return planned is not hosting and gives_to(planned.members, hosting.members)
 
 
 def _planned_files(writer: _Writer, planned: _Planned, gives: bool

@@ -508,6 +508,12 @@ def host(files: Sequence[Sequence[Piece]], checked: Sequence[Sequence[Piece]]) -
     such file, or no shared file of its step to take test groups from."""
     candidates = [i for i, members in enumerate(files) if len(members) == 1
                   and len(checked[i]) == 1 and not members[0].needs
-                  and any(len(other) > 1 and other[0].test_step == members[0].test_step
-                          for other in files)]
+                  and any(gives_to(other, members) for other in files)]
     return min(candidates, key=lambda i: _rules(files[i][0]), default=None)
+
+
+def gives_to(members: Sequence[Piece], hosting: Sequence[Piece]) -> bool:
+    """Whether the test file of `members` gives its lanes apart to the `host`'s file of
+    `hosting`: it is shared by several groups (only those have lanes apart) and runs at the
+    host's test step (one test file runs at one step)."""
+    return len(members) > 1 and members[0].test_step == hosting[0].test_step

@@ -431,8 +431,8 @@ class Stage:
     def _put_pieces(self, relative: str, pieces: Iterable[str]) -> str:
         target = self.path(relative)
         hasher, size = hashlib.sha256(), 0
-        stage = os.fspath(self.root / self._stage(relative.partition("/")[0]))
-        with os.fdopen(_create(os.fspath(target), stage), "wb") as handle:
+        stage = self.folder(relative.partition("/")[0])
+        with os.fdopen(_create(os.fspath(target), os.fspath(stage)), "wb") as handle:
             os.fchmod(handle.fileno(), FILE_MODE)
             for piece in pieces:
                 data = piece.encode("utf-8")
