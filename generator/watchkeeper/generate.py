@@ -633,6 +633,7 @@ class _Recycled:
         self._slices = deque((start, min(count, start + SERVICES_PER_POOL))
                              for start in range(0, count, SERVICES_PER_POOL))
         self._pool: ProcessPoolExecutor | None = None
+        self._others: set[multiprocessing.process.BaseProcess] = set()  # not our workers
 
     def arrived(self) -> None:
         """Every service is read (`arriving.spec()` returned): the pools past the first
@@ -643,14 +644,37 @@ class _Recycled:
                             for start in range(SERVICES_PER_POOL, count, SERVICES_PER_POOL))
 
     def __enter__(self) -> Iterator[Part]:
-        return self._results(self._start())
+        """The results to come. Entering starts the first pool and submits its first tasks,
+        reading the spec on as far as they need (see `_arriving_ranges`): a worker may
+        finish a task meanwhile. A failure (Ctrl-C) there ends the pool as one in the
+        block would: `with` calls `__exit__` only once `__enter__` has returned, and a pool
+        left running writes into staging folders its caller is removing."""
+        self._others = set(multiprocessing.active_children())
+        try:
+            return self._results(self._start())
+        except BaseException as error:
+            self.__exit__(type(error))
+            raise
 
     def __exit__(self, kind: object, *_: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=kind is not None)
             self._pool = None
-        if kind is not None and self._shelf is not None:
-            self._shelf.close()  # a failed run commits nothing: what its tasks put goes now
+        if kind is not None:
+            self._end_workers()
+            if self._shelf is not None:
+                self._shelf.close()  # a failed run commits nothing: what its tasks put goes
+
+    def _end_workers(self) -> None:
+        """After a failure, no worker of ours outlives this run's clean-up (its caller
+        removes the staging folders next): `shutdown` has waited for the running tasks, so
+        none should be left; one that is (Python 3.11's `Thread.join` taken for done when
+        interrupted, say) is killed rather than left writing. Other processes this one
+        started (an embedding program's) are not ours to end."""
+        for process in multiprocessing.active_children():
+            if process not in self._others:
+                process.kill()
+                process.join()
 
     def _start(self) -> Iterator[Done]:
         """A new pool for the next slice of services, its first tasks submitted."""

@@ -8,18 +8,20 @@ its workers have put their first results on the shelf, and is signalled only the
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 from bench_spec import bench_spec
-from watchkeeper import cli, writers
+from watchkeeper import cli, generate, load, writers
 
 REPO = Path(__file__).resolve().parents[2]
 OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
@@ -56,6 +58,12 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def leftovers(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.name.startswith(OURS)]
+
+
+def held_by(paths: list[str]) -> list[str]:
+    """What left folders hold (who wrote late: a worker's service files, or this
+    process's shared ones), for a failure's message."""
+    return [str(p) for path in paths for p in sorted(Path(path).rglob("*"))][:40]
 
 
 def started(spec: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
@@ -140,7 +148,8 @@ def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
         send(proc, workers, kind)
         out, err = proc.communicate(timeout=120)
         assert (proc.returncode, err.strip()) == (status, message), out
-        assert leftovers(generated.parent) == []
+        left = leftovers(generated.parent)
+        assert left == [], held_by(left)
         assert snapshot(generated) == before
         assert_gone(workers)
     finally:  # whatever failed, no process of this test outlives it
@@ -148,6 +157,54 @@ def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()
+
+
+class _InterruptedWhileSubmitting(load.Loading):
+    """A spec being read, and Ctrl-C while the first pool's later tasks are submitted
+    (each reads the spec on first), once its workers are forked and writing."""
+
+    def more(self, count: int) -> bool:
+        if multiprocessing.active_children():
+            raise KeyboardInterrupt
+        return super().more(count)
+
+
+def _shutdown_without_waiting(monkeypatch) -> None:
+    """`shutdown` as Python 3.11 makes it after a `Thread.join` was interrupted: it takes
+    the pool's manager thread for ended and returns while tasks still run."""
+    shutdown = ProcessPoolExecutor.shutdown
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown",
+                        lambda self, wait=True, *, cancel_futures=False:
+                        shutdown(self, wait=False, cancel_futures=cancel_futures))
+
+
+@pytest.mark.parametrize("shutdown_waits", [True, False], ids=["shutdown", "early-shutdown"])
+def test_an_interrupt_while_the_first_tasks_are_submitted_ends_the_workers(
+        big_spec, tmp_path, monkeypatch, shutdown_waits):
+    """Entering the pool submits its first tasks, reading the spec on for each: an
+    interrupt there came before `with` had entered, so nothing shut the pool down and its
+    workers wrote on into staging folders being removed (CI, session 24: one left). Now
+    no worker is alive when `generate` raises, and nothing of the run is left; also when
+    the pool's shutdown returns before its running tasks end."""
+    monkeypatch.setattr(generate, "_workers", lambda services: 2)  # a pool on any machine
+    if not shutdown_waits:
+        _shutdown_without_waiting(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    stage = writers.Stage.create(out, cli.OUTPUT_FOLDERS)
+    loading = _InterruptedWhileSubmitting(big_spec)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            generate.generate(loading, big_spec.name, sink=stage.put,
+                              into=writers.Written(out))
+        alive_after = [process.pid for process in multiprocessing.active_children()]
+    finally:
+        stage.discard()
+        loading.close()
+        for process in multiprocessing.active_children():  # the old code's, so as to fail
+            process.kill()
+    assert alive_after == []
+    assert leftovers(out) == []
 
 
 @pytest.mark.slow
