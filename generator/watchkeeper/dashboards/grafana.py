@@ -146,7 +146,22 @@ JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS  # stable text: sorted
 def to_text(node: Any) -> str:
     """Stable JSON text of plain data holding grafanalib objects, in one C pass (no
     intermediate plain copy)."""
-    return orjson.dumps(node, default=_to_json_data, option=JSON_OPTIONS).decode()
+    return _dumps(node, JSON_OPTIONS).decode()
+
+
+def _dumps(node: Any, options: int | None = None) -> bytes:
+    """orjson's dumps with grafanalib objects converted on the way. orjson turns whatever
+    its `default` raises into a TypeError ("Type is not JSON serializable"), also Ctrl-C
+    (KeyboardInterrupt, raised wherever Python code runs) and SIGTERM (cli.Terminated):
+    those are raised again as themselves, so an interrupted run ends as one, not with a
+    traceback. Its cause is chained (`__cause__`)."""
+    try:
+        return orjson.dumps(node, default=_to_json_data, option=options)
+    except orjson.JSONEncodeError as error:
+        cause = error.__cause__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
 
 
 def dashboard_data(dashboard: core.Dashboard) -> dict[str, Any]:
@@ -158,4 +173,4 @@ def dashboard_data(dashboard: core.Dashboard) -> dict[str, Any]:
 
 def render(dashboard: core.Dashboard) -> dict[str, Any]:
     """Plain JSON-ready data of a grafanalib dashboard (build it with SCHEMA_VERSION)."""
-    return orjson.loads(orjson.dumps(dashboard_data(dashboard), default=_to_json_data))
+    return orjson.loads(_dumps(dashboard_data(dashboard)))

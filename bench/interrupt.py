@@ -1,0 +1,99 @@
+"""How often Ctrl-C leaves something behind: `watchkeeper generate` of a 1,000-service spec
+into a folder holding a previous run's output, SIGINT sent to it (the parent alone, as
+`kill -INT`) at a random moment in a window, then a count of the runs that left a staging
+folder, shelf or spill file, changed the previous output, or did not end with exit 130.
+
+The window opens when a worker has staged its first alert file, and lasts --window
+seconds: the first pool's later tasks are still being submitted then (each reads the spec
+on first), which is where session 24's landing CI lost a staging folder. Checkouts given
+with --generator run in turn, run by run, so both see the same machine.
+
+Usage: python bench/interrupt.py --runs 30 --window 0.3 \\
+           --generator /tmp/before/generator --generator generator
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from generate import spec as bench_spec  # bench/generate.py: the spec the benchmarks time
+
+OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not any(part.startswith(OURS) for part in p.parts)}
+
+
+def command(generator: Path, spec: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "watchkeeper.cli", "generate", str(spec), "--out", str(out)]
+
+
+def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float) -> str:
+    """'' when the interrupted run left everything as it was, else what went wrong."""
+    env = {**os.environ, "PYTHONPATH": str(generator.resolve())}
+    out = folder / "out"
+    subprocess.run(command(generator, small, out), env=env, check=True, capture_output=True)
+    before = tree(out)
+    proc = subprocess.Popen(command(generator, big, out), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while not list(out.glob("alerts/.watchkeeper-stage.*/*.yml")):
+        if proc.poll() is not None:
+            return f"ended ({proc.returncode}) before the window"
+        time.sleep(0.002)
+    time.sleep(random.uniform(0, window))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.startswith(OURS)]
+    problems = [f"left {', '.join(left)}"] if left else []
+    if proc.returncode != 130:
+        problems.append(f"exit {proc.returncode}: {err.strip()[-200:]}")
+    if tree(out) != before:
+        problems.append("the previous output changed")
+    return "; ".join(problems)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="runs per checkout")
+    parser.add_argument("--window", type=float, default=0.3, help="seconds (see above)")
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--generator", type=Path, action="append",
+                        help="a checkout's generator/ folder (default: this one's)")
+    args = parser.parse_args()
+    generators = args.generator or [Path(__file__).resolve().parents[1] / "generator"]
+    failed = {generator: 0 for generator in generators}
+    with tempfile.TemporaryDirectory(prefix="wk-interrupt-") as scratch:
+        root = Path(scratch)
+        big, small = root / "big.yaml", root / "small.yaml"
+        big.write_text(yaml.dump(bench_spec(args.services), Dumper=DUMPER, sort_keys=False))
+        small.write_text(yaml.dump(bench_spec(3), Dumper=DUMPER, sort_keys=False))
+        for run in range(args.runs):
+            for index, generator in enumerate(generators):
+                folder = root / f"run-{run}-{index}"
+                folder.mkdir()
+                problem = one_run(generator, big, small, folder, args.window)
+                if problem:
+                    failed[generator] += 1
+                    print(f"run {run} {generator}: {problem}", flush=True)
+                shutil.rmtree(folder)
+    for generator, count in failed.items():
+        print(f"{generator}: {count} of {args.runs} interrupted runs left something")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
