@@ -1,7 +1,9 @@
 """How often Ctrl-C leaves something behind: `watchkeeper generate` of a 1,000-service spec
 into a folder holding a previous run's output, SIGINT sent to it (the parent alone, as
-`kill -INT`) at a random moment in a window, then a count of the runs that left a staging
-folder, shelf or spill file, changed the previous output, or did not end with exit 130.
+`kill -INT`; --group: to its process group, as a terminal's Ctrl-C; --signal TERM) at a
+random moment in a window, then a count of the runs that left a staging folder, shelf or
+spill file, left output that is neither the previous one nor that of a run not
+interrupted, or did not end as interrupted (130; 143; or 0 once it had committed).
 
 The window opens when a worker has staged its first alert file, and lasts --window
 seconds: the first pool's later tasks are still being submitted then (each reads the spec
@@ -30,6 +32,7 @@ from generate import spec as bench_spec  # bench/generate.py: the spec the bench
 
 OURS = (".watchkeeper-stage.", ".watchkeeper-spill.", ".watchkeeper-shelf.")
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}  # as `watchkeeper` ends on each
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -41,9 +44,26 @@ def command(generator: Path, spec: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "watchkeeper.cli", "generate", str(spec), "--out", str(out)]
 
 
-def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float) -> str:
-    """'' when the interrupted run left everything as it was, else what went wrong."""
-    env = {**os.environ, "PYTHONPATH": str(generator.resolve())}
+def _env(generator: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(generator.resolve())}
+
+
+def completed(generator: Path, big: Path, small: Path, folder: Path) -> dict[str, bytes]:
+    """The output of a run of `big` that was not interrupted, over `small`'s."""
+    out = folder / "out"
+    for spec in (small, big):
+        subprocess.run(command(generator, spec, out), env=_env(generator), check=True,
+                       capture_output=True)
+    return tree(out)
+
+
+def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float,
+            complete: dict[str, bytes], kind: signal.Signals = signal.SIGINT,
+            group: bool = False) -> tuple[str, str]:
+    """(where the signal landed: "before" the commit, or "after" it began; what went
+    wrong, '' when nothing did). A signal that arrives during the commit waits for it
+    (old output or new, never half), then ends the run as interrupted."""
+    env = _env(generator)
     out = folder / "out"
     subprocess.run(command(generator, small, out), env=env, check=True, capture_output=True)
     before = tree(out)
@@ -55,15 +75,20 @@ def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float
             return f"ended ({proc.returncode}) before the window"
         time.sleep(0.002)
     time.sleep(random.uniform(0, window))
-    proc.send_signal(signal.SIGINT)
+    if group:  # as a terminal's Ctrl-C, or a CI runner ending the job's process group
+        os.killpg(proc.pid, kind)
+    else:
+        proc.send_signal(kind)
     _, err = proc.communicate(timeout=300)
     left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.startswith(OURS)]
     problems = [f"left {', '.join(left)}"] if left else []
-    if proc.returncode != 130:
+    after = tree(out)
+    landed = "before" if after == before else "after"
+    if proc.returncode not in (EXIT[kind], 0 if landed == "after" else EXIT[kind]):
         problems.append(f"exit {proc.returncode}: {err.strip()[-200:]}")
-    if tree(out) != before:
-        problems.append("the previous output changed")
-    return "; ".join(problems)
+    if after not in (before, complete):
+        problems.append("the output is neither the previous one nor the new one")
+    return landed, "; ".join(problems)
 
 
 def main() -> int:
@@ -71,27 +96,38 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30, help="runs per checkout")
     parser.add_argument("--window", type=float, default=0.3, help="seconds (see above)")
     parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--signal", choices=["INT", "TERM"], default="INT")
+    parser.add_argument("--group", action="store_true",
+                        help="signal the whole process group (workers too)")
     parser.add_argument("--generator", type=Path, action="append",
                         help="a checkout's generator/ folder (default: this one's)")
     args = parser.parse_args()
     generators = args.generator or [Path(__file__).resolve().parents[1] / "generator"]
     failed = {generator: 0 for generator in generators}
+    landed = {generator: {"before": 0, "after": 0} for generator in generators}
     with tempfile.TemporaryDirectory(prefix="wk-interrupt-") as scratch:
         root = Path(scratch)
         big, small = root / "big.yaml", root / "small.yaml"
         big.write_text(yaml.dump(bench_spec(args.services), Dumper=DUMPER, sort_keys=False))
         small.write_text(yaml.dump(bench_spec(3), Dumper=DUMPER, sort_keys=False))
+        complete = {generator: completed(generator, big, small, root / f"complete-{index}")
+                    for index, generator in enumerate(generators)}
         for run in range(args.runs):
             for index, generator in enumerate(generators):
                 folder = root / f"run-{run}-{index}"
                 folder.mkdir()
-                problem = one_run(generator, big, small, folder, args.window)
+                where, problem = one_run(generator, big, small, folder, args.window,
+                                         complete[generator],
+                                         signal.Signals[f"SIG{args.signal}"], args.group)
+                landed[generator][where] += 1
                 if problem:
                     failed[generator] += 1
                     print(f"run {run} {generator}: {problem}", flush=True)
                 shutil.rmtree(folder)
     for generator, count in failed.items():
-        print(f"{generator}: {count} of {args.runs} interrupted runs left something")
+        print(f"{generator}: {count} of {args.runs} interrupted runs went wrong "
+              f"(signal before the commit: {landed[generator]['before']}, "
+              f"during or after it: {landed[generator]['after']})")
     return 0
 
 
