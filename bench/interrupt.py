@@ -87,7 +87,10 @@ def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float
     if proc.returncode not in (EXIT[kind], 0 if landed == "after" else EXIT[kind]):
         problems.append(f"exit {proc.returncode}: {err.strip()[-200:]}")
     if after not in (before, complete):
-        problems.append("the output is neither the previous one nor the new one")
+        differ = sorted(path for path in after.keys() | complete.keys()
+                        if after.get(path) != complete.get(path))
+        problems.append("the output is neither the previous one nor the new one; unlike "
+                        f"the new one: {', '.join(differ[:5])} ({len(differ)} files)")
     return landed, "; ".join(problems)
 
 

@@ -130,8 +130,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     if i == args.shard.index]
             print(f"shard {args.shard}: {len(mine)} of {len(names)} service(s): "
                   + (", ".join(mine) or "none"))
-        with _signals_held():  # moved into place whole, or not at all
+        with _signals_held():  # moved into place whole, or not at all, with its record
             done = writers.commit(stage, written, discard_edits=args.discard_edits)
+            if reuse is not None:
+                build_cache.save(reuse)
     except SpecError:
         stage.discard()
         for folder in reversed(made):  # made by this run for a spec that was bad: empty
@@ -141,8 +143,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         stage.discard()
         loading.close()
-    if reuse is not None:
-        build_cache.save(reuse)
     print(_summary(done, len(spec.services), [f"{out / folder}/" for folder in only]))
     return EXIT_OK
 

@@ -297,6 +297,41 @@ def test_signals_wait_for_the_commit_then_take_effect():
         signal.signal(signal.SIGINT, before)
 
 
+def test_a_signal_during_the_commit_leaves_the_new_output_with_its_build_record(
+        tmp_path, monkeypatch):
+    """A signal held through the commit takes effect after it, with the build record
+    (which says what made each file, for the next run's reuse) saved as part of it: not
+    the new output beside the previous run's record (bench/interrupt.py found that)."""
+    specs = {}
+    for count in (2, 3):
+        specs[count] = tmp_path / f"{count}.yaml"
+        specs[count].write_text(yaml.safe_dump(bench_spec(count), sort_keys=False))
+    for name in ("reference", "interrupted"):
+        shutil.copy(specs[2], tmp_path / "spec.yaml")
+        assert cli.main(["generate", str(tmp_path / "spec.yaml"), "--out",
+                         str(tmp_path / name)]) == cli.EXIT_OK
+    shutil.copy(specs[3], tmp_path / "spec.yaml")
+    assert cli.main(["generate", str(tmp_path / "spec.yaml"), "--out",
+                     str(tmp_path / "reference")]) == cli.EXIT_OK
+    commit = writers.commit
+
+    def interrupted_commit(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # held: arrives during the commit
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(writers, "commit", interrupted_commit)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # see above
+    try:
+        assert cli.main(["generate", str(tmp_path / "spec.yaml"), "--out",
+                         str(tmp_path / "interrupted")]) == cli.EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, before)
+    record = Path(".watchkeeper-cache", "generate.json")
+    assert (tmp_path / "interrupted" / record).read_bytes() == \
+        (tmp_path / "reference" / record).read_bytes()
+    assert snapshot(tmp_path / "interrupted") == snapshot(tmp_path / "reference")
+
+
 @pytest.mark.slow
 def test_a_terminated_test_run_ends_its_promtool_runs_and_removes_their_scratch(tmp_path):
     """`watchkeeper test` on SIGTERM ends its promtool processes (it would wait for them,
