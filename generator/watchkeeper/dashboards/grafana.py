@@ -151,10 +151,10 @@ def to_text(node: Any) -> str:
 
 def _dumps(node: Any, options: int | None = None) -> bytes:
     """orjson's dumps with grafanalib objects converted on the way. orjson turns whatever
-    its `default` raises into a TypeError ("Type is not JSON serializable"), also Ctrl-C
-    (KeyboardInterrupt, raised wherever Python code runs) and SIGTERM (cli.Terminated):
-    those are raised again as themselves, so an interrupted run ends as one, not with a
-    traceback. Its cause is chained (`__cause__`)."""
+    its `default` raises into a TypeError ("Type is not JSON serializable"), the raised
+    exception as its `__cause__`: also Ctrl-C's KeyboardInterrupt and SIGTERM's
+    cli.Terminated, which land wherever Python code runs. Those are raised again as
+    themselves, so an interrupted run ends as interrupted, not with a traceback."""
     try:
         return orjson.dumps(node, default=_to_json_data, option=options)
     except orjson.JSONEncodeError as error:
