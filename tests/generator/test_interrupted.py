@@ -159,12 +159,21 @@ def test_an_interrupted_run_changes_nothing_and_leaves_nothing(
         proc.wait()
 
 
+def _forked(before: set[multiprocessing.process.BaseProcess]) -> list[int]:
+    """The pids of this process's children alive now that were not in `before`."""
+    return [p.pid for p in multiprocessing.active_children() if p not in before]
+
+
 class _InterruptedWhileSubmitting(load.Loading):
     """A spec being read, and Ctrl-C while the first pool's later tasks are submitted
     (each reads the spec on first), once its workers are forked and writing."""
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.before = set(multiprocessing.active_children())  # another test's, say
+
     def more(self, count: int) -> bool:
-        if multiprocessing.active_children():
+        if _forked(self.before):
             raise KeyboardInterrupt
         return super().more(count)
 
@@ -197,12 +206,12 @@ def test_an_interrupt_while_the_first_tasks_are_submitted_ends_the_workers(
         with pytest.raises(KeyboardInterrupt):
             generate.generate(loading, big_spec.name, sink=stage.put,
                               into=writers.Written(out))
-        alive_after = [process.pid for process in multiprocessing.active_children()]
+        alive_after = _forked(loading.before)
     finally:
         stage.discard()
         loading.close()
-        for process in multiprocessing.active_children():  # the old code's, so as to fail
-            process.kill()
+        for pid in _forked(loading.before):  # the old code's, so as to fail
+            os.kill(pid, signal.SIGKILL)
     assert alive_after == []
     assert leftovers(out) == []
 
