@@ -40,7 +40,8 @@ def tree(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not any(part.startswith(OURS) for part in p.parts)}
 
 
-def command(generator: Path, spec: Path, out: Path) -> list[str]:
+def command(spec: Path, out: Path) -> list[str]:
+    """`watchkeeper generate`; which checkout runs it is up to PYTHONPATH (`_env`)."""
     return [sys.executable, "-m", "watchkeeper.cli", "generate", str(spec), "--out", str(out)]
 
 
@@ -52,7 +53,7 @@ def completed(generator: Path, big: Path, small: Path, folder: Path) -> dict[str
     """The output of a run of `big` that was not interrupted, over `small`'s."""
     out = folder / "out"
     for spec in (small, big):
-        subprocess.run(command(generator, spec, out), env=_env(generator), check=True,
+        subprocess.run(command(spec, out), env=_env(generator), check=True,
                        capture_output=True)
     return tree(out)
 
@@ -65,9 +66,9 @@ def one_run(generator: Path, big: Path, small: Path, folder: Path, window: float
     (old output or new, never half), then ends the run as interrupted."""
     env = _env(generator)
     out = folder / "out"
-    subprocess.run(command(generator, small, out), env=env, check=True, capture_output=True)
+    subprocess.run(command(small, out), env=env, check=True, capture_output=True)
     before = tree(out)
-    proc = subprocess.Popen(command(generator, big, out), env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command(big, out), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not list(out.glob("alerts/.watchkeeper-stage.*/*.yml")):
